@@ -1,0 +1,232 @@
+/*
+ * proc.c — /proc readers. Every parse is defensive: a process can exit between any two reads,
+ * and comm/paths may contain spaces or parentheses.
+ */
+#include "attach/proc.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int read_small_file(const char *path, char *buf, size_t cap, size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    size_t got = 0;
+    while (got + 1 < cap) {
+        ssize_t r = read(fd, buf + got, cap - 1 - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    close(fd);
+    buf[got] = '\0';
+    if (len)
+        *len = got;
+    return 0;
+}
+
+enum pt_status proc_maps(pid_t pid, struct proc_map **out, size_t *n, struct pt_err *err)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
+    FILE *f = fopen(path, "re");
+    *out = NULL;
+    *n = 0;
+    if (!f) {
+        if (errno == ENOENT)
+            return pt_fail(err, PT_ENOPROC, "no such process: %d", (int)pid);
+        return pt_fail(err, PT_EPERM, "cannot read %s: %s (run as root or grant CAP_SYS_PTRACE)",
+                       path, strerror(errno));
+    }
+    size_t cap = 64;
+    struct proc_map *maps = malloc(cap * sizeof *maps);
+    char *line = NULL;
+    size_t linecap = 0;
+    while (maps && getline(&line, &linecap, f) > 0) {
+        if (*n == cap) {
+            struct proc_map *m = realloc(maps, cap * 2 * sizeof *m);
+            if (!m) {
+                free(maps);
+                maps = NULL;
+                break;
+            }
+            maps = m;
+            cap *= 2;
+        }
+        struct proc_map *m = &maps[*n];
+        char perms[8] = "";
+        unsigned long long start, end, off, ino;
+        int pathpos = 0;
+        if (sscanf(line, "%llx-%llx %7s %llx %*s %llu %n", &start, &end, perms, &off, &ino,
+                   &pathpos) < 5)
+            continue;
+        m->start = start;
+        m->end = end;
+        m->offset = off;
+        m->inode = ino;
+        m->r = perms[0] == 'r';
+        m->w = perms[1] == 'w';
+        m->x = perms[2] == 'x';
+        const char *p = pathpos > 0 ? line + pathpos : "";
+        size_t len = strcspn(p, "\n");
+        if (len >= sizeof m->path)
+            len = sizeof m->path - 1;
+        memcpy(m->path, p, len);
+        m->path[len] = '\0';
+        (*n)++;
+    }
+    free(line);
+    fclose(f);
+    if (!maps)
+        return pt_fail(err, PT_EFAIL, "out of memory reading %s", path);
+    if (*n == 0) {
+        free(maps);
+        return pt_fail(err, PT_ENOPROC, "process %d has no memory maps (exited, or a kernel thread)",
+                       (int)pid);
+    }
+    *out = maps;
+    return PT_OK;
+}
+
+bool proc_alive(pid_t pid)
+{
+    struct proc_tstat st;
+    return proc_thread_stat(pid, pid, &st) == 0 && st.state != 'Z' && st.state != 'X';
+}
+
+int proc_exe(pid_t pid, char *buf, size_t cap)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/exe", (int)pid);
+    ssize_t len = readlink(path, buf, cap - 1);
+    if (len < 0) {
+        buf[0] = '\0';
+        return -1;
+    }
+    buf[len] = '\0';
+    return 0;
+}
+
+void proc_root_path(pid_t pid, const char *path, char *out, size_t cap)
+{
+    snprintf(out, cap, "/proc/%d/root%s", (int)pid, path);
+}
+
+int proc_threads(pid_t pid, pid_t *tids, int cap)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    DIR *d = opendir(path);
+    if (!d)
+        return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (!isdigit((unsigned char)e->d_name[0]))
+            continue;
+        if (n < cap)
+            tids[n] = (pid_t)atoi(e->d_name);
+        n++;
+    }
+    closedir(d);
+    return n < cap ? n : cap;
+}
+
+int proc_nspid(pid_t pid, pid_t *out, int cap)
+{
+    char path[64], buf[4096];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    if (read_small_file(path, buf, sizeof buf, NULL) != 0)
+        return 0;
+    const char *p = strstr(buf, "\nNSpid:");
+    if (!p)
+        return 0;
+    p += 7;
+    int n = 0;
+    while (n < cap) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p)
+            break;
+        out[n++] = (pid_t)v;
+        p = end;
+        if (*p == '\n')
+            break;
+    }
+    return n;
+}
+
+int proc_thread_stat(pid_t pid, pid_t tid, struct proc_tstat *out)
+{
+    char path[96], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/stat", (int)pid, (int)tid);
+    if (read_small_file(path, buf, sizeof buf, NULL) != 0)
+        return -1;
+    /* comm may hold spaces and ')': the state follows the LAST ')'. */
+    char *p = strrchr(buf, ')');
+    if (!p || p[1] != ' ')
+        return -1;
+    p += 2;
+    out->state = *p;
+    /* Fields after state: ppid pgrp session tty_nr tpgid flags minflt cminflt majflt cmajflt
+     * utime stime — utime is the 11th after state. */
+    unsigned long long ut = 0, st = 0;
+    if (sscanf(p + 1, " %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        return -1;
+    long hz = sysconf(_SC_CLK_TCK);
+    if (hz <= 0)
+        hz = 100;
+    out->utime_ns = ut * (1000000000ULL / (unsigned long long)hz);
+    out->stime_ns = st * (1000000000ULL / (unsigned long long)hz);
+    return 0;
+}
+
+int proc_cmdline(pid_t pid, char *buf, size_t cap)
+{
+    char path[64];
+    size_t len = 0;
+    snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
+    if (read_small_file(path, buf, cap, &len) != 0)
+        return -1;
+    while (len > 0 && buf[len - 1] == '\0')
+        len--;
+    for (size_t i = 0; i < len; i++)
+        if (buf[i] == '\0')
+            buf[i] = ' ';
+    buf[len] = '\0';
+    return 0;
+}
+
+int proc_comm(pid_t pid, pid_t tid, char *buf, size_t cap)
+{
+    char path[96];
+    size_t len = 0;
+    snprintf(path, sizeof path, "/proc/%d/task/%d/comm", (int)pid, (int)tid);
+    if (read_small_file(path, buf, cap, &len) != 0)
+        return -1;
+    if (len > 0 && buf[len - 1] == '\n')
+        buf[len - 1] = '\0';
+    return 0;
+}
+
+int64_t proc_rss(pid_t pid)
+{
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/%d/statm", (int)pid);
+    if (read_small_file(path, buf, sizeof buf, NULL) != 0)
+        return -1;
+    unsigned long long size, rss;
+    if (sscanf(buf, "%llu %llu", &size, &rss) != 2)
+        return -1;
+    return (int64_t)rss * sysconf(_SC_PAGESIZE);
+}

@@ -1,0 +1,63 @@
+/*
+ * proc.h — facts about a process from /proc: memory maps, threads, executable, namespaces,
+ * per-thread scheduler state and CPU time, RSS.
+ *
+ * Files of the target are named through /proc/PID/root/<path> (proc_root_path), so a sidecar in
+ * another mount namespace opens the target's own libpython rather than one of its own.
+ */
+#ifndef PT_PROC_H
+#define PT_PROC_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "util/err.h"
+
+struct proc_map {
+    uint64_t start, end, offset;
+    uint64_t inode;
+    bool r, w, x;
+    char path[PATH_MAX];   /* as the target sees it; "" for anonymous mappings */
+};
+
+/* Reads /proc/PID/maps into a malloc'd array (caller frees *out). PT_ENOPROC if the pid is gone. */
+enum pt_status proc_maps(pid_t pid, struct proc_map **out, size_t *n, struct pt_err *err);
+
+/* True if a process with this pid exists (zombies count as gone). */
+bool proc_alive(pid_t pid);
+
+/* readlink of /proc/PID/exe into buf ("" on failure); returns 0 or -1. */
+int proc_exe(pid_t pid, char *buf, size_t cap);
+
+/* "/proc/PID/root" + path, the way to open a file as the target sees it. */
+void proc_root_path(pid_t pid, const char *path, char *out, size_t cap);
+
+/* Thread ids from /proc/PID/task, up to cap; returns the count (or -1 if the pid is gone). */
+int proc_threads(pid_t pid, pid_t *tids, int cap);
+
+/* Pids of this process in each nested PID namespace (NSpid line), outermost first; returns the
+ * count (1 when not in a child namespace, 0 when unknown). */
+int proc_nspid(pid_t pid, pid_t *out, int cap);
+
+struct proc_tstat {
+    char state;          /* R running, S sleeping, D disk, T stopped, t traced, Z zombie ... */
+    uint64_t utime_ns;   /* user CPU */
+    uint64_t stime_ns;   /* system CPU */
+};
+
+/* Scheduler state and CPU time of one thread (/proc/PID/task/TID/stat); 0 or -1. */
+int proc_thread_stat(pid_t pid, pid_t tid, struct proc_tstat *out);
+
+/* The command line with NULs turned into spaces; returns 0 or -1. */
+int proc_cmdline(pid_t pid, char *buf, size_t cap);
+
+/* comm (the kernel's short name) of a process or thread (tid may equal pid); 0 or -1. */
+int proc_comm(pid_t pid, pid_t tid, char *buf, size_t cap);
+
+/* Resident set size in bytes, or -1. */
+int64_t proc_rss(pid_t pid);
+
+#endif

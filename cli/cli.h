@@ -1,0 +1,21 @@
+/*
+ * cli.h — the command-line verbs. Each verb lives in cli/cmd_<verb>.c, parses its own options,
+ * prints, and returns the process exit code (the enum pt_status values of util/err.h).
+ */
+#ifndef PT_CLI_H
+#define PT_CLI_H
+
+#include "util/err.h"
+
+int cmd_dump(int argc, char **argv);
+
+/* Prints "pytrace: <msg>" for a failed status and returns its exit code. */
+int cli_report(const struct pt_err *err);
+
+/* Prints a usage error and returns PT_EUSAGE. */
+int cli_usage_error(const char *verb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Parses a positive pid; returns 0 or -1. */
+int cli_parse_pid(const char *s, int *pid);
+
+#endif

@@ -1,0 +1,142 @@
+/*
+ * cmd_dump.c — `pytrace dump PID [--json]`: every thread's Python stack, now, without stopping the
+ * target. A torn read (the target runs while we read) is retried a few times before a thread is
+ * printed as partial.
+ */
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "attach/proc.h"
+#include "cli/cli.h"
+#include "readers/walk.h"
+
+#define DUMP_RETRIES 5
+
+static const char dump_usage[] =
+    "usage: pytrace dump PID [--json]\n"
+    "  Print the Python stack of every thread of process PID, innermost frame first.\n"
+    "  --json     one JSON object: {pid, python_version, threads: [{thread_id, native_id, name,\n"
+    "             holds_gil, idle, frames: [{function, qualname, file, line}]}]}\n";
+
+static const char *thread_state(const struct py_thread *t)
+{
+    if (t->holds_gil)
+        return t->idle ? "idle, holds GIL" : "active, holds GIL";
+    return t->idle ? "idle" : "active";
+}
+
+static void print_text(struct py_proc *p, const struct py_snapshot *s)
+{
+    char ver[32], cmd[512] = "";
+    py_version_str(&p->version, ver, sizeof ver);
+    proc_cmdline(p->pid, cmd, sizeof cmd);
+    printf("Process %d: %s\nPython v%s (%s)\n", (int)p->pid, cmd, ver, p->binary);
+    for (uint32_t i = 0; i < s->nthreads; i++) {
+        const struct py_thread *t = &s->threads[i];
+        printf("\nThread %lld (%s): \"%s\"%s%s\n", (long long)t->native_id, thread_state(t),
+               t->name, t->bad ? " [partial: stack changed while read]" : "",
+               t->truncated ? " [truncated]" : "");
+        for (uint32_t k = 0; k < t->nframes; k++) {
+            const struct py_frame *f = py_thread_frame(s, t, k);
+            if (f->code)
+                printf("    %s (%s:%d)\n", f->code->qualname, f->code->filename, f->line);
+            else
+                printf("    <unreadable code object at 0x%llx>\n", (unsigned long long)f->code_addr);
+        }
+    }
+}
+
+static json_t *frame_json(const struct py_frame *f)
+{
+    if (!f->code)
+        return json_pack("{s:s, s:s, s:s, s:i, s:b}", "function", "<unknown>", "qualname",
+                         "<unknown>", "file", "", "line", -1, "unreadable", 1);
+    return json_pack("{s:s, s:s, s:s, s:i}", "function", f->code->name, "qualname",
+                     f->code->qualname, "file", f->code->filename, "line", f->line);
+}
+
+static int print_json(struct py_proc *p, const struct py_snapshot *s)
+{
+    char ver[32];
+    py_version_str(&p->version, ver, sizeof ver);
+    json_t *threads = json_array();
+    for (uint32_t i = 0; i < s->nthreads; i++) {
+        const struct py_thread *t = &s->threads[i];
+        json_t *frames = json_array();
+        for (uint32_t k = 0; k < t->nframes; k++)
+            json_array_append_new(frames, frame_json(py_thread_frame(s, t, k)));
+        json_t *jt = json_pack("{s:I, s:I, s:s, s:b, s:b, s:I, s:b, s:b, s:o}",
+                               "thread_id", (json_int_t)t->thread_id,
+                               "native_id", (json_int_t)t->native_id,
+                               "name", t->name,
+                               "holds_gil", t->holds_gil,
+                               "idle", t->idle,
+                               "interpreter_id", (json_int_t)t->interp_id,
+                               "partial", t->bad,
+                               "truncated", t->truncated,
+                               "frames", frames);
+        json_array_append_new(threads, jt);
+    }
+    json_t *root = json_pack("{s:i, s:s, s:s, s:o}", "pid", (int)p->pid, "python_version", ver,
+                             "binary", p->binary, "threads", threads);
+    int rc = json_dumpf(root, stdout, JSON_INDENT(2) | JSON_ENSURE_ASCII) == 0 ? 0 : PT_EFAIL;
+    putchar('\n');
+    json_decref(root);
+    return rc;
+}
+
+int cmd_dump(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"json", no_argument, NULL, 'j'},
+        {"native", no_argument, NULL, 'n'},
+        {"locals", no_argument, NULL, 'l'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int json = 0, c, pid;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'j': json = 1; break;
+        case 'h': fputs(dump_usage, stdout); return 0;
+        case 'n':
+        case 'l':
+            fprintf(stderr, "pytrace dump: --%s is not available in this version yet\n",
+                    c == 'n' ? "native" : "locals");
+            return PT_EFAIL;
+        default: return cli_usage_error("dump", "unknown option");
+        }
+    }
+    if (optind != argc - 1)
+        return cli_usage_error("dump", "expected exactly one PID");
+    if (cli_parse_pid(argv[optind], &pid) != 0)
+        return cli_usage_error("dump", "'%s' is not a process id", argv[optind]);
+
+    struct pt_err err;
+    pt_err_clear(&err);
+    struct py_proc *p = NULL;
+    if (py_proc_open(&p, pid, &err) != PT_OK)
+        return cli_report(&err);
+    struct py_snapshot s;
+    py_snapshot_init(&s);
+    enum pt_status rc = PT_OK;
+    for (int attempt = 0; attempt < DUMP_RETRIES; attempt++) {
+        code_cache_tick(p->codes);
+        rc = py_walk(p, &s, PY_WALK_OS_STATE | PY_WALK_NAMES, &err);
+        if (rc != PT_OK || s.bad_threads == 0)
+            break;
+    }
+    int exit_code = 0;
+    if (rc != PT_OK)
+        exit_code = cli_report(&err);
+    else if (json)
+        exit_code = print_json(p, &s);
+    else
+        print_text(p, &s);
+    py_snapshot_free(&s);
+    py_proc_close(p);
+    return exit_code;
+}

@@ -1,0 +1,236 @@
+/*
+ * code.c — the code-object cache: open addressing on the object's address, decoding through
+ * pyobj.c and linetable.c. Entries are never freed while the cache lives (ids stay stable for
+ * trace interning); a reused address overwrites its slot's contents in place.
+ */
+#include "readers/code.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define CODE_LT_MAX 65536      /* bytes of line table we accept from a target */
+#define CODE_RANGES_MAX 65536  /* decoded ranges we keep per code object */
+
+struct code_cache {
+    struct py_code **slots;    /* open addressing, power-of-two size */
+    size_t cap, count;
+    uint32_t epoch;
+    uint32_t next_id;
+    struct lt_range *scratch;  /* decode buffer, reused */
+};
+
+struct code_cache *code_cache_new(void)
+{
+    struct code_cache *cc = calloc(1, sizeof *cc);
+    if (!cc)
+        return NULL;
+    cc->cap = 1024;
+    cc->slots = calloc(cc->cap, sizeof *cc->slots);
+    cc->scratch = malloc(CODE_RANGES_MAX * sizeof *cc->scratch);
+    cc->epoch = 1;
+    if (!cc->slots || !cc->scratch) {
+        code_cache_free(cc);
+        return NULL;
+    }
+    return cc;
+}
+
+static void code_clear(struct py_code *c)
+{
+    if (c->qualname != c->name)
+        free(c->qualname);
+    free(c->name);
+    free(c->filename);
+    free(c->lines);
+    c->name = c->qualname = c->filename = NULL;
+    c->lines = NULL;
+    c->nlines = 0;
+}
+
+void code_cache_free(struct code_cache *cc)
+{
+    if (!cc)
+        return;
+    for (size_t i = 0; i < cc->cap && cc->slots; i++) {
+        if (cc->slots[i]) {
+            code_clear(cc->slots[i]);
+            free(cc->slots[i]);
+        }
+    }
+    free(cc->slots);
+    free(cc->scratch);
+    free(cc);
+}
+
+void code_cache_tick(struct code_cache *cc)
+{
+    cc->epoch++;
+}
+
+size_t code_cache_size(const struct code_cache *cc)
+{
+    return cc->count;
+}
+
+static size_t slot_of(const struct code_cache *cc, uint64_t addr)
+{
+    uint64_t h = addr >> 4;
+    h ^= h >> 29;
+    h *= 0xbf58476d1ce4e5b9ULL;
+    h ^= h >> 32;
+    return (size_t)h & (cc->cap - 1);
+}
+
+static int grow(struct code_cache *cc)
+{
+    size_t oldcap = cc->cap;
+    struct py_code **old = cc->slots;
+    struct py_code **slots = calloc(oldcap * 2, sizeof *slots);
+    if (!slots)
+        return -1;
+    cc->slots = slots;
+    cc->cap = oldcap * 2;
+    for (size_t i = 0; i < oldcap; i++) {
+        if (!old[i])
+            continue;
+        size_t s = slot_of(cc, old[i]->addr);
+        while (cc->slots[s])
+            s = (s + 1) & (cc->cap - 1);
+        cc->slots[s] = old[i];
+    }
+    free(old);
+    return 0;
+}
+
+/* Reads the fingerprint fields of the code object at addr (one read of the object's head). */
+static int read_fingerprint(struct mem_src *mem, const struct py_layout *L,
+                            const struct py_types *types, uint64_t addr, uint8_t *head,
+                            uint64_t fp[4])
+{
+    size_t need = (size_t)L->co_size;
+    if (need < 64 || need > 1024)
+        return -1;
+    if (mem_read(mem, addr, head, need) != 0)
+        return -1;
+    if (types && types->code) {
+        uint64_t type;
+        memcpy(&type, head + L->ob_type, 8);
+        if (type != types->code)
+            return -1;
+    }
+    int32_t first;
+    memcpy(&fp[0], head + L->co_name, 8);
+    memcpy(&fp[1], head + L->co_filename, 8);
+    memcpy(&fp[2], head + L->co_linetable, 8);
+    memcpy(&first, head + L->co_firstlineno, 4);
+    fp[3] = (uint64_t)(uint32_t)first;
+    return fp[0] && fp[1] ? 0 : -1;
+}
+
+static char *read_name(struct mem_src *mem, const struct py_layout *L, const struct py_types *types,
+                       uint64_t addr)
+{
+    char buf[PYOBJ_STR_MAX];
+    if (pyobj_read_str(mem, L, types, addr, buf, sizeof buf) < 0)
+        return NULL;
+    return strdup(buf);
+}
+
+static int decode(struct py_code *c, struct code_cache *cc, struct mem_src *mem,
+                  const struct py_layout *L, const struct py_types *types, const uint8_t *head)
+{
+    int32_t i32;
+    c->name = read_name(mem, L, types, c->fp[0]);
+    c->filename = read_name(mem, L, types, c->fp[1]);
+    if (!c->name || !c->filename)
+        return -1;
+    c->qualname = c->name;
+    if (L->co_qualname >= 0) {
+        uint64_t q;
+        memcpy(&q, head + L->co_qualname, 8);
+        char *qn = q ? read_name(mem, L, types, q) : NULL;
+        if (qn)
+            c->qualname = qn;
+    }
+    c->firstlineno = (int32_t)c->fp[3];
+    memcpy(&i32, head + L->co_argcount, 4);
+    c->argcount = i32;
+    if (L->co_nlocals >= 0) {
+        memcpy(&i32, head + L->co_nlocals, 4);
+        c->nlocals = i32;
+    }
+    /* The line table: a bytes object. A malformed one leaves every line at firstlineno. */
+    static __thread uint8_t tab[CODE_LT_MAX];
+    size_t len = 0;
+    size_t n = 0;
+    c->bad_linetable = true;
+    if (pyobj_read_bytes(mem, L, c->fp[2], tab, sizeof tab, &len) == 0) {
+        int rc = lt_decode(L->linetable, tab, len, c->firstlineno, cc->scratch, CODE_RANGES_MAX, &n);
+        c->bad_linetable = rc != 0;
+    }
+    if (n) {
+        c->lines = malloc(n * sizeof *c->lines);
+        if (!c->lines)
+            return -1;
+        memcpy(c->lines, cc->scratch, n * sizeof *c->lines);
+        c->nlines = (uint32_t)n;
+    }
+    return 0;
+}
+
+const struct py_code *code_cache_get(struct code_cache *cc, struct mem_src *mem,
+                                     const struct py_layout *L, const struct py_types *types,
+                                     uint64_t addr)
+{
+    uint8_t head[1024];
+    uint64_t fp[4];
+    if (!addr)
+        return NULL;
+    size_t s = slot_of(cc, addr);
+    while (cc->slots[s] && cc->slots[s]->addr != addr)
+        s = (s + 1) & (cc->cap - 1);
+    struct py_code *c = cc->slots[s];
+    if (c && c->epoch == cc->epoch)
+        return c;
+    if (read_fingerprint(mem, L, types, addr, head, fp) != 0)
+        return NULL;
+    if (c && memcmp(c->fp, fp, sizeof fp) == 0) {
+        c->epoch = cc->epoch;
+        return c;
+    }
+    if (!c) {
+        if ((cc->count + 1) * 2 > cc->cap) {
+            if (grow(cc) != 0)
+                return NULL;
+            return code_cache_get(cc, mem, L, types, addr);
+        }
+        c = calloc(1, sizeof *c);
+        if (!c)
+            return NULL;
+        c->id = ++cc->next_id;
+        cc->slots[s] = c;
+        cc->count++;
+    } else {
+        /* Address reused by another code object: decode afresh, under a new id. */
+        code_clear(c);
+        c->id = ++cc->next_id;
+    }
+    c->addr = addr;
+    memcpy(c->fp, fp, sizeof fp);
+    c->epoch = cc->epoch;
+    if (decode(c, cc, mem, L, types, head) != 0) {
+        code_clear(c);
+        c->epoch = 0;   /* retry next time */
+        memset(c->fp, 0, sizeof c->fp);
+        return NULL;
+    }
+    return c;
+}
+
+int32_t code_line(const struct py_code *code, int64_t off)
+{
+    if (off < 0 || !code->nlines)
+        return code->firstlineno;
+    int32_t line = lt_line_at(code->lines, code->nlines, (uint32_t)off);
+    return line;
+}

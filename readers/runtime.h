@@ -1,0 +1,84 @@
+/*
+ * runtime.h — one traced CPython process: how to find its interpreter state and which layout
+ * describes it.
+ *
+ * py_proc_open() does the one-time work: maps, the binary that holds the interpreter (libpython
+ * when the executable links it, else the executable), symbols, version, layout, and the address of
+ * the runtime (or, for 2.7/3.6, of interp_head). All state about one target hangs off struct
+ * py_proc — never globals — so one pytrace process can trace many targets of different versions.
+ */
+#ifndef PT_RUNTIME_H
+#define PT_RUNTIME_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "attach/mem.h"
+#include "attach/proc.h"
+#include "readers/code.h"
+#include "readers/layout.h"
+#include "readers/pyobj.h"
+#include "util/err.h"
+
+struct py_version {
+    int major, minor, micro;
+    uint32_t hex;              /* PY_VERSION_HEX when known, else 0 */
+};
+
+/* How the runtime was found, for `info`/diagnostics. */
+enum py_anchor {
+    PY_ANCHOR_SYMBOL = 1,      /* _PyRuntime / interp_head from the symbol tables */
+    PY_ANCHOR_SECTION = 2,     /* the .PyRuntime section (3.10+, survives strip) */
+    PY_ANCHOR_SCAN = 3,        /* scan of writable memory for a structure that validates */
+};
+
+struct py_proc {
+    pid_t pid;
+    struct mem_src *mem;
+    struct py_version version;
+    struct py_layout layout;           /* a copy: from a table or from _Py_DebugOffsets */
+    bool layout_from_debug_offsets;
+    struct py_types types;
+    enum py_anchor anchor;
+
+    char binary[4096];                 /* path (as the target sees it) of the interpreter binary */
+    uint64_t bias;                     /* load bias of that binary */
+
+    uint64_t runtime;                  /* &_PyRuntime (3.7+), else 0 */
+    uint64_t interp_head_addr;         /* &interp_head (2.7/3.6), else 0 */
+    uint64_t tstate_current_addr;      /* &_PyThreadState_Current (2.7/3.6), else 0 */
+
+    /* glibc/musl struct pthread: offset of the kernel tid, found on first need (<3.11 only). */
+    int32_t pthread_tid_offset;        /* -1 unknown, -2 could not be found */
+
+    struct code_cache *codes;
+};
+
+/*
+ * Opens pid for reading. Errors: PT_ENOPROC, PT_EPERM (with what to grant), PT_ENOTPY (no CPython
+ * found: names the executable), PT_EVERSION (names the version found).
+ */
+enum pt_status py_proc_open(struct py_proc **out, pid_t pid, struct pt_err *err);
+void py_proc_close(struct py_proc *p);
+
+/*
+ * A py_proc over an existing memory source, with no /proc and no ELF: for unit tests and fuzzing
+ * on fake memory. Takes ownership of mem. runtime is &_PyRuntime (3.7+) or 0; interp_head_addr
+ * is &interp_head (2.7/3.6) or 0. Returns NULL when out of memory.
+ */
+struct py_proc *py_proc_from_mem(struct mem_src *mem, const struct py_layout *L,
+                                 const struct py_version *v, uint64_t runtime,
+                                 uint64_t interp_head_addr);
+
+/* "3.11.7" */
+void py_version_str(const struct py_version *v, char *out, size_t cap);
+
+/* First interpreter state of the target (0 when none yet, e.g. still starting). */
+int py_proc_first_interp(struct py_proc *p, uint64_t *interp);
+
+/* Kernel tid of the thread whose pthread_t is thread_id, or -1 (for versions without
+ * native_thread_id in the thread state). */
+int64_t py_proc_tid_of(struct py_proc *p, uint64_t thread_id);
+
+#endif

@@ -1,0 +1,341 @@
+/*
+ * walk.c — interpreters → thread states → frames. One walker per frame model (frame objects up
+ * to 3.10, interpreter frames from 3.11); version differences are offsets in struct py_layout.
+ * Lists read from the target may be cyclic or dangling: every chain is bounded and checked for
+ * cycles with Brent's method (O(1) memory, no allocation).
+ */
+#include "readers/walk.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Brent cycle detector over addresses. */
+struct cycle {
+    uint64_t tortoise;
+    uint32_t power, lam;
+};
+
+static void cycle_init(struct cycle *c, uint64_t start)
+{
+    c->tortoise = start;
+    c->power = c->lam = 1;
+}
+
+/* Returns true when `next` closes a cycle. */
+static bool cycle_step(struct cycle *c, uint64_t next)
+{
+    if (next == c->tortoise)
+        return true;
+    if (c->power == c->lam) {
+        c->tortoise = next;
+        c->power *= 2;
+        c->lam = 0;
+    }
+    c->lam++;
+    return false;
+}
+
+static uint64_t u64_at(const uint8_t *b, int32_t off)
+{
+    uint64_t v;
+    memcpy(&v, b + off, 8);
+    return v;
+}
+
+static int32_t i32_at(const uint8_t *b, int32_t off)
+{
+    int32_t v;
+    memcpy(&v, b + off, 4);
+    return v;
+}
+
+void py_snapshot_init(struct py_snapshot *s)
+{
+    memset(s, 0, sizeof *s);
+}
+
+void py_snapshot_free(struct py_snapshot *s)
+{
+    free(s->threads);
+    free(s->frames);
+    memset(s, 0, sizeof *s);
+}
+
+static struct py_frame *push_frame(struct py_snapshot *s)
+{
+    if (s->nframes == s->cap_frames) {
+        uint32_t cap = s->cap_frames ? s->cap_frames * 2 : 256;
+        struct py_frame *f = realloc(s->frames, cap * sizeof *f);
+        if (!f)
+            return NULL;
+        s->frames = f;
+        s->cap_frames = cap;
+    }
+    return &s->frames[s->nframes++];
+}
+
+static struct py_thread *push_thread(struct py_snapshot *s)
+{
+    if (s->nthreads == s->cap_threads) {
+        uint32_t cap = s->cap_threads ? s->cap_threads * 2 : 16;
+        struct py_thread *t = realloc(s->threads, cap * sizeof *t);
+        if (!t)
+            return NULL;
+        s->threads = t;
+        s->cap_threads = cap;
+    }
+    struct py_thread *t = &s->threads[s->nthreads++];
+    memset(t, 0, sizeof *t);
+    t->native_id = -1;
+    t->interp_id = -1;
+    return t;
+}
+
+/* Records one frame; code may be NULL (unreadable), which marks the thread bad. */
+static int add_frame(struct py_proc *p, struct py_snapshot *s, struct py_thread *t,
+                     uint64_t frame, uint64_t code_addr, int64_t lasti)
+{
+    struct py_frame *f = push_frame(s);
+    if (!f)
+        return -1;
+    t->nframes++;
+    f->addr = frame;
+    f->code_addr = code_addr;
+    f->code = code_cache_get(p->codes, p->mem, &p->layout, &p->types, code_addr);
+    f->lasti = lasti >= 0 && lasti < INT32_MAX ? (int32_t)lasti : -1;
+    f->line = f->code ? code_line(f->code, lasti) : -1;
+    if (!f->code)
+        t->bad = true;
+    return 0;
+}
+
+/* Frame objects (2.7, 3.6–3.10): f_back chain. */
+static void walk_frame_objects(struct py_proc *p, struct py_snapshot *s, struct py_thread *t,
+                               uint64_t frame)
+{
+    const struct py_layout *L = &p->layout;
+    uint8_t buf[1024];
+    size_t need = (size_t)(L->fo_lasti > L->fo_back ? L->fo_lasti : L->fo_back) + 8;
+    if (L->fo_code + 8 > (int32_t)need)
+        need = (size_t)L->fo_code + 8;
+    struct cycle cyc;
+    cycle_init(&cyc, frame);
+    while (frame) {
+        if (t->nframes >= PY_MAX_FRAMES) {
+            t->truncated = true;
+            return;
+        }
+        if (mem_read(p->mem, frame, buf, need) != 0) {
+            t->bad = true;
+            return;
+        }
+        uint64_t code = u64_at(buf, L->fo_code);
+        int64_t lasti = i32_at(buf, L->fo_lasti);
+        if (L->linetable == PY_LT_LINETABLE310 && lasti >= 0)
+            lasti *= 2;   /* 3.10 counts code units */
+        if (add_frame(p, s, t, frame, code, lasti) != 0)
+            return;
+        uint64_t back = u64_at(buf, L->fo_back);
+        if (back && cycle_step(&cyc, back)) {
+            t->bad = true;
+            return;
+        }
+        frame = back;
+    }
+}
+
+/* Interpreter frames (3.11+): previous chain; C-stack shim frames are skipped. */
+static void walk_interp_frames(struct py_proc *p, struct py_snapshot *s, struct py_thread *t,
+                               uint64_t frame)
+{
+    const struct py_layout *L = &p->layout;
+    uint8_t buf[512];
+    size_t need = (size_t)L->if_size;
+    if (need > sizeof buf || need < 16)
+        need = sizeof buf < 256 ? sizeof buf : 256;
+    struct cycle cyc;
+    cycle_init(&cyc, frame);
+    while (frame) {
+        if (t->nframes >= PY_MAX_FRAMES) {
+            t->truncated = true;
+            return;
+        }
+        if (mem_read(p->mem, frame, buf, need) != 0) {
+            t->bad = true;
+            return;
+        }
+        uint64_t code = u64_at(buf, L->if_code);
+        if (L->if_code_tagged)
+            code &= ~(uint64_t)7;
+        int8_t owner = (int8_t)buf[L->if_owner];
+        bool shim = (L->if_owner_cstack >= 0 && owner == L->if_owner_cstack) ||
+                    (L->if_owner_interpreter >= 0 && owner == L->if_owner_interpreter);
+        if (!shim) {
+            uint64_t instr = u64_at(buf, L->if_instr);
+            int64_t lasti = -1;
+            uint64_t start = code + (uint64_t)L->co_code_adaptive;
+            /* Byte offset of the instruction CPython reports the line of (PyCode_Addr2Line gets
+             * the same value): prev_instr (3.11–3.12) or instr_ptr (3.13+) minus code start. */
+            if (instr >= start && instr - start < (1u << 30))
+                lasti = (int64_t)(instr - start);
+            if (add_frame(p, s, t, frame, code, lasti) != 0)
+                return;
+        }
+        uint64_t prev = u64_at(buf, L->if_previous);
+        if (prev && cycle_step(&cyc, prev)) {
+            t->bad = true;
+            return;
+        }
+        frame = prev;
+    }
+}
+
+/* Top frame of a thread state whose bytes are in ts. */
+static int top_frame(struct py_proc *p, const uint8_t *ts, uint64_t *frame)
+{
+    const struct py_layout *L = &p->layout;
+    if (L->ts_current_frame >= 0) {
+        *frame = u64_at(ts, L->ts_current_frame);
+        return 0;
+    }
+    if (L->ts_cframe >= 0) {
+        uint64_t cframe = u64_at(ts, L->ts_cframe);
+        *frame = 0;
+        if (!cframe)
+            return 0;
+        return mem_read_ptr(p->mem, cframe + (uint64_t)L->cf_current_frame, frame);
+    }
+    *frame = u64_at(ts, L->ts_frame);
+    return 0;
+}
+
+static uint64_t gil_holder_global(struct py_proc *p)
+{
+    const struct py_layout *L = &p->layout;
+    uint64_t holder = 0;
+    if (p->tstate_current_addr)
+        mem_read_ptr(p->mem, p->tstate_current_addr, &holder);
+    else if (p->runtime && L->rt_gilstate_current >= 0)
+        mem_read_ptr(p->mem, p->runtime + (uint64_t)L->rt_gilstate_current, &holder);
+    return holder;
+}
+
+/* 3.12+: each interpreter points at the GIL it uses; holder valid only while locked. */
+static uint64_t gil_holder_interp(struct py_proc *p, uint64_t interp)
+{
+    const struct py_layout *L = &p->layout;
+    uint64_t gil = 0, holder = 0;
+    int32_t locked = 0;
+    if (L->is_ceval_gil < 0 || L->gil_locked < 0 || L->gil_last_holder < 0)
+        return 0;
+    if (mem_read_ptr(p->mem, interp + (uint64_t)L->is_ceval_gil, &gil) != 0 || !gil)
+        return 0;
+    if (mem_read(p->mem, gil + (uint64_t)L->gil_locked, &locked, sizeof locked) != 0 || !locked)
+        return 0;
+    if (mem_read_ptr(p->mem, gil + (uint64_t)L->gil_last_holder, &holder) != 0)
+        return 0;
+    return holder;
+}
+
+static void fill_os_state(struct py_proc *p, struct py_thread *t)
+{
+    struct proc_tstat st;
+    if (t->native_id > 0 && proc_thread_stat(p->pid, (pid_t)t->native_id, &st) == 0) {
+        t->os_state = st.state;
+        t->idle = st.state != 'R';
+    } else {
+        t->idle = !t->holds_gil;
+    }
+}
+
+static void walk_threads(struct py_proc *p, struct py_snapshot *s, uint64_t interp,
+                         int64_t interp_id, unsigned flags)
+{
+    const struct py_layout *L = &p->layout;
+    uint8_t ts[4096];
+    size_t need = (size_t)L->ts_size;
+    if (need > sizeof ts || need < 64)
+        need = sizeof ts;
+    uint64_t gil = L->is_ceval_gil >= 0 ? gil_holder_interp(p, interp) : s->gil_holder;
+    if (L->is_ceval_gil >= 0 && gil)
+        s->gil_holder = gil;
+    uint64_t tstate = 0;
+    if (mem_read_ptr(p->mem, interp + (uint64_t)L->is_tstate_head, &tstate) != 0)
+        return;
+    struct cycle cyc;
+    cycle_init(&cyc, tstate);
+    for (uint32_t n = 0; tstate && n < PY_MAX_THREADS; n++) {
+        if (mem_read(p->mem, tstate, ts, need) != 0) {
+            s->bad_threads++;
+            return;
+        }
+        struct py_thread *t = push_thread(s);
+        if (!t)
+            return;
+        t->tstate = tstate;
+        t->interp = interp;
+        t->interp_id = interp_id;
+        t->thread_id = u64_at(ts, L->ts_thread_id);
+        if (L->ts_native_thread_id >= 0)
+            t->native_id = (int64_t)u64_at(ts, L->ts_native_thread_id);
+        else
+            t->native_id = py_proc_tid_of(p, t->thread_id);
+        t->holds_gil = gil && gil == tstate;
+        if (u64_at(ts, L->ts_interp) != interp)
+            t->bad = true;   /* torn: this thread state belongs elsewhere or is being freed */
+        t->first = s->nframes;
+        uint64_t frame = 0;
+        if (!t->bad && top_frame(p, ts, &frame) != 0)
+            t->bad = true;
+        if (!t->bad && frame) {
+            if (L->frame_model == PY_FRAMES_INTERP)
+                walk_interp_frames(p, s, t, frame);
+            else
+                walk_frame_objects(p, s, t, frame);
+        }
+        if (flags & PY_WALK_OS_STATE)
+            fill_os_state(p, t);
+        if (t->bad)
+            s->bad_threads++;
+        uint64_t next = u64_at(ts, L->ts_next);
+        if (next && cycle_step(&cyc, next))
+            return;
+        tstate = next;
+    }
+}
+
+enum pt_status py_walk(struct py_proc *p, struct py_snapshot *s, unsigned flags,
+                       struct pt_err *err)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    s->t_ns = (uint64_t)now.tv_sec * 1000000000ULL + (uint64_t)now.tv_nsec;
+    s->nthreads = s->nframes = s->bad_threads = 0;
+    s->gil_holder = p->layout.is_ceval_gil >= 0 ? 0 : gil_holder_global(p);
+
+    uint64_t interp = 0;
+    if (py_proc_first_interp(p, &interp) != 0) {
+        if (!proc_alive(p->pid))
+            return pt_fail(err, PT_ENOPROC, "process %d has exited", (int)p->pid);
+        return pt_fail(err, PT_EFAIL, "cannot read the interpreter list of process %d", (int)p->pid);
+    }
+    const struct py_layout *L = &p->layout;
+    struct cycle cyc;
+    cycle_init(&cyc, interp);
+    for (int n = 0; interp && n < PY_MAX_INTERPS; n++) {
+        int64_t id = -1;
+        if (L->is_id >= 0)
+            mem_read(p->mem, interp + (uint64_t)L->is_id, &id, sizeof id);
+        walk_threads(p, s, interp, id, flags);
+        uint64_t next = 0;
+        if (mem_read_ptr(p->mem, interp + (uint64_t)L->is_next, &next) != 0)
+            break;
+        if (next && cycle_step(&cyc, next))
+            break;
+        interp = next;
+    }
+    if (flags & PY_WALK_NAMES)
+        py_thread_names(p, s);
+    return PT_OK;
+}

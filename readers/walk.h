@@ -1,0 +1,82 @@
+/*
+ * walk.h — one snapshot of every thread's Python stack.
+ *
+ * py_walk() reads, without stopping the target: all interpreters → their thread states → each
+ * thread's frame chain (frame objects up to 3.10, interpreter frames from 3.11), decoding code
+ * objects through the proc's cache. The target keeps running while we read, so any thread's
+ * stack may be torn: such a thread is marked `bad` (and its frames kept up to the fault), never a
+ * crash, a hang or a huge allocation. Snapshot buffers are owned by the caller and reused across
+ * calls, so steady-state sampling allocates nothing.
+ */
+#ifndef PT_WALK_H
+#define PT_WALK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "readers/runtime.h"
+
+#define PY_MAX_FRAMES 4096     /* deeper stacks are cut and marked truncated */
+#define PY_MAX_THREADS 4096
+#define PY_MAX_INTERPS 256
+
+struct py_frame {
+    uint64_t addr;               /* frame object / interpreter frame: the frame's identity */
+    uint64_t code_addr;
+    const struct py_code *code;  /* NULL when the code object could not be read */
+    int32_t lasti;               /* byte offset of the instruction in progress, -1 unknown */
+    int32_t line;
+};
+
+struct py_thread {
+    uint64_t tstate;
+    uint64_t thread_id;          /* pthread_t */
+    int64_t native_id;           /* kernel tid, -1 unknown */
+    uint64_t interp;
+    int64_t interp_id;
+    bool holds_gil;
+    bool idle;                   /* not running on a CPU (OS state), see os_state */
+    bool truncated;              /* deeper than PY_MAX_FRAMES */
+    bool bad;                    /* torn or unreadable stack: frames are partial */
+    char os_state;               /* /proc state letter, 0 when not read */
+    uint32_t first;              /* index of the innermost frame in snapshot->frames */
+    uint32_t nframes;
+    char name[64];               /* Python thread name when known (PY_WALK_NAMES) */
+};
+
+struct py_snapshot {
+    uint64_t t_ns;               /* CLOCK_MONOTONIC when the walk began */
+    uint64_t gil_holder;         /* tstate holding the GIL, 0 none/unknown */
+    struct py_thread *threads;
+    uint32_t nthreads, cap_threads;
+    struct py_frame *frames;
+    uint32_t nframes, cap_frames;
+    uint32_t bad_threads;
+};
+
+enum py_walk_flags {
+    PY_WALK_OS_STATE = 1 << 0,   /* read /proc state per thread (idle detection) */
+    PY_WALK_NAMES = 1 << 1,      /* resolve Python thread names (threading module) */
+};
+
+void py_snapshot_init(struct py_snapshot *s);
+void py_snapshot_free(struct py_snapshot *s);
+
+/*
+ * Fills s with every thread of every interpreter. Returns PT_OK (some threads may be bad),
+ * PT_ENOPROC when the target has gone, PT_EFAIL when even the interpreter list is unreadable.
+ */
+enum pt_status py_walk(struct py_proc *p, struct py_snapshot *s, unsigned flags,
+                       struct pt_err *err);
+
+/* Innermost-first frame i of thread t. */
+static inline const struct py_frame *py_thread_frame(const struct py_snapshot *s,
+                                                     const struct py_thread *t, uint32_t i)
+{
+    return &s->frames[t->first + i];
+}
+
+/* Fills t->name for every thread from the threading module (threadname.c). */
+void py_thread_names(struct py_proc *p, struct py_snapshot *s);
+
+#endif
