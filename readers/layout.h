@@ -33,6 +33,14 @@ enum py_linetable_kind {
     PY_LT_LOCATIONS = 4,   /* 3.11+ location table (varint entries, code units of 2 bytes) */
 };
 
+/* Where an instance keeps its attributes (read for thread names and locals). */
+enum py_idict_model {
+    PY_IDICT_OFFSET = 1,       /* a dict at tp_dictoffset (2.7, 3.6–3.10) */
+    PY_IDICT_MANAGED311 = 2,   /* managed: dict at managed_dict, values array one word before */
+    PY_IDICT_MANAGED312 = 3,   /* managed: one word at managed_dict, a dict or (values|1) - 1 */
+    PY_IDICT_INLINE313 = 4,    /* dict at managed_dict, or values inline at tp_basicsize */
+};
+
 /* How strings are stored. */
 enum py_string_kind {
     PY_STR_BYTES27 = 1,    /* 2.7: names are PyStringObject (bytes) or PyUnicodeObject */
@@ -151,6 +159,18 @@ struct py_layout {
     int32_t dk_indices;             /* start of dk_indices[] (entries follow the index table) */
     int32_t dict27_table;           /* 2.7 PyDictObject.ma_table */
     int32_t dict27_mask;            /* 2.7 PyDictObject.ma_mask */
+    int32_t dk_entry_size;          /* sizeof(PyDictKeyEntry): hash, key, value */
+    int32_t dk_unicode_entry_size;  /* sizeof(PyDictUnicodeEntry): key, value (3.11+) */
+    int32_t dict_values_items;      /* offset of the values[] array in PyDictValues */
+
+    /* Types, modules, instances */
+    int32_t tp_basicsize;
+    int32_t tp_dictoffset;
+    int32_t ht_cached_keys;         /* PyHeapTypeObject.ht_cached_keys: shared instance keys */
+    int32_t md_dict;                /* PyModuleObject.md_dict */
+    int32_t managed_dict;           /* MANAGED_DICT_OFFSET (negative, 3.11+) */
+    int32_t int27_ival;             /* 2.7 PyIntObject.ob_ival */
+    enum py_idict_model idict_model;
 };
 
 /* The generated tables (layouts_gen.c). */
@@ -161,10 +181,13 @@ extern const size_t py_layouts_gen_count;
 const struct py_layout *layout_for_version(int major, int minor);
 
 /*
- * Builds a layout from a _Py_DebugOffsets image (the first `len` bytes of _PyRuntime), for 3.13+.
- * Fields the debug offsets do not carry (unicode state bits, frame owner values, line-table
- * format) come from the newest generated table whose facts still hold. Returns PT_EVERSION when the
- * cookie is missing or the debug-offsets format of that version is unknown.
+ * Builds a layout from a _Py_DebugOffsets image (the first `len` bytes of _PyRuntime), for 3.13+
+ * (known formats: 3.13 and 3.14; see docs/layouts.md). Fields the debug offsets do not carry
+ * (unicode state bits, line-table format, dict keys, ...) come from the generated 3.13 table; frame
+ * owner values and the _PyStackRef tag mask come from per-minor facts. Returns PT_EVERSION when the
+ * cookie is missing, the image is truncated or holds implausible values, the build is free-threaded
+ * or a pre-release, or the debug-offsets format of that version is unknown. *out is written only
+ * on success.
  */
 enum pt_status layout_from_debug_offsets(struct py_layout *out, const void *image, size_t len,
                                          struct pt_err *err);
