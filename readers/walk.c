@@ -166,8 +166,7 @@ static void walk_interp_frames(struct py_proc *p, struct py_snapshot *s, struct 
             return;
         }
         uint64_t code = u64_at(buf, L->if_code);
-        if (L->if_code_tagged)
-            code &= ~(uint64_t)7;
+        code &= ~(uint64_t)(uint8_t)L->if_code_tag_mask;   /* 3.14: a tagged _PyStackRef */
         int8_t owner = (int8_t)buf[L->if_owner];
         bool shim = (L->if_owner_cstack >= 0 && owner == L->if_owner_cstack) ||
                     (L->if_owner_interpreter >= 0 && owner == L->if_owner_interpreter);
