@@ -166,12 +166,29 @@ int proc_nspid(pid_t pid, pid_t *out, int cap)
     return n;
 }
 
+static int parse_stat(char *buf, struct proc_tstat *out);
+
 int proc_thread_stat(pid_t pid, pid_t tid, struct proc_tstat *out)
 {
     char path[96], buf[1024];
     snprintf(path, sizeof path, "/proc/%d/task/%d/stat", (int)pid, (int)tid);
     if (read_small_file(path, buf, sizeof buf, NULL) != 0)
         return -1;
+    return parse_stat(buf, out);
+}
+
+int proc_thread_stat_fd(int fd, struct proc_tstat *out)
+{
+    char buf[1024];
+    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    return parse_stat(buf, out);
+}
+
+static int parse_stat(char *buf, struct proc_tstat *out)
+{
     /* comm may hold spaces and ')': the state follows the LAST ')'. */
     char *p = strrchr(buf, ')');
     if (!p || p[1] != ' ')

@@ -51,6 +51,9 @@ struct proc_tstat {
 /* Scheduler state and CPU time of one thread (/proc/PID/task/TID/stat); 0 or -1. */
 int proc_thread_stat(pid_t pid, pid_t tid, struct proc_tstat *out);
 
+/* The same from an open /proc/PID/task/TID/stat (read with pread at offset 0). */
+int proc_thread_stat_fd(int fd, struct proc_tstat *out);
+
 /* The command line with NULs turned into spaces; returns 0 or -1. */
 int proc_cmdline(pid_t pid, char *buf, size_t cap);
 

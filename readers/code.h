@@ -54,7 +54,8 @@ const struct py_code *code_cache_get(struct code_cache *cc, struct mem_src *mem,
                                      const struct py_layout *L, const struct py_types *types,
                                      uint64_t addr);
 
-/* Source line of byte offset `off` in code (firstlineno when unknown or off < 0). */
+/* Source line of byte offset `off` in code: firstlineno when off < 0 or the table is empty, -1
+ * when the table gives the offset no line (as CPython's PyCode_Addr2Line does). */
 int32_t code_line(const struct py_code *code, int64_t off);
 
 /* Number of live entries (for stats). */

@@ -83,12 +83,19 @@ static int str27_unicode(struct mem_src *mem, const struct py_layout *L, uint64_
 static int str3(struct mem_src *mem, const struct py_layout *L, uint64_t addr, char *out, size_t cap)
 {
     uint8_t head[PYOBJ_FIRST_READ], raw[PYOBJ_STR_MAX];
-    size_t hdr = (size_t)L->uni_compact_size;
-    int have = read_head(mem, addr, head, sizeof head, hdr);
+    /* A compact ASCII string (most names) has only the short header before its data, and may
+     * end right at the end of a mapping: fall back to that header, then widen if needed. */
+    int have = read_head(mem, addr, head, sizeof head, (size_t)L->uni_ascii_size);
     if (have < 0)
         return -1;
     int64_t n = rd_i64(head + L->uni_length);
     struct pystr_state st = pystr_parse_state(rd_u32(head + L->uni_state), L->uni_state_interned_bits);
+    size_t hdr = st.compact && st.ascii ? (size_t)L->uni_ascii_size : (size_t)L->uni_compact_size;
+    if ((size_t)have < hdr) {
+        if (mem_read(mem, addr, head, hdr) != 0)
+            return -1;
+        have = (int)hdr;
+    }
     if (n < 0 || n > 256 * 1024 * 1024 || (st.kind != 1 && st.kind != 2 && st.kind != 4))
         return -1;
     size_t count = (size_t)n;

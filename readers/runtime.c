@@ -9,6 +9,8 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -431,6 +433,10 @@ void py_proc_close(struct py_proc *p)
         return;
     mem_close(p->mem);
     code_cache_free(p->codes);
+    for (size_t i = 0; i < p->n_tstat; i++)
+        if (p->tstat[i].fd >= 0)
+            close(p->tstat[i].fd);
+    free(p->tstat);
     free(p);
 }
 
@@ -457,6 +463,49 @@ int py_proc_first_interp(struct py_proc *p, uint64_t *interp)
         return mem_read_ptr(p->mem, ts + (uint64_t)p->layout.ts_interp, interp);
     }
     return -1;
+}
+
+static int tstat_open(struct py_proc *p, pid_t tid)
+{
+    char path[96];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/stat", (int)p->pid, (int)tid);
+    return open(path, O_RDONLY | O_CLOEXEC);
+}
+
+int py_proc_thread_stat(struct py_proc *p, pid_t tid, struct proc_tstat *out)
+{
+    size_t i;
+    if (p->pid <= 0)
+        return -1;
+    for (i = 0; i < p->n_tstat && p->tstat[i].tid != tid; i++)
+        ;
+    if (i == p->n_tstat) {
+        /* Slots of exited threads are recycled before the table grows. */
+        for (i = 0; i < p->n_tstat && p->tstat[i].fd >= 0; i++)
+            ;
+        if (i == p->n_tstat) {
+            if (p->n_tstat == p->cap_tstat) {
+                size_t cap = p->cap_tstat ? p->cap_tstat * 2 : 16;
+                struct py_tstat_fd *t = realloc(p->tstat, cap * sizeof *t);
+                if (!t)
+                    return proc_thread_stat(p->pid, tid, out);
+                p->tstat = t;
+                p->cap_tstat = cap;
+            }
+            p->n_tstat++;
+        }
+        p->tstat[i].tid = tid;
+        p->tstat[i].fd = tstat_open(p, tid);
+    }
+    if (p->tstat[i].fd < 0 || proc_thread_stat_fd(p->tstat[i].fd, out) != 0) {
+        /* The thread exited (its stat file is gone): free the slot. */
+        if (p->tstat[i].fd >= 0)
+            close(p->tstat[i].fd);
+        p->tstat[i].fd = -1;
+        p->tstat[i].tid = 0;
+        return -1;
+    }
+    return 0;
 }
 
 /* Offsets of the kernel tid inside struct pthread to try first: glibc x86_64 (2.26+). */

@@ -53,6 +53,11 @@ struct py_proc {
     int32_t pthread_tid_offset;        /* -1 unknown, -2 could not be found */
 
     struct code_cache *codes;
+
+    /* Open /proc/PID/task/TID/stat files: one pread per thread and sample instead of
+     * open+read+close. */
+    struct py_tstat_fd { pid_t tid; int fd; } *tstat;
+    size_t n_tstat, cap_tstat;
 };
 
 /*
@@ -76,6 +81,9 @@ void py_version_str(const struct py_version *v, char *out, size_t cap);
 
 /* First interpreter state of the target (0 when none yet, e.g. still starting). */
 int py_proc_first_interp(struct py_proc *p, uint64_t *interp);
+
+/* Scheduler state and CPU time of one of the target's threads, through a cached open file. */
+int py_proc_thread_stat(struct py_proc *p, pid_t tid, struct proc_tstat *out);
 
 /* Kernel tid of the thread whose pthread_t is thread_id, or -1 (for versions without
  * native_thread_id in the thread state). */

@@ -92,9 +92,28 @@ static struct py_thread *push_thread(struct py_snapshot *s)
     return t;
 }
 
+/*
+ * A cheap fingerprint of a call: the object pointers in its first argument slots, which a new call
+ * reusing the same frame slot usually changes (docs/timing.md). `slots` holds up to 4 words read
+ * with the frame; only the function's arguments are mixed in (locals change within a call).
+ */
+static uint64_t arg_signature(const struct py_code *code, const uint64_t *slots, int nslots)
+{
+    if (!code || nslots <= 0)
+        return 0;
+    int n = code->argcount < nslots ? code->argcount : nslots;
+    uint64_t h = 0x9e3779b97f4a7c15ULL;
+    for (int i = 0; i < n; i++) {
+        h ^= slots[i] + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
+        h *= 0xff51afd7ed558ccdULL;
+    }
+    return n > 0 ? (h | 1) : 0;
+}
+
 /* Records one frame; code may be NULL (unreadable), which marks the thread bad. */
 static int add_frame(struct py_proc *p, struct py_snapshot *s, struct py_thread *t,
-                     uint64_t frame, uint64_t code_addr, int64_t lasti)
+                     uint64_t frame, uint64_t code_addr, int64_t lasti, const uint64_t *slots,
+                     int nslots)
 {
     struct py_frame *f = push_frame(s);
     if (!f)
@@ -105,9 +124,24 @@ static int add_frame(struct py_proc *p, struct py_snapshot *s, struct py_thread 
     f->code = code_cache_get(p->codes, p->mem, &p->layout, &p->types, code_addr);
     f->lasti = lasti >= 0 && lasti < INT32_MAX ? (int32_t)lasti : -1;
     f->line = f->code ? code_line(f->code, lasti) : -1;
+    f->argsig = arg_signature(f->code, slots, nslots);
     if (!f->code)
         t->bad = true;
     return 0;
+}
+
+/* Reads a frame with its first argument slots; falls back to the frame alone near the end of a
+ * mapping. Returns how many slots were read (0..ARG_SLOTS), or -1. */
+#define ARG_SLOTS 4
+static int read_frame(struct py_proc *p, uint64_t frame, uint8_t *buf, size_t cap, size_t need,
+                      int32_t slots_at, uint64_t *slots)
+{
+    size_t full = slots_at >= 0 ? (size_t)slots_at + ARG_SLOTS * 8 : 0;
+    if (full > need && full <= cap && mem_read(p->mem, frame, buf, full) == 0) {
+        memcpy(slots, buf + slots_at, ARG_SLOTS * 8);
+        return ARG_SLOTS;
+    }
+    return mem_read(p->mem, frame, buf, need) == 0 ? 0 : -1;
 }
 
 /* Frame objects (2.7, 3.6–3.10): f_back chain. */
@@ -126,7 +160,9 @@ static void walk_frame_objects(struct py_proc *p, struct py_snapshot *s, struct 
             t->truncated = true;
             return;
         }
-        if (mem_read(p->mem, frame, buf, need) != 0) {
+        uint64_t slots[ARG_SLOTS];
+        int nslots = read_frame(p, frame, buf, sizeof buf, need, L->fo_localsplus, slots);
+        if (nslots < 0) {
             t->bad = true;
             return;
         }
@@ -134,7 +170,7 @@ static void walk_frame_objects(struct py_proc *p, struct py_snapshot *s, struct 
         int64_t lasti = i32_at(buf, L->fo_lasti);
         if (L->linetable == PY_LT_LINETABLE310 && lasti >= 0)
             lasti *= 2;   /* 3.10 counts code units */
-        if (add_frame(p, s, t, frame, code, lasti) != 0)
+        if (add_frame(p, s, t, frame, code, lasti, slots, nslots) != 0)
             return;
         uint64_t back = u64_at(buf, L->fo_back);
         if (back && cycle_step(&cyc, back)) {
@@ -161,7 +197,9 @@ static void walk_interp_frames(struct py_proc *p, struct py_snapshot *s, struct 
             t->truncated = true;
             return;
         }
-        if (mem_read(p->mem, frame, buf, need) != 0) {
+        uint64_t slots[ARG_SLOTS];
+        int nslots = read_frame(p, frame, buf, sizeof buf, need, L->if_localsplus, slots);
+        if (nslots < 0) {
             t->bad = true;
             return;
         }
@@ -178,7 +216,7 @@ static void walk_interp_frames(struct py_proc *p, struct py_snapshot *s, struct 
              * the same value): prev_instr (3.11–3.12) or instr_ptr (3.13+) minus code start. */
             if (instr >= start && instr - start < (1u << 30))
                 lasti = (int64_t)(instr - start);
-            if (add_frame(p, s, t, frame, code, lasti) != 0)
+            if (add_frame(p, s, t, frame, code, lasti, slots, nslots) != 0)
                 return;
         }
         uint64_t prev = u64_at(buf, L->if_previous);
@@ -240,17 +278,39 @@ static uint64_t gil_holder_interp(struct py_proc *p, uint64_t interp)
 static void fill_os_state(struct py_proc *p, struct py_thread *t)
 {
     struct proc_tstat st;
-    if (t->native_id > 0 && proc_thread_stat(p->pid, (pid_t)t->native_id, &st) == 0) {
+    if (t->native_id > 0 && py_proc_thread_stat(p, (pid_t)t->native_id, &st) == 0) {
         t->os_state = st.state;
         t->idle = st.state != 'R';
+        t->cpu_user_ns = st.utime_ns;
+        t->cpu_sys_ns = st.stime_ns;
     } else {
         t->idle = !t->holds_gil;
+    }
+}
+
+/*
+ * A cyclic list is only noticed after Brent's detector has gone round once: drop the threads
+ * pushed since `start` from the first one whose thread state repeats an earlier one (rare path).
+ */
+static void drop_repeats(struct py_snapshot *s, uint32_t start)
+{
+    for (uint32_t k = start; k < s->nthreads; k++) {
+        for (uint32_t j = start; j < k; j++) {
+            if (s->threads[j].tstate == s->threads[k].tstate) {
+                for (uint32_t r = k; r < s->nthreads; r++)
+                    s->bad_threads -= s->threads[r].bad ? 1 : 0;
+                s->nframes = s->threads[k].first;
+                s->nthreads = k;
+                return;
+            }
+        }
     }
 }
 
 static void walk_threads(struct py_proc *p, struct py_snapshot *s, uint64_t interp,
                          int64_t interp_id, unsigned flags)
 {
+    uint32_t start = s->nthreads;
     const struct py_layout *L = &p->layout;
     uint8_t ts[4096];
     size_t need = (size_t)L->ts_size;
@@ -260,18 +320,23 @@ static void walk_threads(struct py_proc *p, struct py_snapshot *s, uint64_t inte
     if (L->is_ceval_gil >= 0 && gil)
         s->gil_holder = gil;
     uint64_t tstate = 0;
-    if (mem_read_ptr(p->mem, interp + (uint64_t)L->is_tstate_head, &tstate) != 0)
+    if (mem_read_ptr(p->mem, interp + (uint64_t)L->is_tstate_head, &tstate) != 0) {
+        s->complete = false;
         return;
+    }
     struct cycle cyc;
     cycle_init(&cyc, tstate);
     for (uint32_t n = 0; tstate && n < PY_MAX_THREADS; n++) {
         if (mem_read(p->mem, tstate, ts, need) != 0) {
             s->bad_threads++;
+            s->complete = false;
             return;
         }
         struct py_thread *t = push_thread(s);
-        if (!t)
+        if (!t) {
+            s->complete = false;
             return;
+        }
         t->tstate = tstate;
         t->interp = interp;
         t->interp_id = interp_id;
@@ -298,10 +363,15 @@ static void walk_threads(struct py_proc *p, struct py_snapshot *s, uint64_t inte
         if (t->bad)
             s->bad_threads++;
         uint64_t next = u64_at(ts, L->ts_next);
-        if (next && cycle_step(&cyc, next))
+        if (next && cycle_step(&cyc, next)) {
+            s->complete = false;
+            drop_repeats(s, start);
             return;
+        }
         tstate = next;
     }
+    if (tstate)
+        s->complete = false;   /* more than PY_MAX_THREADS */
 }
 
 enum pt_status py_walk(struct py_proc *p, struct py_snapshot *s, unsigned flags,
@@ -311,6 +381,7 @@ enum pt_status py_walk(struct py_proc *p, struct py_snapshot *s, unsigned flags,
     clock_gettime(CLOCK_MONOTONIC, &now);
     s->t_ns = (uint64_t)now.tv_sec * 1000000000ULL + (uint64_t)now.tv_nsec;
     s->nthreads = s->nframes = s->bad_threads = 0;
+    s->complete = true;
     s->gil_holder = p->layout.is_ceval_gil >= 0 ? 0 : gil_holder_global(p);
 
     uint64_t interp = 0;
@@ -320,20 +391,31 @@ enum pt_status py_walk(struct py_proc *p, struct py_snapshot *s, unsigned flags,
         return pt_fail(err, PT_EFAIL, "cannot read the interpreter list of process %d", (int)p->pid);
     }
     const struct py_layout *L = &p->layout;
-    struct cycle cyc;
-    cycle_init(&cyc, interp);
-    for (int n = 0; interp && n < PY_MAX_INTERPS; n++) {
+    uint64_t seen[PY_MAX_INTERPS];
+    int n;
+    for (n = 0; interp && n < PY_MAX_INTERPS; n++) {
+        /* At most a few interpreters: a linear check keeps a cyclic list from repeating any. */
+        for (int k = 0; k < n; k++) {
+            if (seen[k] == interp) {
+                s->complete = false;
+                goto done;
+            }
+        }
+        seen[n] = interp;
         int64_t id = -1;
         if (L->is_id >= 0)
             mem_read(p->mem, interp + (uint64_t)L->is_id, &id, sizeof id);
         walk_threads(p, s, interp, id, flags);
         uint64_t next = 0;
-        if (mem_read_ptr(p->mem, interp + (uint64_t)L->is_next, &next) != 0)
+        if (mem_read_ptr(p->mem, interp + (uint64_t)L->is_next, &next) != 0) {
+            s->complete = false;
             break;
-        if (next && cycle_step(&cyc, next))
-            break;
+        }
         interp = next;
     }
+    if (interp && n == PY_MAX_INTERPS)
+        s->complete = false;
+done:
     if (flags & PY_WALK_NAMES)
         py_thread_names(p, s);
     return PT_OK;

@@ -26,6 +26,7 @@ struct py_frame {
     const struct py_code *code;  /* NULL when the code object could not be read */
     int32_t lasti;               /* byte offset of the instruction in progress, -1 unknown */
     int32_t line;
+    uint64_t argsig;             /* hash of the first argument slots (new call hint), 0 unknown */
 };
 
 struct py_thread {
@@ -39,6 +40,8 @@ struct py_thread {
     bool truncated;              /* deeper than PY_MAX_FRAMES */
     bool bad;                    /* torn or unreadable stack: frames are partial */
     char os_state;               /* /proc state letter, 0 when not read */
+    uint64_t cpu_user_ns;        /* CPU time of the thread (with PY_WALK_OS_STATE) */
+    uint64_t cpu_sys_ns;
     uint32_t first;              /* index of the innermost frame in snapshot->frames */
     uint32_t nframes;
     char name[64];               /* Python thread name when known (PY_WALK_NAMES) */
@@ -52,6 +55,7 @@ struct py_snapshot {
     struct py_frame *frames;
     uint32_t nframes, cap_frames;
     uint32_t bad_threads;
+    bool complete;               /* every interpreter and thread list was read to its end */
 };
 
 enum py_walk_flags {
