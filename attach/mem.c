@@ -133,10 +133,7 @@ enum pt_status mem_open_pid(struct mem_src **out, pid_t pid, struct pt_err *err)
         }
         if (e == EPERM && m->memfd < 0) {
             live_close(&m->base);
-            return pt_fail(err, PT_EPERM,
-                           "permission denied reading process %d: run as root or as its user with "
-                           "CAP_SYS_PTRACE (e.g. sudo, or docker --cap-add SYS_PTRACE), and check "
-                           "kernel.yama.ptrace_scope (0 or 1 needed without CAP_SYS_PTRACE)",
+            return pt_fail(err, PT_EPERM, "permission denied reading process %d: " PT_PERM_ADVICE,
                            (int)pid);
         }
         if (m->memfd >= 0)

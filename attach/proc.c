@@ -45,8 +45,8 @@ enum pt_status proc_maps(pid_t pid, struct proc_map **out, size_t *n, struct pt_
     if (!f) {
         if (errno == ENOENT)
             return pt_fail(err, PT_ENOPROC, "no such process: %d", (int)pid);
-        return pt_fail(err, PT_EPERM, "cannot read %s: %s (run as root or grant CAP_SYS_PTRACE)",
-                       path, strerror(errno));
+        return pt_fail(err, PT_EPERM, "permission denied reading process %d (%s): " PT_PERM_ADVICE,
+                       (int)pid, strerror(errno));
     }
     size_t cap = 64;
     struct proc_map *maps = malloc(cap * sizeof *maps);

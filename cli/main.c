@@ -14,6 +14,9 @@ static const char usage[] =
     "usage: pytrace VERB [options]\n"
     "\n"
     "  dump    PID [--json]                 all threads' Python stacks, now\n"
+    "  attach  PID [-r HZ] [-d SEC] [-o FILE] record a running process\n"
+    "  run     [options] -- CMD [ARGS...]   start CMD and record it\n"
+    "  info    FILE [--json]                what a trace holds\n"
     "\n"
     "Exit codes: 0 ok, 1 failure, 2 usage, 3 no such process, 4 permission denied,\n"
     "5 not a Python process, 6 unsupported Python version, 7 corrupt or truncated input file.\n"
@@ -64,6 +67,14 @@ int main(int argc, char **argv)
     }
     if (!strcmp(verb, "dump"))
         return cmd_dump(argc - 1, argv + 1);
+#ifndef PT_DUMP_ONLY
+    if (!strcmp(verb, "attach"))
+        return cmd_attach(argc - 1, argv + 1);
+    if (!strcmp(verb, "run"))
+        return cmd_run(argc - 1, argv + 1);
+    if (!strcmp(verb, "info"))
+        return cmd_info(argc - 1, argv + 1);
+#endif
     fprintf(stderr, "pytrace: unknown verb '%s'\n%s", verb, usage);
     return PT_EUSAGE;
 }

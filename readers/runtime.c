@@ -170,11 +170,21 @@ static bool in_rw_map(const struct proc_map *maps, size_t n, uint64_t addr)
     return false;
 }
 
-/* An interpreter state is real if its first thread state points back at it. */
+/*
+ * An interpreter state is real if its first thread state points back at it and its sys.modules
+ * is a dict. (The back-pointer alone also holds for a thread state whose interpreter's first
+ * thread is itself, as 2.7/3.6 share one offset for both fields.)
+ */
 static bool interp_validates(struct py_proc *p, uint64_t interp)
 {
     const struct py_layout *L = &p->layout;
     uint64_t ts = 0, back = 0;
+    if (p->types.dict && L->is_modules >= 0) {
+        uint64_t modules = 0, type = 0;
+        if (mem_read_ptr(p->mem, interp + (uint64_t)L->is_modules, &modules) != 0 || !modules ||
+            pyobj_type(p->mem, L, modules, &type) != 0 || type != p->types.dict)
+            return false;
+    }
     if (mem_read_ptr(p->mem, interp + (uint64_t)L->is_tstate_head, &ts) != 0 || !ts || (ts & 7))
         return false;
     if (mem_read_ptr(p->mem, ts + (uint64_t)L->ts_interp, &back) != 0)

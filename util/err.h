@@ -23,6 +23,12 @@ enum pt_status {
     PT_ECORRUPT = 7,   /* corrupt or truncated input file */
 };
 
+/* What to do about PT_EPERM, appended to every permission message. */
+#define PT_PERM_ADVICE                                                                             \
+    "run as root or as the target's user with CAP_SYS_PTRACE (e.g. sudo, or docker run "           \
+    "--cap-add SYS_PTRACE), and check kernel.yama.ptrace_scope (0, or 1 for your own child "      \
+    "processes, allows it without CAP_SYS_PTRACE)"
+
 struct pt_err {
     enum pt_status code;
     char msg[512];
