@@ -1,0 +1,291 @@
+/*
+ * record_opts.c — shared option parsing and the record-then-summarise tail of `attach` and `run`.
+ * The default file name carries the target's name, pid, the UTC time and a random id, so
+ * recordings never overwrite each other; -o names the file (and replaces an existing one).
+ */
+#include "cli/record_opts.h"
+
+#include <ctype.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "attach/proc.h"
+#include "cli/cli.h"
+#include "output/record.h"
+
+#define PYTRACE_VERSION_STR "0.1.0"
+
+const char record_usage[] =
+    "  -r, --rate HZ        samples per second (default 1000)\n"
+    "  -d, --duration SEC   stop after SEC seconds (default: until Ctrl-C or the target exits)\n"
+    "  -o, --output FILE    trace file (default pytrace-<name>-<pid>-<UTC time>-<id>.pytrace)\n"
+    "      --blocking       pause the target's threads for each sample (consistent stacks)\n"
+    "      --subprocesses   also record child processes (multiprocessing, gunicorn workers)\n"
+    "      --thread SPEC    record only threads whose name matches glob SPEC or whose tid is\n"
+    "                       SPEC (repeatable; alias --threads)\n"
+    "      --gil            mark the trace to be viewed GIL-holding samples only (kept anyway)\n"
+    "      --idle           mark the trace to be viewed with idle samples (kept anyway)\n"
+    "      --name NAME      name of the recording (file name, header)\n"
+    "      --tag KEY=VALUE  stored in the header (repeatable)\n"
+    "      --max-size SIZE  stop when the file reaches SIZE bytes (K, M, G suffixes)\n"
+    "      --jitter FRAC    random offset of each tick, a fraction of the period (default 0)\n"
+    "  -q, --quiet          no status line and no summary\n";
+
+static int parse_size(const char *s, uint64_t *out)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || v < 0)
+        return -1;
+    switch (toupper((unsigned char)*end)) {
+    case '\0': break;
+    case 'K': v *= 1024; end++; break;
+    case 'M': v *= 1024 * 1024; end++; break;
+    case 'G': v *= 1024.0 * 1024 * 1024; end++; break;
+    default: return -1;
+    }
+    if (*end == 'B' || *end == 'b')
+        end++;
+    if (*end)
+        return -1;
+    *out = (uint64_t)v;
+    return 0;
+}
+
+int record_parse(const char *verb, int argc, char **argv, struct record_cli *o, int *next)
+{
+    /* run: stop at the command ("+"), whose own options are not ours; attach: options may come
+     * before or after the PID (GNU getopt moves the PID to the end). */
+    const char *shortopts = strcmp(verb, "run") == 0 ? "+r:d:o:qh" : "r:d:o:qh";
+    enum { O_BLOCKING = 256, O_SUBP, O_THREAD, O_GIL, O_IDLE, O_NAME, O_TAG, O_MAXSIZE, O_JITTER,
+           O_NATIVE };
+    static const struct option opts[] = {
+        {"rate", required_argument, NULL, 'r'},
+        {"duration", required_argument, NULL, 'd'},
+        {"output", required_argument, NULL, 'o'},
+        {"blocking", no_argument, NULL, O_BLOCKING},
+        {"subprocesses", no_argument, NULL, O_SUBP},
+        {"thread", required_argument, NULL, O_THREAD},
+        {"threads", required_argument, NULL, O_THREAD},
+        {"gil", no_argument, NULL, O_GIL},
+        {"idle", no_argument, NULL, O_IDLE},
+        {"name", required_argument, NULL, O_NAME},
+        {"tag", required_argument, NULL, O_TAG},
+        {"max-size", required_argument, NULL, O_MAXSIZE},
+        {"jitter", required_argument, NULL, O_JITTER},
+        {"native", no_argument, NULL, O_NATIVE},
+        {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    memset(o, 0, sizeof *o);
+    o->rate_hz = 1000;
+    optind = 1;
+    int c;
+    char *end;
+    while ((c = getopt_long(argc, argv, shortopts, opts, NULL)) != -1) {
+        switch (c) {
+        case 'r':
+            o->rate_hz = strtod(optarg, &end);
+            if (*end || o->rate_hz <= 0 || o->rate_hz > 1e6)
+                return cli_usage_error(verb, "--rate takes a number of Hz in (0, 1000000]");
+            break;
+        case 'd':
+            o->duration_s = strtod(optarg, &end);
+            if (*end || o->duration_s <= 0)
+                return cli_usage_error(verb, "--duration takes a positive number of seconds");
+            break;
+        case 'o': o->output = optarg; break;
+        case O_BLOCKING: o->blocking = true; break;
+        case O_SUBP: o->subprocesses = true; break;
+        case O_THREAD:
+            if (o->n_threads == REC_MAX_THREADS)
+                return cli_usage_error(verb, "too many --thread options");
+            o->threads[o->n_threads++] = optarg;
+            break;
+        case O_GIL: o->gil = true; break;
+        case O_IDLE: o->idle = true; break;
+        case O_NAME: o->name = optarg; break;
+        case O_TAG: {
+            char *eq = strchr(optarg, '=');
+            if (!eq || eq == optarg)
+                return cli_usage_error(verb, "--tag takes KEY=VALUE");
+            if (o->n_tags == REC_MAX_TAGS)
+                return cli_usage_error(verb, "too many --tag options");
+            *eq = '\0';
+            o->tags[o->n_tags++] = (struct trace_tag){optarg, eq + 1};
+            break;
+        }
+        case O_MAXSIZE:
+            if (parse_size(optarg, &o->max_size) != 0 || o->max_size == 0)
+                return cli_usage_error(verb, "--max-size takes a size such as 64M");
+            break;
+        case O_JITTER:
+            o->jitter = strtod(optarg, &end);
+            if (*end || o->jitter < 0 || o->jitter > 0.5)
+                return cli_usage_error(verb, "--jitter takes a fraction in [0, 0.5]");
+            break;
+        case O_NATIVE:
+            fprintf(stderr, "pytrace %s: --native is not available in this version yet\n", verb);
+            return PT_EFAIL;
+        case 'q': o->quiet = true; break;
+        case 'h': return -1;
+        default: return cli_usage_error(verb, "unknown option");
+        }
+    }
+    *next = optind;
+    return 0;
+}
+
+static void sanitize(char *s)
+{
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && *s != '.' && *s != '-' && *s != '_')
+            *s = '_';
+}
+
+static void default_path(const struct record_cli *o, pid_t pid, char *out, size_t cap)
+{
+    char name[64] = "python", stamp[32];
+    if (o->name)
+        snprintf(name, sizeof name, "%s", o->name);
+    else
+        proc_comm(pid, pid, name, sizeof name);
+    sanitize(name);
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
+    uint32_t id = 0;
+    if (getrandom(&id, sizeof id, 0) != sizeof id)
+        id = (uint32_t)now ^ (uint32_t)getpid() * 2654435761u;
+    snprintf(out, cap, "pytrace-%s-%d-%s-%08x.pytrace", name, (int)pid, stamp, id);
+}
+
+static uint64_t clock_ns(clockid_t c)
+{
+    struct timespec ts;
+    clock_gettime(c, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static void human_bytes(uint64_t b, char *out, size_t cap)
+{
+    if (b >= 10u << 20)
+        snprintf(out, cap, "%.1f MB", (double)b / (1 << 20));
+    else if (b >= 10u << 10)
+        snprintf(out, cap, "%.1f KB", (double)b / (1 << 10));
+    else
+        snprintf(out, cap, "%" PRIu64 " B", b);
+}
+
+int record_and_report(const struct record_cli *o, struct py_proc *root, pid_t root_pid,
+                      pid_t child_pid, volatile int *stop, struct session_result *res)
+{
+    char path[4096], cmd[4096] = "", host[256] = "", ver[32] = "", comm[64] = "";
+    if (o->output)
+        snprintf(path, sizeof path, "%s", o->output);
+    else
+        default_path(o, root_pid, path, sizeof path);
+    proc_cmdline(root_pid, cmd, sizeof cmd);
+    proc_comm(root_pid, root_pid, comm, sizeof comm);
+    gethostname(host, sizeof host - 1);
+    if (root)
+        py_version_str(&root->version, ver, sizeof ver);
+    pid_t nspid[8];
+    int nns = proc_nspid(root_pid, nspid, 8);
+    int64_t ns64[8];
+    for (int i = 0; i < nns; i++)
+        ns64[i] = nspid[i];
+
+    struct trace_tag tags[REC_MAX_TAGS + 2];
+    size_t n_tags = 0;
+    for (size_t i = 0; i < o->n_tags; i++)
+        tags[n_tags++] = o->tags[i];
+    if (o->gil)
+        tags[n_tags++] = (struct trace_tag){"view.gil_only", "1"};
+    if (o->idle)
+        tags[n_tags++] = (struct trace_tag){"view.idle", "1"};
+
+    struct trace_meta meta = {
+        .pid = root_pid,
+        .nspid = ns64,
+        .n_nspid = (size_t)(nns > 0 ? nns : 0),
+        .name = o->name ? o->name : comm,
+        .python_version = ver,
+        .python_binary = root ? root->binary : "",
+        .cmdline = cmd,
+        .host = host,
+        .pytrace_version = PYTRACE_VERSION_STR,
+        .rate_hz = o->rate_hz,
+        .blocking = o->blocking,
+        .native = o->native,
+        .tags = tags,
+        .n_tags = n_tags,
+        .filters = "",
+    };
+    meta.start_mono_ns = clock_ns(CLOCK_MONOTONIC);
+    meta.start_wall_ns = clock_ns(CLOCK_REALTIME);
+
+    struct pt_err err;
+    pt_err_clear(&err);
+    struct rec_sink *sink;
+    struct rec_thread_filter filter = {o->threads, o->n_threads};
+    if (rec_sink_open(&sink, path, o->output != NULL, &meta, &filter, 10000000ULL, &err) != PT_OK)
+        return cli_report(&err);
+
+    struct session_opts so = {
+        .rate_hz = o->rate_hz,
+        .duration_s = o->duration_s,
+        .jitter = o->jitter,
+        .blocking = o->blocking,
+        .subprocesses = o->subprocesses,
+        .max_size = o->max_size,
+        .status_line = !o->quiet && isatty(2),
+        .out_path = path,
+    };
+    enum pt_status rc = session_run(&so, root, root_pid, child_pid, sink, stop, res, &err);
+    struct trace_summary sum = {
+        .end_mono_ns = res->end_ns,
+        .walks = res->walks,
+        .missed = res->missed,
+        .overruns = res->overruns,
+        .achieved_hz = res->achieved_hz,
+        .exit_status = res->root_exit_status,
+    };
+    struct pt_err cerr;
+    pt_err_clear(&cerr);
+    enum pt_status crc = rec_sink_close(sink, res->end_ns, &sum, &cerr);
+    if (rc != PT_OK)
+        return cli_report(&err);
+    if (crc != PT_OK)
+        return cli_report(&cerr);
+    if (!o->quiet) {
+        char size[32];
+        FILE *f = fopen(path, "re");
+        uint64_t bytes = 0;
+        if (f) {
+            fseek(f, 0, SEEK_END);
+            bytes = (uint64_t)ftell(f);
+            fclose(f);
+        }
+        human_bytes(bytes, size, sizeof size);
+        double secs = (double)(res->end_ns - res->start_ns) / 1e9;
+        const char *why = res->end == SESSION_TARGET_EXITED ? ", target exited"
+                          : res->end == SESSION_MAX_SIZE    ? ", --max-size reached"
+                                                            : "";
+        fprintf(stderr,
+                "pytrace: recorded %.1f s, %" PRIu64 " samples at %.1f Hz (asked %.0f), %.2f%% "
+                "errors%s -> %s (%s)\n",
+                secs, sum.samples, res->achieved_hz, o->rate_hz,
+                sum.samples ? 100.0 * (double)sum.errors / (double)sum.samples : 0.0, why, path,
+                size);
+    }
+    return 0;
+}

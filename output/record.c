@@ -1,0 +1,365 @@
+/*
+ * record.c — snapshots to trace records (see record.h). All per-process state (thread table,
+ * function ids by code id) hangs off struct rec_proc, because code ids are per target.
+ */
+#include "output/record.h"
+
+#include <fnmatch.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct rec_thread {
+    uint64_t thread_id;
+    int64_t native_id;
+    uint32_t trace_thread;
+    bool seen;              /* in the current snapshot */
+    bool gone;
+    char name[64];
+    /* The previous sample's stack, root first, to reuse trie nodes for the unchanged prefix. */
+    uint32_t depth, cap;
+    uint32_t *nodes, *funcs;
+    int32_t *lines;
+    struct tl_frame *tlf;
+    uint64_t last_cpu_user, last_cpu_sys;
+};
+
+struct rec_proc {
+    int64_t pid;
+    uint32_t trace_process;
+    struct rec_thread *threads;
+    uint32_t n, cap;
+    uint32_t *fid_by_code;  /* function id by py_code id */
+    uint32_t n_fid;
+    uint64_t last_counters_ns;
+    bool exited;
+};
+
+struct rec_sink {
+    struct trace_writer *w;
+    struct timeline *tl;
+    struct rec_proc *procs;
+    uint32_t n_procs, cap_procs;
+    struct rec_thread_filter filter;
+    uint64_t counter_interval_ns;
+    uint64_t samples, errors;
+    uint32_t unknown_function;
+};
+
+static void emit_span(const struct tl_span *span, void *ctx)
+{
+    struct rec_sink *s = ctx;
+    trace_span(s->w, span);
+}
+
+enum pt_status rec_sink_open(struct rec_sink **out, const char *path, bool overwrite,
+                             const struct trace_meta *meta, const struct rec_thread_filter *filter,
+                             uint64_t counter_interval_ns, struct pt_err *err)
+{
+    *out = NULL;
+    struct rec_sink *s = calloc(1, sizeof *s);
+    if (!s)
+        return pt_fail(err, PT_EFAIL, "out of memory");
+    enum pt_status rc = trace_writer_open(&s->w, path, overwrite, meta, err);
+    if (rc != PT_OK) {
+        free(s);
+        return rc;
+    }
+    s->tl = tl_new(emit_span, s);
+    if (!s->tl) {
+        trace_writer_close(s->w, NULL, NULL);
+        free(s);
+        return pt_fail(err, PT_EFAIL, "out of memory");
+    }
+    if (filter)
+        s->filter = *filter;
+    s->counter_interval_ns = counter_interval_ns;
+    s->unknown_function = trace_function(s->w, "<unknown>", "<unknown>", "", 0);
+    *out = s;
+    return PT_OK;
+}
+
+uint32_t rec_sink_process(struct rec_sink *s, struct py_proc *p, uint32_t parent)
+{
+    if (s->n_procs == s->cap_procs) {
+        uint32_t cap = s->cap_procs ? s->cap_procs * 2 : 4;
+        struct rec_proc *np = realloc(s->procs, cap * sizeof *np);
+        if (!np)
+            return 0;
+        s->procs = np;
+        s->cap_procs = cap;
+    }
+    char cmd[1024] = "", ver[32];
+    pid_t nspid[8];
+    int nns = proc_nspid(p->pid, nspid, 8);
+    proc_cmdline(p->pid, cmd, sizeof cmd);
+    py_version_str(&p->version, ver, sizeof ver);
+    struct rec_proc *rp = &s->procs[s->n_procs++];
+    memset(rp, 0, sizeof *rp);
+    rp->pid = p->pid;
+    uint32_t parent_idx = parent ? s->procs[parent - 1].trace_process : 0;
+    rp->trace_process = trace_process(s->w, p->pid, nns > 0 ? nspid[nns - 1] : p->pid, cmd, ver,
+                                      parent_idx);
+    trace_event(s->w, TRACE_E_PROCESS_START, rp->trace_process, 0, 0, p->pid, cmd);
+    return s->n_procs;   /* 1-based handle */
+}
+
+static bool thread_selected(const struct rec_sink *s, const struct rec_thread *t)
+{
+    if (!s->filter.n)
+        return true;
+    for (size_t i = 0; i < s->filter.n; i++) {
+        const char *spec = s->filter.specs[i];
+        char *end;
+        long tid = strtol(spec, &end, 10);
+        if (*spec && !*end) {
+            if (tid == t->native_id)
+                return true;
+        } else if (fnmatch(spec, t->name, 0) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static struct rec_thread *thread_for(struct rec_sink *s, struct rec_proc *rp,
+                                     const struct py_thread *pt, uint64_t t_ns)
+{
+    for (uint32_t i = 0; i < rp->n; i++) {
+        struct rec_thread *t = &rp->threads[i];
+        if (!t->gone && t->thread_id == pt->thread_id && t->native_id == pt->native_id)
+            return t;
+    }
+    if (rp->n == rp->cap) {
+        uint32_t cap = rp->cap ? rp->cap * 2 : 8;
+        struct rec_thread *nt = realloc(rp->threads, cap * sizeof *nt);
+        if (!nt)
+            return NULL;
+        rp->threads = nt;
+        rp->cap = cap;
+    }
+    struct rec_thread *t = &rp->threads[rp->n++];
+    memset(t, 0, sizeof *t);
+    t->thread_id = pt->thread_id;
+    t->native_id = pt->native_id;
+    snprintf(t->name, sizeof t->name, "%s", pt->name);
+    t->trace_thread = trace_thread(s->w, rp->trace_process, pt->native_id, pt->thread_id, pt->name);
+    trace_event(s->w, TRACE_E_THREAD_START, rp->trace_process, t->trace_thread, t_ns,
+                pt->native_id, pt->name);
+    return t;
+}
+
+static int reserve_depth(struct rec_thread *t, uint32_t n)
+{
+    if (n <= t->cap)
+        return 0;
+    uint32_t cap = t->cap ? t->cap : 32;
+    while (cap < n)
+        cap *= 2;
+    uint32_t *nodes = realloc(t->nodes, cap * sizeof *nodes);
+    if (nodes)
+        t->nodes = nodes;
+    uint32_t *funcs = realloc(t->funcs, cap * sizeof *funcs);
+    if (funcs)
+        t->funcs = funcs;
+    int32_t *lines = realloc(t->lines, cap * sizeof *lines);
+    if (lines)
+        t->lines = lines;
+    struct tl_frame *tlf = realloc(t->tlf, cap * sizeof *tlf);
+    if (tlf)
+        t->tlf = tlf;
+    if (!nodes || !funcs || !lines || !tlf)
+        return -1;
+    t->cap = cap;
+    return 0;
+}
+
+static uint32_t function_of(struct rec_sink *s, struct rec_proc *rp, const struct py_code *code)
+{
+    if (!code)
+        return s->unknown_function;
+    if (code->id >= rp->n_fid) {
+        uint32_t n = rp->n_fid ? rp->n_fid : 256;
+        while (n <= code->id)
+            n *= 2;
+        uint32_t *f = realloc(rp->fid_by_code, n * sizeof *f);
+        if (!f)
+            return s->unknown_function;
+        memset(f + rp->n_fid, 0, (n - rp->n_fid) * sizeof *f);
+        rp->fid_by_code = f;
+        rp->n_fid = n;
+    }
+    if (!rp->fid_by_code[code->id])
+        rp->fid_by_code[code->id] =
+            trace_function(s->w, code->name, code->qualname, code->filename, code->firstlineno);
+    return rp->fid_by_code[code->id];
+}
+
+/* Interns the thread's stack root-first, reusing the previous sample's nodes for the common
+ * prefix; fills t->tlf for the timeline. Returns the leaf node (0 for an empty stack). */
+static uint32_t intern_stack(struct rec_sink *s, struct rec_proc *rp, struct rec_thread *t,
+                             const struct py_snapshot *snap, const struct py_thread *pt)
+{
+    uint32_t n = pt->nframes;
+    if (reserve_depth(t, n) != 0)
+        return 0;
+    uint32_t parent = 0;
+    bool same = true;
+    for (uint32_t d = 0; d < n; d++) {
+        const struct py_frame *f = py_thread_frame(snap, pt, n - 1 - d);
+        uint32_t fid = function_of(s, rp, f->code);
+        if (!(same && d < t->depth && t->funcs[d] == fid && t->lines[d] == f->line)) {
+            same = false;
+            t->funcs[d] = fid;
+            t->lines[d] = f->line;
+            t->nodes[d] = trace_stack(s->w, parent, fid, f->line);
+        }
+        parent = t->nodes[d];
+        t->tlf[d] = (struct tl_frame){f->addr, fid, f->line, f->lasti, f->argsig};
+    }
+    t->depth = n;
+    return parent;
+}
+
+static void write_counters(struct rec_sink *s, struct rec_proc *rp, const struct py_snapshot *snap,
+                           uint64_t t_ns)
+{
+    for (uint32_t i = 0; i < snap->nthreads; i++) {
+        const struct py_thread *pt = &snap->threads[i];
+        for (uint32_t k = 0; k < rp->n; k++) {
+            struct rec_thread *t = &rp->threads[k];
+            if (t->gone || t->thread_id != pt->thread_id || t->native_id != pt->native_id)
+                continue;
+            if (pt->cpu_user_ns != t->last_cpu_user || pt->cpu_sys_ns != t->last_cpu_sys) {
+                trace_counter(s->w, TRACE_C_CPU_USER_NS, t->trace_thread, t_ns,
+                              (int64_t)pt->cpu_user_ns);
+                trace_counter(s->w, TRACE_C_CPU_SYS_NS, t->trace_thread, t_ns,
+                              (int64_t)pt->cpu_sys_ns);
+                t->last_cpu_user = pt->cpu_user_ns;
+                t->last_cpu_sys = pt->cpu_sys_ns;
+            }
+        }
+    }
+    int64_t rss = proc_rss((pid_t)rp->pid);
+    if (rss >= 0)
+        trace_counter(s->w, TRACE_C_RSS_BYTES, rp->trace_process, t_ns, rss);
+}
+
+static void end_thread(struct rec_sink *s, struct rec_proc *rp, struct rec_thread *t, uint64_t t_ns)
+{
+    tl_end_thread(s->tl, t->trace_thread, t_ns);
+    trace_event(s->w, TRACE_E_THREAD_EXIT, rp->trace_process, t->trace_thread, t_ns,
+                t->native_id, NULL);
+    t->gone = true;
+    free(t->nodes);
+    free(t->funcs);
+    free(t->lines);
+    free(t->tlf);
+    t->nodes = t->funcs = NULL;
+    t->lines = NULL;
+    t->tlf = NULL;
+    t->depth = t->cap = 0;
+}
+
+void rec_sink_feed(struct rec_sink *s, uint32_t proc, struct py_proc *p,
+                   const struct py_snapshot *snap, uint64_t t_ns)
+{
+    struct rec_proc *rp = &s->procs[proc - 1];
+    for (uint32_t i = 0; i < rp->n; i++)
+        rp->threads[i].seen = false;
+    for (uint32_t i = 0; i < snap->nthreads; i++) {
+        const struct py_thread *pt = &snap->threads[i];
+        struct rec_thread *t = thread_for(s, rp, pt, t_ns);
+        if (!t)
+            continue;
+        t->seen = true;
+        if (pt->name[0] && strcmp(pt->name, t->name) != 0) {
+            snprintf(t->name, sizeof t->name, "%s", pt->name);
+            trace_thread_name(s->w, t->trace_thread, pt->name);
+        }
+        if (!thread_selected(s, t))
+            continue;
+        uint8_t flags = (pt->holds_gil ? TRACE_F_GIL : 0) | (pt->idle ? TRACE_F_IDLE : 0);
+        s->samples++;
+        if (pt->bad) {
+            /* Frames are read innermost first: a torn stack lacks its root side, so none of
+             * it can be placed in the call tree. */
+            s->errors++;
+            trace_sample(s->w, t->trace_thread, t_ns, 0, flags | TRACE_F_BAD);
+            tl_feed_bad(s->tl, t->trace_thread, t_ns);
+            continue;
+        }
+        uint32_t leaf = intern_stack(s, rp, t, snap, pt);
+        trace_sample(s->w, t->trace_thread, t_ns, leaf, flags);
+        tl_feed(s->tl, t->trace_thread, t_ns, t->tlf, pt->nframes);
+    }
+    /* A thread missing from a torn thread list may still live: end threads only when the lists
+     * were read to their ends. */
+    for (uint32_t i = 0; i < rp->n && snap->complete; i++)
+        if (!rp->threads[i].seen && !rp->threads[i].gone)
+            end_thread(s, rp, &rp->threads[i], t_ns);
+    if (t_ns - rp->last_counters_ns >= s->counter_interval_ns) {
+        write_counters(s, rp, snap, t_ns);
+        rp->last_counters_ns = t_ns;
+    }
+    (void)p;
+}
+
+void rec_sink_feed_failed(struct rec_sink *s, uint32_t proc, uint64_t t_ns)
+{
+    struct rec_proc *rp = &s->procs[proc - 1];
+    for (uint32_t i = 0; i < rp->n; i++) {
+        struct rec_thread *t = &rp->threads[i];
+        if (t->gone || !thread_selected(s, t))
+            continue;
+        s->samples++;
+        s->errors++;
+        trace_sample(s->w, t->trace_thread, t_ns, 0, TRACE_F_BAD);
+        tl_feed_bad(s->tl, t->trace_thread, t_ns);
+    }
+}
+
+void rec_sink_process_exit(struct rec_sink *s, uint32_t proc, uint64_t t_ns, int64_t status)
+{
+    struct rec_proc *rp = &s->procs[proc - 1];
+    if (rp->exited)
+        return;
+    for (uint32_t i = 0; i < rp->n; i++)
+        if (!rp->threads[i].gone)
+            end_thread(s, rp, &rp->threads[i], t_ns);
+    trace_event(s->w, TRACE_E_PROCESS_EXIT, rp->trace_process, 0, t_ns, status, NULL);
+    rp->exited = true;
+}
+
+enum pt_status rec_sink_tick(struct rec_sink *s, uint64_t now_ns, struct pt_err *err)
+{
+    return trace_maybe_flush(s->w, now_ns, err);
+}
+
+uint64_t rec_sink_bytes(const struct rec_sink *s) { return trace_bytes(s->w); }
+uint64_t rec_sink_samples(const struct rec_sink *s) { return s->samples; }
+uint64_t rec_sink_errors(const struct rec_sink *s) { return s->errors; }
+
+enum pt_status rec_sink_close(struct rec_sink *s, uint64_t t_ns, struct trace_summary *sum,
+                              struct pt_err *err)
+{
+    tl_finish(s->tl, t_ns);
+    sum->samples = s->samples;
+    sum->errors = s->errors;
+    enum pt_status rc = trace_writer_close(s->w, sum, err);
+    tl_free(s->tl);
+    for (uint32_t i = 0; i < s->n_procs; i++) {
+        struct rec_proc *rp = &s->procs[i];
+        for (uint32_t k = 0; k < rp->n; k++) {
+            free(rp->threads[k].nodes);
+            free(rp->threads[k].funcs);
+            free(rp->threads[k].lines);
+            free(rp->threads[k].tlf);
+        }
+        free(rp->threads);
+        free(rp->fid_by_code);
+    }
+    free(s->procs);
+    free(s);
+    return rc;
+}

@@ -1,0 +1,55 @@
+/*
+ * record.h — turning snapshots into a .pytrace file: the recorder's output half.
+ *
+ * A rec_sink owns one trace writer and one timeline. Each sampling round hands it the snapshot of
+ * each traced process; it interns functions and stacks (reusing the previous sample's stack-trie
+ * nodes for the unchanged prefix, so an unchanged stack costs no hashing), writes one sample per
+ * thread with its GIL/idle/bad flags, feeds the timeline (whose finished spans go to the file),
+ * and every counter_interval writes CPU time per thread and RSS per process. Threads and processes
+ * that disappear get their spans closed and an exit event.
+ */
+#ifndef PT_RECORD_H
+#define PT_RECORD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "output/trace.h"
+#include "readers/walk.h"
+
+struct rec_sink;
+
+struct rec_thread_filter {
+    const char *const *specs;   /* thread names (glob) or tids; NULL/0 = all threads */
+    size_t n;
+};
+
+enum pt_status rec_sink_open(struct rec_sink **out, const char *path, bool overwrite,
+                             const struct trace_meta *meta, const struct rec_thread_filter *filter,
+                             uint64_t counter_interval_ns, struct pt_err *err);
+
+/* Registers a traced process (parent = 0 for the root); returns its process index. */
+uint32_t rec_sink_process(struct rec_sink *s, struct py_proc *p, uint32_t parent);
+
+/* Records one snapshot of process `proc` taken at t_ns. */
+void rec_sink_feed(struct rec_sink *s, uint32_t proc, struct py_proc *p,
+                   const struct py_snapshot *snap, uint64_t t_ns);
+
+/* Records that a round could not read process `proc` at all (every thread gets a bad sample). */
+void rec_sink_feed_failed(struct rec_sink *s, uint32_t proc, uint64_t t_ns);
+
+/* The process exited (status: exit code, -signal, or INT64_MIN unknown): its threads' spans end. */
+void rec_sink_process_exit(struct rec_sink *s, uint32_t proc, uint64_t t_ns, int64_t status);
+
+/* Flushes a chunk if one is due (call once per round). */
+enum pt_status rec_sink_tick(struct rec_sink *s, uint64_t now_ns, struct pt_err *err);
+
+uint64_t rec_sink_bytes(const struct rec_sink *s);
+uint64_t rec_sink_samples(const struct rec_sink *s);
+uint64_t rec_sink_errors(const struct rec_sink *s);
+
+/* Ends all spans at t_ns, writes the trailer, closes the file and frees s. */
+enum pt_status rec_sink_close(struct rec_sink *s, uint64_t t_ns, struct trace_summary *sum,
+                              struct pt_err *err);
+
+#endif

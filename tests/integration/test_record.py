@@ -1,0 +1,249 @@
+"""Recording: `pytrace attach` and `pytrace run` write .pytrace files that `pytrace info` reads
+back; the target is never left stopped, whatever happens to pytrace."""
+import json
+import os
+import re
+import signal
+import stat
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from conftest import (PYTRACE, TARGETS, WORKLOADS, interpreter_params, py_version, require,
+                      run_pytrace)
+
+THREADS = os.path.join(WORKLOADS, "threads.py")
+KNOWN_STACK = os.path.join(WORKLOADS, "known_stack.py")
+PHASES = os.path.join(WORKLOADS, "phases.py")
+
+
+def info(path):
+    r = run_pytrace("info", path, "--json")
+    assert r.returncode == 0, r.stderr.decode()
+    return json.loads(r.stdout.decode())
+
+
+def py3_params():
+    return [p for p in interpreter_params() if "2.7" not in p.id]
+
+
+def _state(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
+
+
+def _cpu(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+@pytest.mark.parametrize("python", py3_params())
+def test_threads_gil_and_idle(start_target, python, tmp_path):
+    """threads.py: cpu threads hold the GIL whenever they run; sleeper and lock-waiter are idle."""
+    require(python)
+    target = start_target([python, THREADS, "--seconds", "6"])
+    out = str(tmp_path / "t.pytrace")
+    r = run_pytrace("attach", target.pid, "-d", "2", "-o", out, "-q")
+    assert r.returncode == 0, r.stderr
+    doc = info(out)
+    assert not doc["truncated"]
+    threads = {t["name"]: t for t in doc["threads"]}
+    for name in ("cpu-0", "cpu-1", "sleeper", "lock-holder", "lock-waiter"):
+        assert name in threads, sorted(threads)
+        assert threads[name]["samples"] > 500, threads[name]
+    for name in ("cpu-0", "cpu-1"):
+        t = threads[name]
+        running = t["samples"] - t["idle_samples"]
+        assert running > 0.2 * t["samples"], t
+        assert t["gil_samples"] >= 0.8 * running, t
+    held = threads["cpu-0"]["gil_samples"] + threads["cpu-1"]["gil_samples"]
+    assert held >= 0.6 * threads["cpu-0"]["samples"], (threads["cpu-0"], threads["cpu-1"])
+    for name in ("sleeper", "lock-waiter"):
+        t = threads[name]
+        assert t["idle_samples"] >= 0.9 * t["samples"], t
+        assert t["gil_samples"] <= 0.1 * t["samples"], t
+    top = [f["function"] for f in doc["top_self"][:3]]
+    assert "fib" in top, doc["top_self"]
+
+
+@pytest.mark.parametrize("python", [p for p in py3_params() if "debian" not in p.id][:1] +
+                         [p for p in py3_params() if "3.12" in p.id])
+def test_subprocesses_each_child_recorded(python, tmp_path):
+    require(python)
+    out = str(tmp_path / "mp.pytrace")
+    target = subprocess.Popen([python, os.path.join(TARGETS, "mp_children.py")],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        pid = json.loads(target.stdout.readline())["pid"]
+        rec = subprocess.Popen([PYTRACE, "attach", str(pid), "--subprocesses", "-d", "3", "-o", out,
+                                "-q"], stderr=subprocess.PIPE)
+        # pytrace has attached once its file exists (the header is written at open).
+        for _ in range(2000):
+            if os.path.exists(out):
+                break
+            time.sleep(0.005)
+        target.stdin.write(b"go\n")
+        target.stdin.flush()
+        children = json.loads(target.stdout.readline())["children"]
+        assert rec.wait(timeout=30) == 0, rec.stderr.read()
+    finally:
+        target.stdin.close()
+        target.wait(timeout=30)
+    doc = info(out)
+    pids = {p["pid"] for p in doc["processes"]}
+    assert pid in pids
+    for c in children:
+        assert c in pids, (children, doc["processes"])
+    for p in doc["processes"]:
+        if p["pid"] in children:
+            assert p["samples"] > 100, p
+
+
+@pytest.mark.parametrize("python", py3_params())
+def test_run_forwards_args_and_exit_status(python, tmp_path):
+    require(python)
+    out = str(tmp_path / "run.pytrace")
+    script = os.path.join(TARGETS, "argv_exit.py")
+    r = subprocess.run([PYTRACE, "run", "-q", "-o", out, "--", python, script, "7", "two words",
+                        "--flag"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    assert r.returncode == 7, r.stderr
+    assert json.loads(r.stdout.decode().splitlines()[0]) == ["7", "two words", "--flag"]
+    doc = info(out)
+    assert not doc["truncated"]
+    r = subprocess.run([PYTRACE, "run", "-q", "-o", out, "--", python, script, "signal:15"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    assert r.returncode == 128 + 15, r.stderr
+
+
+def test_run_records_a_workload(tmp_path):
+    python = require("/usr/bin/python3")
+    out = str(tmp_path / "cpu.pytrace")
+    r = subprocess.run([PYTRACE, "run", "-o", out, "--", python,
+                        os.path.join(WORKLOADS, "cpu_bound.py"), "--seconds", "1"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    assert r.returncode == 0, r.stderr
+    summary = r.stderr.decode().strip().splitlines()[-1]
+    assert re.search(r"recorded [0-9.]+ s, \d+ samples at [0-9.]+ Hz", summary), summary
+    doc = info(out)
+    assert doc["samples"] > 500
+    assert {"kernel", "small"} & {f["function"] for f in doc["top_self"][:3]}
+
+
+def _wait_for_chunks(path, min_bytes, timeout=15):
+    end = time.time() + timeout
+    while time.time() < end:
+        if os.path.exists(path) and os.path.getsize(path) >= min_bytes:
+            return
+        time.sleep(0.05)
+    raise AssertionError("%s did not grow to %d bytes" % (path, min_bytes))
+
+
+@pytest.mark.parametrize("mode", [[], ["--blocking"]], ids=["nonblocking", "blocking"])
+def test_sigkill_of_pytrace_leaves_target_running(start_target, mode, tmp_path):
+    python = require("/usr/bin/python3")
+    target = start_target([python, KNOWN_STACK, "--busy", "--threads", "2"])
+    out = str(tmp_path / "killed.pytrace")
+    rec = subprocess.Popen([PYTRACE, "attach", str(target.pid), "-o", out, "-q"] + mode)
+    first = os.path.getsize(out) if os.path.exists(out) else 0
+    _wait_for_chunks(out, 600)
+    time.sleep(1.2)   # let at least one more periodic flush happen
+    rec.send_signal(signal.SIGKILL)
+    rec.wait()
+    time.sleep(0.1)
+    for _ in range(20):
+        st = _state(target.pid)
+        if st not in ("t", "T"):
+            break
+        time.sleep(0.05)
+    assert _state(target.pid) not in ("t", "T"), "target left stopped"
+    c0 = _cpu(target.pid)
+    time.sleep(0.3)
+    assert _cpu(target.pid) > c0, "target does not run after pytrace was killed"
+    for tid in os.listdir("/proc/%d/task" % target.pid):
+        with open("/proc/%d/task/%s/status" % (target.pid, tid)) as f:
+            assert "TracerPid:\t0" in f.read()
+    r = run_pytrace("info", out, "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout.decode())
+    assert doc["truncated"]
+    assert doc["samples"] > 100
+    assert first >= 0
+
+
+def test_blocking_detaches_after_recording(start_target, tmp_path):
+    python = require("/usr/bin/python3")
+    target = start_target([python, KNOWN_STACK, "--busy"])
+    out = str(tmp_path / "b.pytrace")
+    r = run_pytrace("attach", target.pid, "--blocking", "-d", "1", "-o", out, "-q")
+    assert r.returncode == 0, r.stderr
+    for tid in os.listdir("/proc/%d/task" % target.pid):
+        with open("/proc/%d/task/%s/status" % (target.pid, tid)) as f:
+            status = f.read()
+        assert "TracerPid:\t0" in status
+        assert "State:\tt" not in status and "State:\tT" not in status
+    doc = info(out)
+    assert doc["samples"] > 200 and doc["errors"] == 0
+
+
+def test_target_exit_gives_complete_file(tmp_path):
+    python = require("/usr/bin/python3")
+    truth = str(tmp_path / "truth.jsonl")
+    out = str(tmp_path / "exit.pytrace")
+    target = subprocess.Popen([python, PHASES, "--truth", truth, "--seconds", "1.5"],
+                              stdout=subprocess.PIPE)
+    pid = json.loads(target.stdout.readline())["pid"]
+    r = run_pytrace("attach", pid, "-o", out)
+    target.wait()
+    assert r.returncode == 0, r.stderr
+    assert b"target exited" in r.stderr
+    doc = info(out)
+    assert not doc["truncated"]
+    assert doc["samples"] > 500
+
+
+def test_default_file_name_and_mode(start_target, tmp_path):
+    python = require("/usr/bin/python3")
+    target = start_target([python, KNOWN_STACK])
+    r = subprocess.run([PYTRACE, "attach", str(target.pid), "-d", "0.3", "-q", "--name", "my app"],
+                       cwd=str(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert r.returncode == 0, r.stderr
+    files = os.listdir(str(tmp_path))
+    assert len(files) == 1, files
+    assert re.match(r"pytrace-my_app-%d-\d{8}T\d{6}Z-[0-9a-f]{8}\.pytrace$" % target.pid, files[0])
+    mode = stat.S_IMODE(os.stat(str(tmp_path / files[0])).st_mode)
+    assert mode == 0o600, oct(mode)
+
+
+def test_every_truncation_of_a_trace_reads_back(start_target, tmp_path):
+    python = require("/usr/bin/python3")
+    target = start_target([python, KNOWN_STACK, "--busy"])
+    out = str(tmp_path / "small.pytrace")
+    r = run_pytrace("attach", target.pid, "-d", "0.2", "-r", "200", "-o", out, "-q")
+    assert r.returncode == 0, r.stderr
+    data = open(out, "rb").read()
+    cut = str(tmp_path / "cut.pytrace")
+    step = max(1, len(data) // 3000)
+    codes = set()
+    for n in list(range(0, len(data), step)) + [len(data) - 1]:
+        with open(cut, "wb") as f:
+            f.write(data[:n])
+        r = run_pytrace("info", cut, "--json")
+        assert r.returncode in (0, 7), (n, r.returncode, r.stderr)
+        codes.add(r.returncode)
+        if r.returncode == 0:
+            assert json.loads(r.stdout.decode())["truncated"], n
+        else:
+            assert len(r.stderr.decode().strip().splitlines()) == 1
+    assert codes == {0, 7}
+
+
+def test_garbage_file_is_exit_7(tmp_path):
+    bad = str(tmp_path / "garbage.pytrace")
+    with open(bad, "wb") as f:
+        f.write(os.urandom(4096))
+    r = run_pytrace("info", bad)
+    assert r.returncode == 7
+    assert bad in r.stderr.decode()
