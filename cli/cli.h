@@ -11,6 +11,7 @@ int cmd_dump(int argc, char **argv);
 int cmd_attach(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_info(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 
 /* Prints "pytrace: <msg>" for a failed status and returns its exit code. */
 int cli_report(const struct pt_err *err);

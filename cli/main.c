@@ -17,6 +17,8 @@ static const char usage[] =
     "  attach  PID [-r HZ] [-d SEC] [-o FILE] record a running process\n"
     "  run     [options] -- CMD [ARGS...]   start CMD and record it\n"
     "  info    FILE [--json]                what a trace holds\n"
+    "  export  FILE -f FORMAT [-o OUT]      perfetto, chrome, speedscope, pprof, collapsed,\n"
+    "                                       ndjson, otlp\n"
     "\n"
     "Exit codes: 0 ok, 1 failure, 2 usage, 3 no such process, 4 permission denied,\n"
     "5 not a Python process, 6 unsupported Python version, 7 corrupt or truncated input file.\n"
@@ -74,6 +76,8 @@ int main(int argc, char **argv)
         return cmd_run(argc - 1, argv + 1);
     if (!strcmp(verb, "info"))
         return cmd_info(argc - 1, argv + 1);
+    if (!strcmp(verb, "export"))
+        return cmd_export(argc - 1, argv + 1);
 #endif
     fprintf(stderr, "pytrace: unknown verb '%s'\n%s", verb, usage);
     return PT_EUSAGE;

@@ -220,6 +220,12 @@ static void walk_interp_frames(struct py_proc *p, struct py_snapshot *s, struct 
                 return;
         }
         uint64_t prev = u64_at(buf, L->if_previous);
+        /* From 3.12 every chain ends in a shim frame (C-stack entry, or 3.14's base frame): a
+         * Python frame with no previous one is a generator that yielded while we read. */
+        if (!prev && !shim && (L->if_owner_cstack >= 0 || L->if_owner_interpreter >= 0)) {
+            t->bad = true;
+            return;
+        }
         if (prev && cycle_step(&cyc, prev)) {
             t->bad = true;
             return;
@@ -245,6 +251,33 @@ static int top_frame(struct py_proc *p, const uint8_t *ts, uint64_t *frame)
     }
     *frame = u64_at(ts, L->ts_frame);
     return 0;
+}
+
+#define WALK_RETRIES 2
+
+/* Walks the frames of the thread whose state is in ts; marks t bad when torn. */
+static void walk_stack(struct py_proc *p, struct py_snapshot *s, struct py_thread *t,
+                       const uint8_t *ts, size_t need)
+{
+    const struct py_layout *L = &p->layout;
+    uint64_t frame = 0;
+    if (top_frame(p, ts, &frame) != 0) {
+        t->bad = true;
+        return;
+    }
+    if (!frame)
+        return;
+    if (L->frame_model == PY_FRAMES_INTERP)
+        walk_interp_frames(p, s, t, frame);
+    else
+        walk_frame_objects(p, s, t, frame);
+    /* The thread ran on while we read: if its top frame changed, what we walked may mix two
+     * stacks (a generator that yielded, a call that returned). */
+    uint8_t again[4096];
+    uint64_t now_top = 0;
+    if (!t->bad && (mem_read(p->mem, t->tstate, again, need) != 0 ||
+                    top_frame(p, again, &now_top) != 0 || now_top != frame))
+        t->bad = true;
 }
 
 static uint64_t gil_holder_global(struct py_proc *p)
@@ -349,14 +382,18 @@ static void walk_threads(struct py_proc *p, struct py_snapshot *s, uint64_t inte
         if (u64_at(ts, L->ts_interp) != interp)
             t->bad = true;   /* torn: this thread state belongs elsewhere or is being freed */
         t->first = s->nframes;
-        uint64_t frame = 0;
-        if (!t->bad && top_frame(p, ts, &frame) != 0)
-            t->bad = true;
-        if (!t->bad && frame) {
-            if (L->frame_model == PY_FRAMES_INTERP)
-                walk_interp_frames(p, s, t, frame);
+        if (!t->bad)
+            walk_stack(p, s, t, ts, need);
+        /* A torn stack is read again at once (a few microseconds later), up to twice: the
+         * sample moves a little in time rather than being lost. */
+        for (int retry = 0; retry < WALK_RETRIES && t->bad && !t->truncated; retry++) {
+            s->nframes = t->first;
+            t->nframes = 0;
+            t->bad = false;
+            if (mem_read(p->mem, tstate, ts, need) != 0 || u64_at(ts, L->ts_interp) != interp)
+                t->bad = true;
             else
-                walk_frame_objects(p, s, t, frame);
+                walk_stack(p, s, t, ts, need);
         }
         if (flags & PY_WALK_OS_STATE)
             fill_os_state(p, t);

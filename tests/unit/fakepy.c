@@ -338,6 +338,14 @@ uint64_t fakepy_code(struct fakepy *fp, const char *name, const char *qualname,
 uint64_t fakepy_frame(struct fakepy *fp, uint64_t code, uint64_t back, int lasti)
 {
     const struct py_layout *L = fp->L;
+    if (L->frame_model == PY_FRAMES_INTERP && !back && L->if_owner_cstack >= 0) {
+        /* From 3.12 every chain ends in the C-stack entry frame that _PyEval_EvalFrameDefault
+         * pushes; the walker treats a chain without it as torn. */
+        uint64_t shim = fakepy_alloc(fp, (size_t)L->if_size);
+        fakepy_put64(fp, shim + (uint64_t)L->if_code, code);
+        fakepy_put8(fp, shim + (uint64_t)L->if_owner, (uint8_t)L->if_owner_cstack);
+        back = shim;
+    }
     if (L->frame_model == PY_FRAMES_INTERP) {
         size_t size = (size_t)L->if_localsplus + 8 * FAKEPY_FRAME_SLOTS;
         uint64_t f = fakepy_alloc(fp, size > (size_t)L->if_size ? size : (size_t)L->if_size);
