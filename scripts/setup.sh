@@ -33,6 +33,13 @@ fi
 ninja -C build >/dev/null
 echo "built build/pytrace"
 
+# Optional parts (export test clients, the HTML viewer's front-end packages): each file in
+# scripts/setup.d installs what its part needs and is safe to run again.
+for part in scripts/setup.d/*.sh; do
+  [ -e "$part" ] || continue
+  bash "$part" || { echo "setup: $part failed" >&2; exit 1; }
+done
+
 case "${1:-}" in
   demo) exec bash scripts/demo.sh ;;
   test) exec bash scripts/test.sh ;;
