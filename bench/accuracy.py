@@ -46,7 +46,7 @@ def record(python, seconds, rate, tmp):
     if rec.returncode != 0:
         raise RuntimeError("pytrace attach failed: %s" % rec.stderr.decode())
     spans, first_sample = [], None
-    out = subprocess.run([PYTRACE, "export", trace, "-f", "ndjson"], stdout=subprocess.PIPE,
+    out = subprocess.run([PYTRACE, "export", trace, "-f", "ndjson", "-o", "-"], stdout=subprocess.PIPE,
                          check=True).stdout.decode()
     for line in out.splitlines():
         rec_ = json.loads(line)

@@ -79,8 +79,12 @@ static int print_json(struct py_proc *p, const struct py_snapshot *s)
                                "frames", frames);
         json_array_append_new(threads, jt);
     }
-    json_t *root = json_pack("{s:i, s:s, s:s, s:o}", "pid", (int)p->pid, "python_version", ver,
-                             "binary", p->binary, "threads", threads);
+    static const char *const anchors[] = {"", "symbol", "section", "scan"};
+    json_t *root = json_pack("{s:i, s:s, s:s, s:s, s:s, s:o}", "pid", (int)p->pid,
+                             "python_version", ver, "binary", p->binary,
+                             "layout", p->layout_from_debug_offsets ? "debug-offsets" : "table",
+                             "runtime_found_by", anchors[p->anchor <= 3 ? p->anchor : 0],
+                             "threads", threads);
     int rc = json_dumpf(root, stdout, JSON_INDENT(2) | JSON_ENSURE_ASCII) == 0 ? 0 : PT_EFAIL;
     putchar('\n');
     json_decref(root);

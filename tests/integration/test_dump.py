@@ -67,7 +67,10 @@ def _check_known_stack(start_target, python, args, env=None, binary=PYTRACE, pyt
                          ids=["sleep", "threads3", "busy", "busy-threads3"])
 def test_dump_matches_interpreter(start_target, python, args):
     require(python)
-    _check_known_stack(start_target, python, args)
+    dump = _check_known_stack(start_target, python, args)
+    # 3.13+ are read through the _Py_DebugOffsets the interpreter carries, older ones by table.
+    major, minor = py_version(python)
+    assert dump["layout"] == ("debug-offsets" if (major, minor) >= (3, 13) else "table")
 
 
 @pytest.mark.parametrize("python", interpreter_params())
