@@ -366,7 +366,7 @@ void trace_intern_free(struct trace_writer *w)
     free(w->stacks);
     free(w->procs);
     for (uint32_t i = 1; i < w->n_threads; i++) {
-        free(w->ts[i].dt);
+        free(w->ts[i].tick);
         free(w->ts[i].ref);
     }
     free(w->threads);

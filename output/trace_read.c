@@ -72,12 +72,15 @@ static const char *check_blocks(const Pytrace__Chunk *c, size_t nt, size_t nk)
         const Pytrace__SampleBlock *b = c->samples[i];
         if (b->thread == 0 || b->thread >= nt)
             return "a sample block names an unknown thread";
-        if (b->n_dt != b->n_ref)
-            return "a sample block has unequal time and stack counts";
-        if (b->n_ref > 0 && b->ref[0] == 0)
-            return "a sample block starts with a repeat reference";
+        size_t changed = 0;
+        for (size_t k = 0; k < b->n_tick; k++)
+            changed += b->tick[k] & 1;
+        if (changed != b->n_ref)
+            return "a sample block's changed samples and stack references disagree";
+        if (b->n_tick > 0 && !(b->tick[0] & 1))
+            return "a sample block starts with a repeat of an earlier sample";
         for (size_t k = 0; k < b->n_ref; k++)
-            if (b->ref[k] && ((b->ref[k] - 1) >> 3) >= nk)
+            if ((b->ref[k] >> 3) >= nk)
                 return "a sample refers to an unknown stack";
     }
     return NULL;
@@ -233,17 +236,20 @@ static int apply_samples(struct loader *L, const Pytrace__Chunk *c)
     struct trace *t = L->t;
     size_t need = t->n_samples;
     for (size_t i = 0; i < c->n_samples; i++)
-        need += c->samples[i]->n_ref;
+        need += c->samples[i]->n_tick;
     if (GROW(L, samples, need))
         return -1;
     for (size_t i = 0; i < c->n_samples; i++) {
         const Pytrace__SampleBlock *b = c->samples[i];
         uint64_t now = b->t0_ns;
         uint32_t ref = 0;
-        for (size_t k = 0; k < b->n_ref; k++) {
-            now += ((uint64_t)b->dt[k] + b->period_us) * 1000;
-            if (b->ref[k])
-                ref = b->ref[k] - 1;
+        size_t r = 0;
+        for (size_t k = 0; k < b->n_tick; k++) {
+            uint64_t zz = b->tick[k] >> 1;
+            int64_t dt = (int64_t)(zz >> 1) ^ -(int64_t)(zz & 1);
+            now += ((uint64_t)dt + b->period_us) * 1000;
+            if ((b->tick[k] & 1) && r < b->n_ref)
+                ref = b->ref[r++];
             t->samples[t->n_samples++] = (struct trace_sample){
                 .thread = b->thread, .stack = ref >> 3, .t_ns = now, .flags = (uint8_t)(ref & 7) };
         }

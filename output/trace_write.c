@@ -157,8 +157,9 @@ static int build_chunk(struct trace_writer *w, Pytrace__Chunk *c)
     c->samples = (Pytrace__SampleBlock **)pp;
     for (size_t i = 0; i < w->active_threads.n; i++) {
         struct trace_tstate *ts = &w->ts[((uint32_t *)w->active_threads.p)[i]];
-        ts->blk.n_dt = ts->blk.n_ref = ts->n;
-        ts->blk.dt = ts->dt;
+        ts->blk.n_tick = ts->n;
+        ts->blk.tick = ts->tick;
+        ts->blk.n_ref = ts->n_ref;
         ts->blk.ref = ts->ref;
         *pp++ = &ts->blk;
     }
@@ -194,7 +195,7 @@ static void reset_pending(struct trace_writer *w)
     for (size_t i = 0; i < w->active_threads.n; i++) {
         struct trace_tstate *ts = &w->ts[((uint32_t *)w->active_threads.p)[i]];
         ts->active = false;
-        ts->n = 0;
+        ts->n = ts->n_ref = 0;
     }
     for (size_t i = 0; i < w->active_series.n; i++) {
         struct trace_series *s = &w->series[((uint32_t *)w->active_series.p)[i] - 1];
@@ -286,7 +287,7 @@ void trace_sample(struct trace_writer *w, uint32_t thread, uint64_t t_ns, uint32
     if (!trace_thread_ok(w, thread) || stack >= w->n_stacks)
         return;                         /* a caller's bug; the file must stay loadable */
     struct trace_tstate *ts = &w->ts[thread];
-    if (grow2((void **)&ts->dt, sizeof *ts->dt, (void **)&ts->ref, sizeof *ts->ref, &ts->cap,
+    if (grow2((void **)&ts->tick, sizeof *ts->tick, (void **)&ts->ref, sizeof *ts->ref, &ts->cap,
               ts->n + 1) != 0) {
         w->oom = true;
         return;
@@ -308,13 +309,16 @@ void trace_sample(struct trace_writer *w, uint32_t thread, uint64_t t_ns, uint32
     int64_t d_us = back ? -mag_us : mag_us;
     ts->prev_t += (uint64_t)d_us * 1000;
     int64_t dt = d_us - (int64_t)w->period_us;
-    uint32_t ref = ((stack << 3) | (flags & 7u)) + 1;
-    uint32_t out = (ts->n > 0 && ref == ts->prev_ref) ? 0 : ref;
+    uint64_t zz = ((uint64_t)dt << 1) ^ (uint64_t)(dt >> 63);
+    uint32_t ref = (stack << 3) | (flags & 7u);
+    bool changed = ts->n == 0 || ref != ts->prev_ref;
     ts->prev_ref = ref;
-    ts->dt[ts->n] = dt;
-    ts->ref[ts->n] = out;
-    ts->n++;
-    w->pending_bytes += varint_len(((uint64_t)dt << 1) ^ (uint64_t)(dt >> 63)) + varint_len(out);
+    ts->tick[ts->n++] = (zz << 1) | changed;
+    w->pending_bytes += varint_len((zz << 1) | changed);
+    if (changed) {
+        ts->ref[ts->n_ref++] = ref;
+        w->pending_bytes += varint_len(ref);
+    }
 }
 
 void trace_span(struct trace_writer *w, const struct tl_span *span)

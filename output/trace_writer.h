@@ -33,9 +33,9 @@ struct trace_htab {
 /* One thread's samples in the pending chunk. */
 struct trace_tstate {
     Pytrace__SampleBlock blk; /* thread, t0_ns, period_us; arrays attached at flush */
-    int64_t *dt;
-    uint32_t *ref;
-    size_t n, cap;
+    uint64_t *tick;           /* (zigzag(jitter us) << 1) | changed, one per sample */
+    uint32_t *ref;            /* (stack << 3) | flags, one per changed sample */
+    size_t n, n_ref, cap;
     uint64_t prev_t;          /* reconstructed time of the previous sample, as a reader sees it */
     uint32_t prev_ref;        /* encoded (stack, flags) of the previous sample in this block */
     bool active;              /* has samples in the pending chunk */
