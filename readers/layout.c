@@ -238,6 +238,7 @@ static const struct { uint16_t dst, anchor; uint8_t bound; } layout_dbg_rebase[]
     { L(co_kwonlyargcount), L(co_argcount), D_CO_SIZE },
     { L(co_nlocals), L(co_firstlineno), D_CO_SIZE },
     { L(dict_ma_used), L(dict_ma_keys), D_DICT_SIZE },
+    { L(ts_datastack_top), L(ts_datastack_chunk), D_TS_SIZE },
     { L(uni_compact_size), L(uni_ascii_size), D_UNI_SIZE },
     { L(uni_legacy_data), L(uni_ascii_size), D_UNI_SIZE },
 };

@@ -81,7 +81,8 @@ struct py_layout {
     int32_t ts_current_frame;       /* current_frame (3.13+) */
     int32_t ts_thread_id;           /* pthread_t of the thread */
     int32_t ts_native_thread_id;    /* TID (3.11+) */
-    int32_t ts_datastack_chunk;     /* 3.11+ */
+    int32_t ts_datastack_chunk;     /* 3.11+: the _PyStackChunk frames are pushed into */
+    int32_t ts_datastack_top;       /* 3.11+: first free slot of that chunk */
     int32_t ts_size;
 
     /* _PyCFrame (3.11–3.12) */

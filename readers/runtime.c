@@ -443,6 +443,7 @@ void py_proc_close(struct py_proc *p)
         return;
     mem_close(p->mem);
     code_cache_free(p->codes);
+    free(p->stackbuf);
     for (size_t i = 0; i < p->n_tstat; i++)
         if (p->tstat[i].fd >= 0)
             close(p->tstat[i].fd);

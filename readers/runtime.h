@@ -53,6 +53,8 @@ struct py_proc {
     int32_t pthread_tid_offset;        /* -1 unknown, -2 could not be found */
 
     struct code_cache *codes;
+    uint8_t *stackbuf;                 /* copy of a thread's data stack (3.11+), reused */
+    size_t stackbuf_cap;
 
     /* Open /proc/PID/task/TID/stat files: one pread per thread and sample instead of
      * open+read+close. */

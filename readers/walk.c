@@ -133,14 +133,33 @@ static int add_frame(struct py_proc *p, struct py_snapshot *s, struct py_thread 
 /* Reads a frame with its first argument slots; falls back to the frame alone near the end of a
  * mapping. Returns how many slots were read (0..ARG_SLOTS), or -1. */
 #define ARG_SLOTS 4
-static int read_frame(struct py_proc *p, uint64_t frame, uint8_t *buf, size_t cap, size_t need,
-                      int32_t slots_at, uint64_t *slots)
+/* A copy of target memory taken earlier in this walk (3.11+: the thread's used data stack). */
+struct window {
+    uint64_t base;
+    uint64_t len;
+    const uint8_t *bytes;
+};
+
+/* Copies [addr, addr + len) from the window when it holds all of it. */
+static bool from_window(const struct window *w, uint64_t addr, void *buf, size_t len)
+{
+    if (!w || !w->bytes || addr < w->base || addr - w->base > w->len || len > w->len - (addr - w->base))
+        return false;
+    memcpy(buf, w->bytes + (addr - w->base), len);
+    return true;
+}
+
+static int read_frame(struct py_proc *p, const struct window *w, uint64_t frame, uint8_t *buf,
+                      size_t cap, size_t need, int32_t slots_at, uint64_t *slots)
 {
     size_t full = slots_at >= 0 ? (size_t)slots_at + ARG_SLOTS * 8 : 0;
-    if (full > need && full <= cap && mem_read(p->mem, frame, buf, full) == 0) {
+    if (full > need && full <= cap &&
+        (from_window(w, frame, buf, full) || mem_read(p->mem, frame, buf, full) == 0)) {
         memcpy(slots, buf + slots_at, ARG_SLOTS * 8);
         return ARG_SLOTS;
     }
+    if (from_window(w, frame, buf, need))
+        return 0;
     return mem_read(p->mem, frame, buf, need) == 0 ? 0 : -1;
 }
 
@@ -161,7 +180,7 @@ static void walk_frame_objects(struct py_proc *p, struct py_snapshot *s, struct 
             return;
         }
         uint64_t slots[ARG_SLOTS];
-        int nslots = read_frame(p, frame, buf, sizeof buf, need, L->fo_localsplus, slots);
+        int nslots = read_frame(p, NULL, frame, buf, sizeof buf, need, L->fo_localsplus, slots);
         if (nslots < 0) {
             t->bad = true;
             return;
@@ -183,7 +202,7 @@ static void walk_frame_objects(struct py_proc *p, struct py_snapshot *s, struct 
 
 /* Interpreter frames (3.11+): previous chain; C-stack shim frames are skipped. */
 static void walk_interp_frames(struct py_proc *p, struct py_snapshot *s, struct py_thread *t,
-                               uint64_t frame)
+                               uint64_t frame, const struct window *w)
 {
     const struct py_layout *L = &p->layout;
     uint8_t buf[512];
@@ -198,7 +217,7 @@ static void walk_interp_frames(struct py_proc *p, struct py_snapshot *s, struct 
             return;
         }
         uint64_t slots[ARG_SLOTS];
-        int nslots = read_frame(p, frame, buf, sizeof buf, need, L->if_localsplus, slots);
+        int nslots = read_frame(p, w, frame, buf, sizeof buf, need, L->if_localsplus, slots);
         if (nslots < 0) {
             t->bad = true;
             return;
@@ -254,6 +273,51 @@ static int top_frame(struct py_proc *p, const uint8_t *ts, uint64_t *frame)
 }
 
 #define WALK_RETRIES 2
+#define DATA_STACK_COPY_MAX (1u << 20)   /* bytes of a thread's data stack copied in one read */
+
+/* The thread's top frame, read afresh from its thread state (one or two small reads). */
+static int read_top(struct py_proc *p, uint64_t tstate, uint64_t *frame)
+{
+    const struct py_layout *L = &p->layout;
+    if (L->ts_current_frame >= 0)
+        return mem_read_ptr(p->mem, tstate + (uint64_t)L->ts_current_frame, frame);
+    if (L->ts_cframe >= 0) {
+        uint64_t cframe = 0;
+        *frame = 0;
+        if (mem_read_ptr(p->mem, tstate + (uint64_t)L->ts_cframe, &cframe) != 0)
+            return -1;
+        return cframe ? mem_read_ptr(p->mem, cframe + (uint64_t)L->cf_current_frame, frame) : 0;
+    }
+    return mem_read_ptr(p->mem, tstate + (uint64_t)L->ts_frame, frame);
+}
+
+/*
+ * 3.11+ push a thread's frames contiguously into its current data-stack chunk, up to
+ * datastack_top: one read of that range replaces one read per frame. Frames elsewhere (an older
+ * chunk of a very deep stack, generators' own frames) are still read one by one.
+ */
+static void copy_data_stack(struct py_proc *p, const uint8_t *ts, struct window *w)
+{
+    const struct py_layout *L = &p->layout;
+    if (L->ts_datastack_chunk < 0 || L->ts_datastack_top < 0)
+        return;
+    uint64_t chunk = u64_at(ts, L->ts_datastack_chunk), top = u64_at(ts, L->ts_datastack_top);
+    if (!chunk || top <= chunk || top - chunk > DATA_STACK_COPY_MAX)
+        return;
+    size_t len = (size_t)(top - chunk);
+    if (len > p->stackbuf_cap) {
+        size_t cap = p->stackbuf_cap ? p->stackbuf_cap : 16384;
+        while (cap < len)
+            cap *= 2;
+        uint8_t *b = realloc(p->stackbuf, cap);
+        if (!b)
+            return;
+        p->stackbuf = b;
+        p->stackbuf_cap = cap;
+    }
+    if (mem_read(p->mem, chunk, p->stackbuf, len) == 0)
+        *w = (struct window){chunk, len, p->stackbuf};
+}
 
 /* Walks the frames of the thread whose state is in ts; marks t bad when torn. */
 static void walk_stack(struct py_proc *p, struct py_snapshot *s, struct py_thread *t,
@@ -261,22 +325,24 @@ static void walk_stack(struct py_proc *p, struct py_snapshot *s, struct py_threa
 {
     const struct py_layout *L = &p->layout;
     uint64_t frame = 0;
+    (void)need;
     if (top_frame(p, ts, &frame) != 0) {
         t->bad = true;
         return;
     }
     if (!frame)
         return;
-    if (L->frame_model == PY_FRAMES_INTERP)
-        walk_interp_frames(p, s, t, frame);
-    else
+    if (L->frame_model == PY_FRAMES_INTERP) {
+        struct window w = {0, 0, NULL};
+        copy_data_stack(p, ts, &w);
+        walk_interp_frames(p, s, t, frame, &w);
+    } else {
         walk_frame_objects(p, s, t, frame);
+    }
     /* The thread ran on while we read: if its top frame changed, what we walked may mix two
      * stacks (a generator that yielded, a call that returned). */
-    uint8_t again[4096];
     uint64_t now_top = 0;
-    if (!t->bad && (mem_read(p->mem, t->tstate, again, need) != 0 ||
-                    top_frame(p, again, &now_top) != 0 || now_top != frame))
+    if (!t->bad && (read_top(p, t->tstate, &now_top) != 0 || now_top != frame))
         t->bad = true;
 }
 

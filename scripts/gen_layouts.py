@@ -66,6 +66,7 @@ OFFSETS = [
     ("ts_thread_id", [rng((2, 7), HI, "offsetof(PyThreadState, thread_id)")]),
     ("ts_native_thread_id", [rng((3, 11), HI, "offsetof(PyThreadState, native_thread_id)")]),
     ("ts_datastack_chunk", [rng((3, 11), HI, "offsetof(PyThreadState, datastack_chunk)")]),
+    ("ts_datastack_top", [rng((3, 11), HI, "offsetof(PyThreadState, datastack_top)")]),
     ("ts_size", [rng((2, 7), HI, "sizeof(PyThreadState)")]),
     # _PyCFrame (3.11-3.12)
     ("cf_current_frame", [rng((3, 11), (3, 12), "offsetof(_PyCFrame, current_frame)")]),
