@@ -39,7 +39,8 @@ struct export_view {
     bool *thread_ok;              /* by thread id */
     bool *function_excluded;      /* by function id */
     uint64_t samples_kept;        /* samples passing the filters */
-    double period_ns;             /* nominal sampling period */
+    double period_ns;             /* what one sample stands for: 1 / achieved rate (the asked
+                                   * rate when the trace has no trailer) */
 };
 
 enum pt_status export_view_init(struct export_view *v, const struct trace *t,

@@ -70,7 +70,10 @@ enum pt_status export_view_init(struct export_view *v, const struct trace *t,
         start = t->samples[0].t_ns;
     v->t0 = start + (uint64_t)(o->from_s > 0 ? o->from_s * 1e9 : 0);
     v->t1 = o->to_s >= 0 ? start + (uint64_t)(o->to_s * 1e9) : UINT64_MAX;
-    v->period_ns = t->rate_hz > 0 ? 1e9 / t->rate_hz : 1e6;
+    /* What one sample stands for: the interval actually achieved (a loaded machine samples
+     * below the asked rate, and weighting by the nominal period would understate wall time). */
+    double hz = t->has_trailer && t->summary.achieved_hz > 0 ? t->summary.achieved_hz : t->rate_hz;
+    v->period_ns = hz > 0 ? 1e9 / hz : 1e6;
     for (size_t i = 0; i < t->n_samples; i++)
         v->samples_kept += export_sample_ok(v, &t->samples[i]);
     return PT_OK;
