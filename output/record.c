@@ -33,6 +33,7 @@ struct rec_proc {
     uint32_t n_fid;
     uint64_t last_counters_ns;
     bool exited;
+    bool entry_offset_unique;   /* no jump targets offset 0 (3.11+) */
 };
 
 struct rec_sink {
@@ -97,6 +98,7 @@ uint32_t rec_sink_process(struct rec_sink *s, struct py_proc *p, uint32_t parent
     struct rec_proc *rp = &s->procs[s->n_procs++];
     memset(rp, 0, sizeof *rp);
     rp->pid = p->pid;
+    rp->entry_offset_unique = p->version.major > 3 || (p->version.major == 3 && p->version.minor >= 11);
     uint32_t parent_idx = parent ? s->procs[parent - 1].trace_process : 0;
     rp->trace_process = trace_process(s->w, p->pid, nns > 0 ? nspid[nns - 1] : p->pid, cmd, ver,
                                       parent_idx);
@@ -195,6 +197,22 @@ static uint32_t function_of(struct rec_sink *s, struct rec_proc *rp, const struc
     return rp->fid_by_code[code->id];
 }
 
+/*
+ * Whether a frame that still looks like the same call (same slot, same code) must be a new one:
+ * its offset went back from `from` to `to`, and no loop of its code leads back there. Without the
+ * code's loops (3.14+, instrumented code), only a return to offset 0 counts, and only from 3.11,
+ * where offset 0 is the prefix no jump targets (3.8-3.10 may start a function with a loop head).
+ */
+static bool restarted(const struct rec_proc *rp, const struct py_code *code, int32_t from,
+                      int32_t to)
+{
+    if (!code || from < 0 || to < 0 || to >= from)
+        return false;
+    if (code->loops_known)
+        return !code_may_go_back(code, from, to);
+    return to == 0 && rp->entry_offset_unique;
+}
+
 /* Interns the thread's stack root-first, reusing the previous sample's nodes for the common
  * prefix; fills t->tlf for the timeline. Returns the leaf node (0 for an empty stack). */
 static uint32_t intern_stack(struct rec_sink *s, struct rec_proc *rp, struct rec_thread *t,
@@ -215,7 +233,9 @@ static uint32_t intern_stack(struct rec_sink *s, struct rec_proc *rp, struct rec
             t->nodes[d] = trace_stack(s->w, parent, fid, f->line);
         }
         parent = t->nodes[d];
-        t->tlf[d] = (struct tl_frame){f->addr, fid, f->line, f->lasti, f->argsig};
+        bool restart = d < t->depth && t->tlf[d].addr == f->addr && t->tlf[d].function == fid &&
+                       restarted(rp, f->code, t->tlf[d].lasti, f->lasti);
+        t->tlf[d] = (struct tl_frame){f->addr, fid, f->line, f->lasti, f->argsig, restart};
     }
     t->depth = n;
     return parent;

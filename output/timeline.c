@@ -102,9 +102,8 @@ static bool tl_continues(const struct tl_open *o, const struct tl_frame *f, int3
     /* Other objects in the argument slots: the slot was reused by a new call. */
     if (o->argsig && f->argsig && o->argsig != f->argsig)
         return false;
-    /* Back at offset 0, which runs once per call (CPython 3.11+: prefix/RESUME, never a jump
-     * target); a frame sitting at 0 in both samples is one call waiting at its entry. */
-    if (f->lasti == 0 && o->lasti > 0)
+    /* The feeder, which has the code's loops, saw the offset go back where no loop leads. */
+    if (f->restart)
         return false;
     /* A caller does not move while its callee runs: a new offset means a new callee. */
     if (o->site >= 0 && parent_lasti >= 0 && o->site != parent_lasti)

@@ -6,8 +6,8 @@
  * previous one of the same thread, the longest common prefix of identical frames continues; frames
  * past it ended (between the previous sample and this one) and the new ones began (likewise).
  * A frame slot reused by a new call of the same code between two samples looks identical; hints
- * split it: the call's argument slots changed (argsig), or its instruction offset went back to the
- * function's start. Calls shorter than the sampling interval can be missed entirely.
+ * split it: the call's argument slots changed (argsig), the feeder saw its instruction offset go
+ * back where no loop of its code leads (restart), or its caller is at another call site. Calls shorter than the sampling interval can be missed entirely.
  *
  * A span's true begin lies in (begin_lo, begin]: begin is its first sighting, begin_lo the sample
  * before it. Its true end lies in [end, end_hi): end is its last sighting, end_hi the first sample
@@ -28,6 +28,8 @@ struct tl_frame {
     int32_t line;          /* current line in this frame */
     int32_t lasti;         /* byte offset of the current instruction, -1 unknown */
     uint64_t argsig;       /* hash of the argument slots' contents (0 = unknown) */
+    bool restart;          /* the feeder knows this frame began a new call since the previous
+                            * sample (its offset went back where no loop of its code leads) */
 };
 
 struct tl_span {

@@ -1,7 +1,7 @@
 /*
  * code.c — the code-object cache: open addressing on the object's address, decoding through
- * pyobj.c and linetable.c. Entries are never freed while the cache lives (ids stay stable for
- * trace interning); a reused address overwrites its slot's contents in place.
+ * pyobj.c, linetable.c and loops.c. Entries are never freed while the cache lives (ids stay stable
+ * for trace interning); a reused address overwrites its slot's contents in place.
  */
 #include "readers/code.h"
 
@@ -10,6 +10,8 @@
 
 #define CODE_LT_MAX 65536      /* bytes of line table we accept from a target */
 #define CODE_RANGES_MAX 65536  /* decoded ranges we keep per code object */
+#define CODE_BC_MAX (256u << 10) /* bytes of bytecode we read to find loops; larger: loops unknown */
+#define CODE_LOOPS_MAX 16384   /* backward edges we keep per code object */
 
 struct code_cache {
     struct py_code **slots;    /* open addressing, power-of-two size */
@@ -17,6 +19,8 @@ struct code_cache {
     uint32_t epoch;
     uint32_t next_id;
     struct lt_range *scratch;  /* decode buffer, reused */
+    uint8_t *bytecode;         /* bytecode read buffer (CODE_BC_MAX), reused */
+    struct loop_jump *edges;   /* loops_scan buffer (CODE_LOOPS_MAX), reused */
 };
 
 struct code_cache *code_cache_new(void)
@@ -27,8 +31,10 @@ struct code_cache *code_cache_new(void)
     cc->cap = 1024;
     cc->slots = calloc(cc->cap, sizeof *cc->slots);
     cc->scratch = malloc(CODE_RANGES_MAX * sizeof *cc->scratch);
+    cc->bytecode = malloc(CODE_BC_MAX);
+    cc->edges = malloc(CODE_LOOPS_MAX * sizeof *cc->edges);
     cc->epoch = 1;
-    if (!cc->slots || !cc->scratch) {
+    if (!cc->slots || !cc->scratch || !cc->bytecode || !cc->edges) {
         code_cache_free(cc);
         return NULL;
     }
@@ -42,9 +48,13 @@ static void code_clear(struct py_code *c)
     free(c->name);
     free(c->filename);
     free(c->lines);
+    free(c->loops);
     c->name = c->qualname = c->filename = NULL;
     c->lines = NULL;
     c->nlines = 0;
+    c->loops = NULL;
+    c->nloops = 0;
+    c->loops_known = false;
 }
 
 void code_cache_free(struct code_cache *cc)
@@ -59,6 +69,8 @@ void code_cache_free(struct code_cache *cc)
     }
     free(cc->slots);
     free(cc->scratch);
+    free(cc->bytecode);
+    free(cc->edges);
     free(cc);
 }
 
@@ -136,6 +148,46 @@ static char *read_name(struct mem_src *mem, const struct py_layout *L, const str
     return strdup(buf);
 }
 
+/*
+ * Reads the bytecode (≤3.10: the co_code bytes object; 3.11+: ob_size code units inline at
+ * co_code_adaptive, as quickened and possibly instrumented at this moment) and keeps its backward
+ * edges. Any failure leaves loops_known false: the timeline then never splits on offsets.
+ */
+static void decode_loops(struct py_code *c, struct code_cache *cc, struct mem_src *mem,
+                         const struct py_layout *L, const uint8_t *head)
+{
+    const struct py_opcodes *ops = opcodes_for_version(L->major, L->minor);
+    size_t len = 0, n = 0;
+    if (!ops)
+        return;
+    if (L->co_code_adaptive >= 0) {
+        int64_t units;
+        memcpy(&units, head + L->ob_size, 8);
+        if (units <= 0 || (uint64_t)units > CODE_BC_MAX / 2)
+            return;
+        len = (size_t)units * 2;
+        if (mem_read(mem, c->addr + (uint64_t)L->co_code_adaptive, cc->bytecode, len) != 0)
+            return;
+    } else if (L->co_code >= 0) {
+        uint64_t bytes;
+        memcpy(&bytes, head + L->co_code, 8);
+        if (pyobj_read_bytes(mem, L, bytes, cc->bytecode, CODE_BC_MAX, &len) != 0)
+            return;
+    } else {
+        return;
+    }
+    if (loops_scan(ops, cc->bytecode, len, cc->edges, CODE_LOOPS_MAX, &n) != LOOPS_OK)
+        return;
+    if (n) {
+        c->loops = malloc(n * sizeof *c->loops);
+        if (!c->loops)
+            return;
+        memcpy(c->loops, cc->edges, n * sizeof *c->loops);
+    }
+    c->nloops = (uint32_t)n;
+    c->loops_known = true;
+}
+
 static int decode(struct py_code *c, struct code_cache *cc, struct mem_src *mem,
                   const struct py_layout *L, const struct py_types *types, const uint8_t *head)
 {
@@ -175,6 +227,7 @@ static int decode(struct py_code *c, struct code_cache *cc, struct mem_src *mem,
         memcpy(c->lines, cc->scratch, n * sizeof *c->lines);
         c->nlines = (uint32_t)n;
     }
+    decode_loops(c, cc, mem, L, head);
     return 0;
 }
 
@@ -225,6 +278,13 @@ const struct py_code *code_cache_get(struct code_cache *cc, struct mem_src *mem,
         return NULL;
     }
     return c;
+}
+
+bool code_may_go_back(const struct py_code *code, int32_t from, int32_t to)
+{
+    if (!code || !code->loops_known || from < 0 || to < 0)
+        return true;
+    return loops_may_go_back(code->loops, code->nloops, (uint32_t)from, (uint32_t)to);
 }
 
 int32_t code_line(const struct py_code *code, int64_t off)

@@ -8,6 +8,11 @@
  * read from the object) that code_cache_get() re-checks when the entry is older than the cache's
  * current epoch; the caller advances the epoch (code_cache_tick) as often as it can afford a
  * re-read, e.g. every 100 ms while recording, and every call for a one-shot dump.
+ *
+ * Decoding also scans the bytecode for backward control edges (loops.h), so that the timeline can
+ * ask code_may_go_back() whether a frame's offset moving back is possible within one call. That
+ * part is best effort: bytecode that cannot be read or understood leaves loops_known false, never
+ * fails the code object.
  */
 #ifndef PT_CODE_H
 #define PT_CODE_H
@@ -19,6 +24,7 @@
 #include "attach/mem.h"
 #include "readers/layout.h"
 #include "readers/linetable.h"
+#include "readers/loops.h"
 #include "readers/pyobj.h"
 
 struct py_code {
@@ -35,6 +41,11 @@ struct py_code {
     struct lt_range *lines;
     uint32_t nlines;
     bool bad_linetable;         /* the table was malformed: lines are firstlineno */
+    bool loops_known;           /* loops holds every backward edge; false: bytecode unreadable,
+                                   hidden (instrumented, executor) or of a version without opcode
+                                   facts (3.14+), and any move back is taken as possible */
+    uint32_t nloops;
+    struct loop_jump *loops;    /* backward edges by src (loops.h); NULL when none or unknown */
 };
 
 struct code_cache;
@@ -57,6 +68,14 @@ const struct py_code *code_cache_get(struct code_cache *cc, struct mem_src *mem,
 /* Source line of byte offset `off` in code: firstlineno when off < 0 or the table is empty, -1
  * when the table gives the offset no line (as CPython's PyCode_Addr2Line does). */
 int32_t code_line(const struct py_code *code, int64_t off);
+
+/*
+ * Could one call of code move its frame from byte offset `from` back to `to`? True when it could
+ * (a loop spans them), when `to` is not before `from`, and whenever unsure (code NULL, loops not
+ * known, an offset negative); false only when no backward edge of the code allows it, which means
+ * the frame now holds a new call. Allocates nothing.
+ */
+bool code_may_go_back(const struct py_code *code, int32_t from, int32_t to);
 
 /* Number of live entries (for stats). */
 size_t code_cache_size(const struct code_cache *cc);

@@ -20,7 +20,9 @@ size_t __sanitizer_get_current_allocated_bytes(void);
 
 #include "output/timeline.h"
 
-#define FR(addr, fn, line, lasti, sig) ((struct tl_frame){ (addr), (fn), (line), (lasti), (sig) })
+#define FR(addr, fn, line, lasti, sig) ((struct tl_frame){ (addr), (fn), (line), (lasti), (sig), false })
+/* A frame the feeder marked as a new call in the same slot (restart). */
+#define FRR(addr, fn, line, lasti, sig) ((struct tl_frame){ (addr), (fn), (line), (lasti), (sig), true })
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 /* ---- fixture: a timeline whose spans land in a growable array ------------------------------ */
@@ -233,22 +235,21 @@ static void loop_inside_one_call_is_one_span(void **state)
     assert_int_equal(f->got.v[f->got.n - 2].samples, ARRAY_LEN(lasti));
 }
 
-static void return_to_entry_offset_is_a_new_call(void **state)
+static void restart_marked_by_the_feeder_is_a_new_call(void **state)
 {
     struct fix *f = *state;
     FEED(f, 0, 10, FR(A0, FN_MAIN, 5, 10, 0), FR(A1, FN_F, 31, 40, 0x7));
-    FEED(f, 0, 20, FR(A0, FN_MAIN, 5, 10, 0), FR(A1, FN_F, 30, 0, 0x7));
+    FEED(f, 0, 20, FR(A0, FN_MAIN, 5, 10, 0), FRR(A1, FN_F, 30, 0, 0x7));
     assert_int_equal(f->got.n, 1);
     assert_bounds(&f->got.v[0], 10, 10, 10, 20);
-    /* Sitting at the entry (waiting for the GIL at RESUME), then running on: the same call. */
-    FEED(f, 0, 30, FR(A0, FN_MAIN, 5, 10, 0), FR(A1, FN_F, 30, 0, 0x7));
-    FEED(f, 0, 40, FR(A0, FN_MAIN, 5, 10, 0), FR(A1, FN_F, 31, 40, 0x7));
-    /* Unknown offsets in between do not hide the return to the entry. */
-    FEED(f, 0, 50, FR(A0, FN_MAIN, 5, 10, 0), FR(A1, FN_F, -1, -1, 0x7));
-    FEED(f, 0, 60, FR(A0, FN_MAIN, 5, 10, 0), FR(A1, FN_F, 30, 0, 0x7));
+    /* Without the mark, moving back is a loop: the same call. */
+    FEED(f, 0, 30, FR(A0, FN_MAIN, 5, 10, 0), FR(A1, FN_F, 31, 40, 0x7));
+    FEED(f, 0, 40, FR(A0, FN_MAIN, 5, 10, 0), FR(A1, FN_F, 30, 0, 0x7));
+    assert_int_equal(f->got.n, 1);
+    FEED(f, 0, 50, FR(A0, FN_MAIN, 5, 10, 0), FRR(A1, FN_F, 30, 0, 0x7));
     assert_int_equal(f->got.n, 2);
-    assert_bounds(&f->got.v[1], 10, 20, 50, 60);
-    assert_int_equal(f->got.v[1].samples, 4);
+    assert_bounds(&f->got.v[1], 10, 20, 40, 50);
+    assert_int_equal(f->got.v[1].samples, 3);
 }
 
 static void caller_at_another_call_site_means_a_new_callee(void **state)
@@ -784,7 +785,7 @@ int main(void)
         T(changed_argsig_is_a_new_call),
         T(zero_argsig_never_splits),
         T(loop_inside_one_call_is_one_span),
-        T(return_to_entry_offset_is_a_new_call),
+        T(restart_marked_by_the_feeder_is_a_new_call),
         T(caller_at_another_call_site_means_a_new_callee),
         T(bad_samples_neither_end_nor_move_bounds),
         T(bad_first_sample_still_leaves_first_stack_open_begin),
