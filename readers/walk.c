@@ -275,8 +275,9 @@ static int top_frame(struct py_proc *p, const uint8_t *ts, uint64_t *frame)
 #define WALK_RETRIES 2
 #define DATA_STACK_COPY_MAX (1u << 20)   /* bytes of a thread's data stack copied in one read */
 
-/* The thread's top frame, read afresh from its thread state (one or two small reads). */
-static int read_top(struct py_proc *p, uint64_t tstate, uint64_t *frame)
+/* The thread's top frame, read afresh from its thread state: one syscall (3.11-3.12 read the
+ * cframe pointer and, speculatively through the cframe seen first, its frame in one readv). */
+static int read_top(struct py_proc *p, uint64_t tstate, uint64_t cframe_seen, uint64_t *frame)
 {
     const struct py_layout *L = &p->layout;
     if (L->ts_current_frame >= 0)
@@ -284,9 +285,16 @@ static int read_top(struct py_proc *p, uint64_t tstate, uint64_t *frame)
     if (L->ts_cframe >= 0) {
         uint64_t cframe = 0;
         *frame = 0;
-        if (mem_read_ptr(p->mem, tstate + (uint64_t)L->ts_cframe, &cframe) != 0)
-            return -1;
-        return cframe ? mem_read_ptr(p->mem, cframe + (uint64_t)L->cf_current_frame, frame) : 0;
+        if (!cframe_seen)
+            return mem_read_ptr(p->mem, tstate + (uint64_t)L->ts_cframe, &cframe) == 0 && !cframe
+                       ? 0 : -1;
+        struct mem_iov iov[2] = {
+            {tstate + (uint64_t)L->ts_cframe, &cframe, 8},
+            {cframe_seen + (uint64_t)L->cf_current_frame, frame, 8},
+        };
+        if (mem_readv(p->mem, iov, 2) != 2 || cframe != cframe_seen)
+            return -1;   /* another C-level frame now: the stack moved on */
+        return 0;
     }
     return mem_read_ptr(p->mem, tstate + (uint64_t)L->ts_frame, frame);
 }
@@ -342,8 +350,43 @@ static void walk_stack(struct py_proc *p, struct py_snapshot *s, struct py_threa
     /* The thread ran on while we read: if its top frame changed, what we walked may mix two
      * stacks (a generator that yielded, a call that returned). */
     uint64_t now_top = 0;
-    if (!t->bad && (read_top(p, t->tstate, &now_top) != 0 || now_top != frame))
+    uint64_t cframe = L->ts_cframe >= 0 ? u64_at(ts, L->ts_cframe) : 0;
+    if (!t->bad && (read_top(p, t->tstate, cframe, &now_top) != 0 || now_top != frame))
         t->bad = true;
+}
+
+#define FIELDS_BLOCK_MAX 8192   /* read fields this close together in one call */
+
+/*
+ * Reads n 8-byte fields at base + off[i] (off < 0: absent, left 0) into out[], with one read of
+ * the span covering them when it is small (a syscall costs far more than the bytes it moves).
+ * Returns 0 when every present field was read.
+ */
+static int read_fields(struct py_proc *p, uint64_t base, const int32_t *off, int n, uint64_t *out)
+{
+    int32_t lo = INT32_MAX, hi = -1;
+    for (int i = 0; i < n; i++) {
+        out[i] = 0;
+        if (off[i] >= 0) {
+            lo = off[i] < lo ? off[i] : lo;
+            hi = off[i] + 8 > hi ? off[i] + 8 : hi;
+        }
+    }
+    if (hi < 0)
+        return 0;
+    static __thread uint8_t block[FIELDS_BLOCK_MAX];
+    if (hi - lo <= FIELDS_BLOCK_MAX) {
+        if (mem_read(p->mem, base + (uint64_t)lo, block, (size_t)(hi - lo)) != 0)
+            return -1;
+        for (int i = 0; i < n; i++)
+            if (off[i] >= 0)
+                memcpy(&out[i], block + (off[i] - lo), 8);
+        return 0;
+    }
+    for (int i = 0; i < n; i++)
+        if (off[i] >= 0 && mem_read_ptr(p->mem, base + (uint64_t)off[i], &out[i]) != 0)
+            return -1;
+    return 0;
 }
 
 static uint64_t gil_holder_global(struct py_proc *p)
@@ -357,21 +400,17 @@ static uint64_t gil_holder_global(struct py_proc *p)
     return holder;
 }
 
-/* 3.12+: each interpreter points at the GIL it uses; holder valid only while locked. */
-static uint64_t gil_holder_interp(struct py_proc *p, uint64_t interp)
+/* 3.12+: each interpreter points at the GIL it uses; the holder is valid only while locked. */
+static uint64_t gil_holder_of(struct py_proc *p, uint64_t gil)
 {
     const struct py_layout *L = &p->layout;
-    uint64_t gil = 0, holder = 0;
-    int32_t locked = 0;
-    if (L->is_ceval_gil < 0 || L->gil_locked < 0 || L->gil_last_holder < 0)
+    if (!gil || L->gil_locked < 0 || L->gil_last_holder < 0)
         return 0;
-    if (mem_read_ptr(p->mem, interp + (uint64_t)L->is_ceval_gil, &gil) != 0 || !gil)
+    const int32_t off[2] = {L->gil_locked, L->gil_last_holder};
+    uint64_t v[2];
+    if (read_fields(p, gil, off, 2, v) != 0)
         return 0;
-    if (mem_read(p->mem, gil + (uint64_t)L->gil_locked, &locked, sizeof locked) != 0 || !locked)
-        return 0;
-    if (mem_read_ptr(p->mem, gil + (uint64_t)L->gil_last_holder, &holder) != 0)
-        return 0;
-    return holder;
+    return (uint32_t)v[0] ? v[1] : 0;   /* locked is an int */
 }
 
 static void fill_os_state(struct py_proc *p, struct py_thread *t)
@@ -407,7 +446,7 @@ static void drop_repeats(struct py_snapshot *s, uint32_t start)
 }
 
 static void walk_threads(struct py_proc *p, struct py_snapshot *s, uint64_t interp,
-                         int64_t interp_id, unsigned flags)
+                         int64_t interp_id, uint64_t tstate, uint64_t gil, unsigned flags)
 {
     uint32_t start = s->nthreads;
     const struct py_layout *L = &p->layout;
@@ -415,14 +454,8 @@ static void walk_threads(struct py_proc *p, struct py_snapshot *s, uint64_t inte
     size_t need = (size_t)L->ts_size;
     if (need > sizeof ts || need < 64)
         need = sizeof ts;
-    uint64_t gil = L->is_ceval_gil >= 0 ? gil_holder_interp(p, interp) : s->gil_holder;
     if (L->is_ceval_gil >= 0 && gil)
         s->gil_holder = gil;
-    uint64_t tstate = 0;
-    if (mem_read_ptr(p->mem, interp + (uint64_t)L->is_tstate_head, &tstate) != 0) {
-        s->complete = false;
-        return;
-    }
     struct cycle cyc;
     cycle_init(&cyc, tstate);
     for (uint32_t n = 0; tstate && n < PY_MAX_THREADS; n++) {
@@ -485,15 +518,25 @@ enum pt_status py_walk(struct py_proc *p, struct py_snapshot *s, unsigned flags,
     s->t_ns = (uint64_t)now.tv_sec * 1000000000ULL + (uint64_t)now.tv_nsec;
     s->nthreads = s->nframes = s->bad_threads = 0;
     s->complete = true;
-    s->gil_holder = p->layout.is_ceval_gil >= 0 ? 0 : gil_holder_global(p);
-
+    const struct py_layout *L = &p->layout;
     uint64_t interp = 0;
-    if (py_proc_first_interp(p, &interp) != 0) {
+    int rc;
+    if (p->runtime && L->rt_interpreters_head >= 0) {
+        /* 3.7+: the interpreter list and (up to 3.11) the GIL holder, in one read. */
+        const int32_t off[2] = {L->rt_interpreters_head, L->rt_gilstate_current};
+        uint64_t v[2];
+        rc = read_fields(p, p->runtime, off, 2, v);
+        interp = v[0];
+        s->gil_holder = v[1];
+    } else {
+        rc = py_proc_first_interp(p, &interp);
+        s->gil_holder = gil_holder_global(p);
+    }
+    if (rc != 0) {
         if (!proc_alive(p->pid))
             return pt_fail(err, PT_ENOPROC, "process %d has exited", (int)p->pid);
         return pt_fail(err, PT_EFAIL, "cannot read the interpreter list of process %d", (int)p->pid);
     }
-    const struct py_layout *L = &p->layout;
     uint64_t seen[PY_MAX_INTERPS];
     int n;
     for (n = 0; interp && n < PY_MAX_INTERPS; n++) {
@@ -505,16 +548,17 @@ enum pt_status py_walk(struct py_proc *p, struct py_snapshot *s, unsigned flags,
             }
         }
         seen[n] = interp;
-        int64_t id = -1;
-        if (L->is_id >= 0)
-            mem_read(p->mem, interp + (uint64_t)L->is_id, &id, sizeof id);
-        walk_threads(p, s, interp, id, flags);
-        uint64_t next = 0;
-        if (mem_read_ptr(p->mem, interp + (uint64_t)L->is_next, &next) != 0) {
+        /* next, the first thread, the id and (3.12+) the GIL pointer, in one read. */
+        const int32_t off[4] = {L->is_next, L->is_tstate_head, L->is_id, L->is_ceval_gil};
+        uint64_t v[4];
+        if (read_fields(p, interp, off, 4, v) != 0) {
             s->complete = false;
             break;
         }
-        interp = next;
+        int64_t id = L->is_id >= 0 ? (int64_t)v[2] : -1;
+        uint64_t gil = L->is_ceval_gil >= 0 ? gil_holder_of(p, v[3]) : s->gil_holder;
+        walk_threads(p, s, interp, id, v[1], gil, flags);
+        interp = v[0];
     }
     if (interp && n == PY_MAX_INTERPS)
         s->complete = false;
