@@ -12,6 +12,7 @@ int cmd_attach(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_export(int argc, char **argv);
+int cmd_view(int argc, char **argv);
 
 /* Prints "pytrace: <msg>" for a failed status and returns its exit code. */
 int cli_report(const struct pt_err *err);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "util/privfile.h"
 #include "output/export.h"
 
 #define EXPORT_MAX_OPTS 64
@@ -167,7 +168,7 @@ int cmd_export(int argc, char **argv)
                 snprintf(path, sizeof path, "%s", outpath);
             else
                 default_out(in, fmt->suffix, path, sizeof path);
-            out = fopen(path, "wbe");
+            out = privfile_open(path);
             if (!out) {
                 export_view_free(&v);
                 trace_free(t);

@@ -19,6 +19,8 @@ static const char usage[] =
     "  info    FILE [--json]                what a trace holds\n"
     "  export  FILE -f FORMAT [-o OUT]      perfetto, chrome, speedscope, pprof, collapsed,\n"
     "                                       ndjson, otlp\n"
+    "  view    FILE [-o OUT.html]           self-contained HTML viewer: timeline, flame graph,\n"
+    "                                       call tree\n"
     "\n"
     "Exit codes: 0 ok, 1 failure, 2 usage, 3 no such process, 4 permission denied,\n"
     "5 not a Python process, 6 unsupported Python version, 7 corrupt or truncated input file.\n"
@@ -78,6 +80,8 @@ int main(int argc, char **argv)
         return cmd_info(argc - 1, argv + 1);
     if (!strcmp(verb, "export"))
         return cmd_export(argc - 1, argv + 1);
+    if (!strcmp(verb, "view"))
+        return cmd_view(argc - 1, argv + 1);
 #endif
     fprintf(stderr, "pytrace: unknown verb '%s'\n%s", verb, usage);
     return PT_EUSAGE;

@@ -25,7 +25,8 @@ static bool thread_matches(const struct trace *t, uint32_t id, const struct expo
 }
 
 /* "/usr/lib/python3.11/asyncio/events.py" is module "asyncio.events" for a pattern "asyncio.*":
- * the pattern is tried on the path and on every dotted suffix of it. */
+ * the pattern is tried on the path and on every dotted suffix of it ("pkg.*" also matching
+ * "pkg" itself, so "threading.*" excludes threading.py). */
 static bool file_matches(const char *file, const char *pattern)
 {
     if (fnmatch(pattern, file, 0) == 0)
@@ -40,9 +41,15 @@ static bool file_matches(const char *file, const char *pattern)
     for (char *p = dotted; *p; p++)
         if (*p == '/')
             *p = '.';
+    /* "pkg.*" also names the package (or module) pkg itself. */
+    size_t plen = strlen(pattern);
+    bool star = plen > 2 && !strcmp(pattern + plen - 2, ".*");
     for (char *p = dotted; p; p = strchr(p + 1, '.')) {
         const char *suffix = *p == '.' ? p + 1 : p;
-        if (*suffix && fnmatch(pattern, suffix, 0) == 0)
+        if (!*suffix)
+            continue;
+        if (fnmatch(pattern, suffix, 0) == 0 ||
+            (star && strlen(suffix) == plen - 2 && !strncmp(suffix, pattern, plen - 2)))
             return true;
     }
     return false;

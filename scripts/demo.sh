@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job: start the bundled demo service (demo/demo.py), wait for its ready line, show what
-# pytrace sees in it right now, record it for a few seconds and summarise the recording.
-# Leaves nothing running. The trace is written to demo.pytrace in the current directory.
+# pytrace sees in it right now, record it for a few seconds, summarise the recording and write the
+# self-contained HTML view. Leaves nothing running. Writes demo.pytrace and demo.html in the current
+# directory (PYTRACE_DEMO_OUT changes the trace's name).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-/usr/bin/python3}
@@ -16,3 +17,7 @@ echo "== pytrace attach $DEMO_PID -d 3 -o $OUT"
 build/pytrace attach "$DEMO_PID" -d 3 -o "$OUT"
 echo "== pytrace info $OUT"
 build/pytrace info "$OUT"
+HTML="${OUT%.pytrace}.html"
+echo "== pytrace view $OUT -o $HTML"
+build/pytrace view "$OUT" -o "$HTML"
+echo "open $HTML in a browser (one file, no network needed)"
