@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "readers/walk.h"
 #include "symbols/elf.h"
 
 #define SCAN_CHUNK (64 * 1024)
@@ -444,6 +445,7 @@ void py_proc_close(struct py_proc *p)
     mem_close(p->mem);
     code_cache_free(p->codes);
     free(p->stackbuf);
+    py_prev_stacks_free(p);
     for (size_t i = 0; i < p->n_tstat; i++)
         if (p->tstat[i].fd >= 0)
             close(p->tstat[i].fd);

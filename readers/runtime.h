@@ -56,6 +56,11 @@ struct py_proc {
     uint8_t *stackbuf;                 /* copy of a thread's data stack (3.11+), reused */
     size_t stackbuf_cap;
 
+    /* The previous walk's stack of each thread, for frame objects (2.7, 3.6-3.10): the walk
+     * stops reading at the first frame that is unchanged since then (walk.c). */
+    struct py_prev_stack *prev;
+    uint32_t n_prev, cap_prev;
+
     /* Open /proc/PID/task/TID/stat files: one pread per thread and sample instead of
      * open+read+close. */
     struct py_tstat_fd { pid_t tid; int fd; } *tstat;

@@ -163,15 +163,111 @@ static int read_frame(struct py_proc *p, const struct window *w, uint64_t frame,
     return mem_read(p->mem, frame, buf, need) == 0 ? 0 : -1;
 }
 
-/* Frame objects (2.7, 3.6–3.10): f_back chain. */
+void py_prev_stacks_free(struct py_proc *p)
+{
+    for (uint32_t i = 0; i < p->n_prev; i++) {
+        free(p->prev[i].frames);
+        free(p->prev[i].backs);
+    }
+    free(p->prev);
+    p->prev = NULL;
+    p->n_prev = p->cap_prev = 0;
+}
+
+static struct py_prev_stack *prev_stack(struct py_proc *p, uint64_t tstate, bool create)
+{
+    for (uint32_t i = 0; i < p->n_prev; i++)
+        if (p->prev[i].tstate == tstate)
+            return &p->prev[i];
+    if (!create)
+        return NULL;
+    for (uint32_t i = 0; i < p->n_prev; i++) {
+        if (!p->prev[i].tstate) {   /* a slot freed by a thread that is gone */
+            p->prev[i].tstate = tstate;
+            p->prev[i].n = 0;
+            return &p->prev[i];
+        }
+    }
+    if (p->n_prev == p->cap_prev) {
+        uint32_t cap = p->cap_prev ? p->cap_prev * 2 : 8;
+        struct py_prev_stack *n = realloc(p->prev, cap * sizeof *n);
+        if (!n)
+            return NULL;
+        p->prev = n;
+        p->cap_prev = cap;
+    }
+    struct py_prev_stack *ps = &p->prev[p->n_prev++];
+    memset(ps, 0, sizeof *ps);
+    ps->tstate = tstate;
+    return ps;
+}
+
+/* Keeps this walk's stack of t (and each frame's caller) for the next walk. */
+static void remember_stack(struct py_proc *p, const struct py_snapshot *s, const struct py_thread *t,
+                           const uint64_t *backs)
+{
+    struct py_prev_stack *ps = prev_stack(p, t->tstate, true);
+    if (!ps)
+        return;
+    ps->seen = true;
+    if (t->nframes > ps->cap) {
+        uint32_t cap = ps->cap ? ps->cap : 64;
+        while (cap < t->nframes)
+            cap *= 2;
+        struct py_frame *f = realloc(ps->frames, cap * sizeof *f);
+        if (f)
+            ps->frames = f;
+        uint64_t *b = realloc(ps->backs, cap * sizeof *b);
+        if (b)
+            ps->backs = b;
+        if (!f || !b) {
+            ps->n = 0;
+            return;
+        }
+        ps->cap = cap;
+    }
+    memcpy(ps->frames, &s->frames[t->first], t->nframes * sizeof *ps->frames);
+    memcpy(ps->backs, backs, t->nframes * sizeof *backs);
+    ps->n = t->nframes;
+}
+
+/*
+ * Appends the frames below position j of the previous stack: frame j is unchanged (same address,
+ * code, offset and caller), and a frame that is still executing a call keeps its callers, so
+ * nothing below it needs reading again.
+ */
+static int reuse_below(struct py_proc *p, struct py_snapshot *s, struct py_thread *t,
+                       const struct py_prev_stack *ps, uint32_t j, uint64_t *backs)
+{
+    for (uint32_t k = j + 1; k < ps->n; k++) {
+        if (t->nframes >= PY_MAX_FRAMES) {
+            t->truncated = true;
+            return 0;
+        }
+        struct py_frame *f = push_frame(s);
+        if (!f)
+            return -1;
+        *f = ps->frames[k];
+        /* Within an epoch this is a table lookup; after a tick it re-validates the code. */
+        f->code = code_cache_get(p->codes, p->mem, &p->layout, &p->types, f->code_addr);
+        if (!f->code)
+            t->bad = true;
+        backs[t->nframes++] = ps->backs[k];
+    }
+    return 0;
+}
+
+/* Frame objects (2.7, 3.6–3.10): f_back chain, read until a frame unchanged since the last walk. */
 static void walk_frame_objects(struct py_proc *p, struct py_snapshot *s, struct py_thread *t,
                                uint64_t frame)
 {
     const struct py_layout *L = &p->layout;
     uint8_t buf[1024];
+    static __thread uint64_t backs[PY_MAX_FRAMES];
     size_t need = (size_t)(L->fo_lasti > L->fo_back ? L->fo_lasti : L->fo_back) + 8;
     if (L->fo_code + 8 > (int32_t)need)
         need = (size_t)L->fo_code + 8;
+    const struct py_prev_stack *ps = prev_stack(p, t->tstate, false);
     struct cycle cyc;
     cycle_init(&cyc, frame);
     while (frame) {
@@ -189,15 +285,28 @@ static void walk_frame_objects(struct py_proc *p, struct py_snapshot *s, struct 
         int64_t lasti = i32_at(buf, L->fo_lasti);
         if (L->linetable == PY_LT_LINETABLE310 && lasti >= 0)
             lasti *= 2;   /* 3.10 counts code units */
+        uint64_t back = u64_at(buf, L->fo_back);
+        uint32_t k = t->nframes;
         if (add_frame(p, s, t, frame, code, lasti, slots, nslots) != 0)
             return;
-        uint64_t back = u64_at(buf, L->fo_back);
+        backs[k] = back;
+        for (uint32_t j = 0; ps && j < ps->n; j++) {
+            const struct py_frame *pf = &ps->frames[j];
+            if (pf->addr == frame && pf->code_addr == code && pf->lasti == s->frames[t->first + k].lasti &&
+                ps->backs[j] == back) {
+                if (reuse_below(p, s, t, ps, j, backs) == 0 && !t->bad && !t->truncated)
+                    remember_stack(p, s, t, backs);
+                return;
+            }
+        }
         if (back && cycle_step(&cyc, back)) {
             t->bad = true;
             return;
         }
         frame = back;
     }
+    if (!t->bad && !t->truncated)
+        remember_stack(p, s, t, backs);
 }
 
 /* Interpreter frames (3.11+): previous chain; C-stack shim frames are skipped. */
@@ -518,6 +627,8 @@ enum pt_status py_walk(struct py_proc *p, struct py_snapshot *s, unsigned flags,
     s->t_ns = (uint64_t)now.tv_sec * 1000000000ULL + (uint64_t)now.tv_nsec;
     s->nthreads = s->nframes = s->bad_threads = 0;
     s->complete = true;
+    for (uint32_t i = 0; i < p->n_prev; i++)
+        p->prev[i].seen = false;
     const struct py_layout *L = &p->layout;
     uint64_t interp = 0;
     int rc;
@@ -563,6 +674,11 @@ enum pt_status py_walk(struct py_proc *p, struct py_snapshot *s, unsigned flags,
     if (interp && n == PY_MAX_INTERPS)
         s->complete = false;
 done:
+    /* Stacks of threads this walk did not see are forgotten (their slots are reused); a torn
+     * list keeps them, as those threads may still live. */
+    for (uint32_t i = 0; i < p->n_prev && s->complete; i++)
+        if (!p->prev[i].seen)
+            p->prev[i].tstate = 0;
     if (flags & PY_WALK_NAMES)
         py_thread_names(p, s);
     return PT_OK;

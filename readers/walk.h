@@ -80,6 +80,17 @@ static inline const struct py_frame *py_thread_frame(const struct py_snapshot *s
     return &s->frames[t->first + i];
 }
 
+/* A thread's stack as the previous walk saw it (frame objects), with each frame's caller. */
+struct py_prev_stack {
+    uint64_t tstate;
+    uint32_t n, cap;
+    struct py_frame *frames;     /* innermost first */
+    uint64_t *backs;             /* f_back of each frame */
+    bool seen;                   /* walked this time (stacks of threads that are gone are freed) */
+};
+
+void py_prev_stacks_free(struct py_proc *p);
+
 /* Fills t->name for every thread from the threading module (threadname.c). */
 void py_thread_names(struct py_proc *p, struct py_snapshot *s);
 
