@@ -749,6 +749,67 @@ static void deep_stack_is_truncated_at_max_frames(void **state)
         assert_int_equal(py_thread_frame(&w->s, t, i)->line, fakepy_line(7, 12));
 }
 
+/* Sets a frame object's f_lasti as the interpreter stores it (3.10 counts code units). */
+static void set_lasti(struct world *w, uint64_t frame, int bytes)
+{
+    int stored = cur->major == 3 && cur->minor == 10 ? bytes / 2 : bytes;
+    fakepy_put32(&w->fp, frame + (uint64_t)cur->fo_lasti, (uint32_t)stored);
+}
+
+static void assert_stack(const struct py_snapshot *s, const uint64_t *addrs, const int *lastis,
+                         uint32_t n)
+{
+    const struct py_thread *t = &s->threads[0];
+    assert_false(t->bad);
+    assert_int_equal(t->nframes, n);
+    for (uint32_t i = 0; i < n; i++) {
+        assert_int_equal(py_thread_frame(s, t, i)->addr, addrs[i]);
+        assert_int_equal(py_thread_frame(s, t, i)->lasti, lastis[i]);
+        assert_non_null(py_thread_frame(s, t, i)->code);
+    }
+}
+
+/* Frame objects: a walk stops reading at the first frame that is unchanged since the previous
+ * walk (same address, code, offset, caller) and copies the callers below it; any change in one
+ * of those makes it read on. */
+static void unchanged_frames_below_are_reused_not_reread(void **state)
+{
+    struct world *w = *state;
+    if (cur->frame_model != PY_FRAMES_OBJECTS)
+        skip();
+    world_init(w, HEAP_SMALL);
+    uint64_t code = fakepy_code(&w->fp, "f", "f", "/srv/app.py", 3);
+    uint64_t other = fakepy_code(&w->fp, "g", "g", "/srv/app.py", 30);
+    uint64_t fr[5], f = 0;
+    for (int i = 0; i < 5; i++)
+        fr[i] = f = fakepy_frame(&w->fp, code, f, 4 + 2 * i);
+    uint64_t ts = fakepy_thread(&w->fp, w->interp, fr[4], thread_id_of(0), 1);
+    world_walk(w);
+    assert_stack(&w->s, (uint64_t[]){fr[4], fr[3], fr[2], fr[1], fr[0]}, (int[]){12, 10, 8, 6, 4}, 5);
+
+    /* fr[4] returned; fr[3] called g: g and fr[3] are read, fr[2..0] are not. */
+    uint64_t g = fakepy_frame(&w->fp, other, fr[3], 2);
+    fakepy_put64(&w->fp, ts + (uint64_t)cur->ts_frame, g);
+    uint64_t reads = w->p->mem->reads;
+    world_walk(w);
+    assert_stack(&w->s, (uint64_t[]){g, fr[3], fr[2], fr[1], fr[0]}, (int[]){2, 10, 8, 6, 4}, 5);
+    uint64_t second = w->p->mem->reads - reads;
+
+    /* fr[2] moved on and called a new frame at fr[3]'s address: both are read again, and the
+     * walk reuses from fr[1] down. */
+    set_lasti(w, fr[2], 14);
+    set_lasti(w, fr[3], 0);
+    fakepy_put64(&w->fp, ts + (uint64_t)cur->ts_frame, fr[3]);
+    world_walk(w);
+    assert_stack(&w->s, (uint64_t[]){fr[3], fr[2], fr[1], fr[0]}, (int[]){0, 14, 6, 4}, 4);
+
+    /* Nothing changed: the top frame alone is read. */
+    reads = w->p->mem->reads;
+    world_walk(w);
+    assert_stack(&w->s, (uint64_t[]){fr[3], fr[2], fr[1], fr[0]}, (int[]){0, 14, 6, 4}, 4);
+    assert_true(w->p->mem->reads - reads < second);
+}
+
 static void torn_thread_state_marks_the_thread_bad(void **state)
 {
     struct world *w = *state;
@@ -979,6 +1040,7 @@ int main(void)
         WT(unmapped_co_name_marks_the_thread_bad),
         WT(linetable_of_bad_size_falls_back_to_firstlineno),
         WT(deep_stack_is_truncated_at_max_frames),
+        WT(unchanged_frames_below_are_reused_not_reread),
         WT(torn_thread_state_marks_the_thread_bad),
         WT(wild_next_thread_pointer_is_counted_bad),
         WT(wild_interpreter_pointer_is_reported),
