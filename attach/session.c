@@ -1,6 +1,7 @@
 /*
  * session.c — the recording loop (see session.h): tick, walk every live target, feed the sink,
- * and between ticks the slower chores (descendant discovery, exit checks, status line).
+ * and between ticks the slower chores (descendant discovery, exit checks, status line). The
+ * sink is reached only through struct session_sink, so `attach`/`run` and `top` share this loop.
  */
 #include "attach/session.h"
 
@@ -40,7 +41,7 @@ struct target {
 
 struct session {
     const struct session_opts *o;
-    struct rec_sink *sink;
+    const struct session_sink *sink;
     struct target targets[MAX_TARGETS];
     int n;
     pid_t child_pid;
@@ -63,7 +64,7 @@ static struct target *add_target(struct session *S, pid_t pid, struct py_proc *p
 
 static void register_python(struct session *S, struct target *t, struct pt_err *err)
 {
-    t->proc = rec_sink_process(S->sink, t->py, t->parent);
+    t->proc = S->sink->process(S->sink->ctx, t->py, t->parent);
     if (S->o->blocking && !t->ptraced) {
         if (ptg_attach(&t->ptg, t->pid, err) == PT_OK)
             t->ptraced = true;
@@ -129,7 +130,7 @@ static void target_exit(struct session *S, struct target *t, uint64_t now)
     if (t->pid == S->child_pid && S->child_reaped)
         status = S->child_status;
     if (t->proc)
-        rec_sink_process_exit(S->sink, t->proc, now, status);
+        S->sink->process_exit(S->sink->ctx, t->proc, now, status);
     if (t->ptraced) {
         ptg_detach(&t->ptg);
         t->ptraced = false;
@@ -168,11 +169,11 @@ static void sample_target(struct session *S, struct target *t, uint64_t tick)
         ptg_resume_all(&t->ptg);
     if (rc == PT_OK) {
         t->fails = 0;
-        rec_sink_feed(S->sink, t->proc, t->py, &t->snap, tick);
+        S->sink->feed(S->sink->ctx, t->proc, t->py, &t->snap, tick);
     } else if (rc == PT_ENOPROC || !proc_alive(t->pid)) {
         target_exit(S, t, tick);
     } else {
-        rec_sink_feed_failed(S->sink, t->proc, tick);
+        S->sink->feed_failed(S->sink->ctx, t->proc, tick);
         if (++t->fails >= REOPEN_AFTER_FAILS) {
             /* Probably exec'd into a new image: find the interpreter again. */
             py_proc_close(t->py);
@@ -187,7 +188,7 @@ static void sample_target(struct session *S, struct target *t, uint64_t tick)
 static void status_line(const struct session *S, const struct sampler *smp, uint64_t now,
                         uint64_t start)
 {
-    uint64_t samples = rec_sink_samples(S->sink), errors = rec_sink_errors(S->sink);
+    uint64_t samples = S->sink->samples(S->sink->ctx), errors = S->sink->errors(S->sink->ctx);
     fprintf(stderr, "\r\033[Kpytrace: %.1f s, %" PRIu64 " samples, %.0f Hz, %.2f%% errors -> %s",
             (double)(now - start) / 1e9, samples, sampler_achieved_hz(smp, now),
             samples ? 100.0 * (double)errors / (double)samples : 0.0,
@@ -203,7 +204,7 @@ static bool all_exited(const struct session *S)
 }
 
 enum pt_status session_run(const struct session_opts *o, struct py_proc *root, pid_t root_pid,
-                           pid_t child_pid, struct rec_sink *sink, volatile int *stop,
+                           pid_t child_pid, const struct session_sink *sink, volatile int *stop,
                            struct session_result *res, struct pt_err *err)
 {
     static struct session S;
@@ -255,11 +256,11 @@ enum pt_status session_run(const struct session_opts *o, struct py_proc *root, p
                     try_open(&S, t);
             }
         }
-        if (rec_sink_tick(sink, now, err) != PT_OK) {
+        if (sink->tick(sink->ctx, now, err) != PT_OK) {
             res->end = SESSION_ERROR;
             break;
         }
-        if (o->max_size && rec_sink_bytes(sink) >= o->max_size) {
+        if (o->max_size && sink->bytes(sink->ctx) >= o->max_size) {
             res->end = SESSION_MAX_SIZE;
             break;
         }

@@ -3,9 +3,11 @@
  *
  * The session owns the targets (the root and, with `subprocesses`, every Python descendant found
  * by walking /proc/PID/task/TID/children), pauses them per sample only in blocking mode, notices
- * exits and execs, and hands every snapshot to the rec_sink. It stops at the duration, at *stop
- * (set by the caller's signal handler), when the file reaches max_size, or when every target has
- * exited. It never leaves a target stopped: blocking mode resumes and detaches on every path.
+ * exits and execs, and hands every snapshot to a session_sink (the recorder's rec_sink through
+ * rec_sink_as_session_sink(), or `top`'s live view). It stops at the duration, at *stop (set by
+ * the caller's signal handler or by the sink's tick), when the sink reaches max_size bytes, or when
+ * every target has exited. It never leaves a target stopped: blocking mode resumes and detaches on
+ * every path.
  */
 #ifndef PT_SESSION_H
 #define PT_SESSION_H
@@ -14,8 +16,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "output/record.h"
 #include "readers/runtime.h"
+#include "readers/walk.h"
 
 struct session_opts {
     double rate_hz;
@@ -26,6 +28,27 @@ struct session_opts {
     uint64_t max_size;        /* bytes, 0 = unlimited */
     bool status_line;         /* live one-line status on stderr */
     const char *out_path;     /* for the status line */
+};
+
+/*
+ * Where the session's snapshots go. Every callback gets ctx. Process handles are what process()
+ * returned (non-zero). tick() runs once per sampling round, after the walks and chores, on the
+ * sampling thread: it is where a sink flushes, or redraws and reads keys — it must return quickly
+ * (well under a period) and may set the caller's stop flag; an error from it ends the session
+ * with SESSION_ERROR. samples/errors feed the status line; bytes is compared with max_size (a
+ * sink without a size returns 0).
+ */
+struct session_sink {
+    uint32_t (*process)(void *ctx, struct py_proc *p, uint32_t parent);
+    void (*feed)(void *ctx, uint32_t proc, struct py_proc *p, const struct py_snapshot *snap,
+                 uint64_t t_ns);
+    void (*feed_failed)(void *ctx, uint32_t proc, uint64_t t_ns);
+    void (*process_exit)(void *ctx, uint32_t proc, uint64_t t_ns, int64_t status);
+    enum pt_status (*tick)(void *ctx, uint64_t now_ns, struct pt_err *err);
+    uint64_t (*samples)(void *ctx);
+    uint64_t (*errors)(void *ctx);
+    uint64_t (*bytes)(void *ctx);
+    void *ctx;
 };
 
 enum session_end {
@@ -51,7 +74,7 @@ struct session_result {
  * pytrace started it (run), else 0 — then its exit status is collected.
  */
 enum pt_status session_run(const struct session_opts *o, struct py_proc *root, pid_t root_pid,
-                           pid_t child_pid, struct rec_sink *sink, volatile int *stop,
+                           pid_t child_pid, const struct session_sink *sink, volatile int *stop,
                            struct session_result *res, struct pt_err *err);
 
 #endif

@@ -13,6 +13,7 @@ int cmd_run(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_view(int argc, char **argv);
+int cmd_top(int argc, char **argv);
 
 /* Prints "pytrace: <msg>" for a failed status and returns its exit code. */
 int cli_report(const struct pt_err *err);

@@ -14,6 +14,8 @@ static const char usage[] =
     "usage: pytrace VERB [options]\n"
     "\n"
     "  dump    PID [--json]                 all threads' Python stacks, now\n"
+    "  top     PID [-r HZ] [--window SEC] [--once] [--gil] [--idle] [--thread SPEC]\n"
+    "                                       live view of the functions running now\n"
     "  attach  PID [-r HZ] [-d SEC] [-o FILE] record a running process\n"
     "  run     [options] -- CMD [ARGS...]   start CMD and record it\n"
     "  info    FILE [--json]                what a trace holds\n"
@@ -82,6 +84,8 @@ int main(int argc, char **argv)
         return cmd_export(argc - 1, argv + 1);
     if (!strcmp(verb, "view"))
         return cmd_view(argc - 1, argv + 1);
+    if (!strcmp(verb, "top"))
+        return cmd_top(argc - 1, argv + 1);
 #endif
     fprintf(stderr, "pytrace: unknown verb '%s'\n%s", verb, usage);
     return PT_EUSAGE;

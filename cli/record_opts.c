@@ -250,7 +250,8 @@ int record_and_report(const struct record_cli *o, struct py_proc *root, pid_t ro
         .status_line = !o->quiet && isatty(2),
         .out_path = path,
     };
-    enum pt_status rc = session_run(&so, root, root_pid, child_pid, sink, stop, res, &err);
+    struct session_sink ss = rec_sink_as_session_sink(sink);
+    enum pt_status rc = session_run(&so, root, root_pid, child_pid, &ss, stop, res, &err);
     struct trace_summary sum = {
         .end_mono_ns = res->end_ns,
         .walks = res->walks,

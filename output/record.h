@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "attach/session.h"
 #include "output/trace.h"
 #include "readers/walk.h"
 
@@ -47,6 +48,9 @@ enum pt_status rec_sink_tick(struct rec_sink *s, uint64_t now_ns, struct pt_err 
 uint64_t rec_sink_bytes(const struct rec_sink *s);
 uint64_t rec_sink_samples(const struct rec_sink *s);
 uint64_t rec_sink_errors(const struct rec_sink *s);
+
+/* s as the session's sink (ctx = s): the session feeds it through these functions unchanged. */
+struct session_sink rec_sink_as_session_sink(struct rec_sink *s);
 
 /* Ends all spans at t_ns, writes the trailer, closes the file and frees s. */
 enum pt_status rec_sink_close(struct rec_sink *s, uint64_t t_ns, struct trace_summary *sum,
