@@ -33,6 +33,7 @@ struct target {
     struct ptrace_group ptg;
     bool ptraced;
     bool exited;
+    bool owned;                      /* py was opened here (else it is the caller's root) */
     uint32_t fails;
     uint32_t open_tries;
     uint32_t last_nthreads;
@@ -115,9 +116,10 @@ static void try_open(struct session *S, struct target *t)
     if (t->py || t->exited || t->open_tries > 100)
         return;
     t->open_tries++;
-    if (py_proc_open(&t->py, t->pid, &err) == PT_OK)
+    if (py_proc_open(&t->py, t->pid, &err) == PT_OK) {
+        t->owned = true;
         register_python(S, t, &err);
-    else if (err.code == PT_ENOPROC)
+    } else if (err.code == PT_ENOPROC)
         t->exited = true;
 }
 
@@ -175,9 +177,17 @@ static void sample_target(struct session *S, struct target *t, uint64_t tick)
     } else {
         S->sink->feed_failed(S->sink->ctx, t->proc, tick);
         if (++t->fails >= REOPEN_AFTER_FAILS) {
-            /* Probably exec'd into a new image: find the interpreter again. */
-            py_proc_close(t->py);
+            /* Probably exec'd into a new image: find the interpreter again. The caller's
+             * root is the caller's to close. */
+            if (t->owned)
+                py_proc_close(t->py);
             t->py = NULL;
+            t->owned = false;
+            /* The new image is recorded as a new process entry (its code ids start afresh);
+             * the old entry's calls end here. */
+            if (t->proc)
+                S->sink->process_exit(S->sink->ctx, t->proc, tick, INT64_MIN);
+            t->proc = 0;
             t->fails = 0;
             t->open_tries = 0;
             try_open(S, t);
@@ -284,7 +294,7 @@ enum pt_status session_run(const struct session_opts *o, struct py_proc *root, p
         if (res->end == SESSION_TARGET_EXITED && !t->exited)
             target_exit(&S, t, end);
         py_snapshot_free(&t->snap);
-        if (t->py && t->py != root)
+        if (t->py && t->owned)
             py_proc_close(t->py);
         if (t->proc)
             res->processes++;

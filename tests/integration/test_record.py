@@ -250,3 +250,18 @@ def test_garbage_file_is_exit_7(tmp_path):
     r = run_pytrace("info", bad)
     assert r.returncode == 7
     assert bad in r.stderr.decode()
+
+
+def test_attach_during_target_startup_never_crashes(tmp_path):
+    """Attaching while the interpreter is still starting (walks fail, the target is re-opened)
+    must neither crash pytrace nor lose the recording."""
+    python = require("/root/.pyenv/versions/3.12.1/bin/python3.12")
+    out = str(tmp_path / "startup.pytrace")
+    for _ in range(25):
+        target = subprocess.Popen([python, os.path.join(WORKLOADS, "cpu_bound.py"),
+                                   "--iterations", "40"], stdout=subprocess.PIPE)
+        r = run_pytrace("attach", target.pid, "-r", "10000", "-o", out, "-q")
+        target.wait()
+        assert r.returncode in (0, 3, 5), (r.returncode, r.stderr)   # never a signal
+        if r.returncode == 0:
+            assert run_pytrace("info", out).returncode == 0
