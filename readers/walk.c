@@ -138,6 +138,8 @@ struct window {
     uint64_t base;
     uint64_t len;
     const uint8_t *bytes;
+    uint32_t misses;        /* Python frames that had to be read outside the copy */
+    bool last_miss;         /* the last frame read was outside it */
 };
 
 /* Copies [addr, addr + len) from the window when it holds all of it. */
@@ -149,17 +151,25 @@ static bool from_window(const struct window *w, uint64_t addr, void *buf, size_t
     return true;
 }
 
-static int read_frame(struct py_proc *p, const struct window *w, uint64_t frame, uint8_t *buf,
+static int read_frame(struct py_proc *p, struct window *w, uint64_t frame, uint8_t *buf,
                       size_t cap, size_t need, int32_t slots_at, uint64_t *slots)
 {
     size_t full = slots_at >= 0 ? (size_t)slots_at + ARG_SLOTS * 8 : 0;
-    if (full > need && full <= cap &&
-        (from_window(w, frame, buf, full) || mem_read(p->mem, frame, buf, full) == 0)) {
+    if (full > need && full <= cap && from_window(w, frame, buf, full)) {
+        w->last_miss = false;
         memcpy(slots, buf + slots_at, ARG_SLOTS * 8);
         return ARG_SLOTS;
     }
+    if (w)
+        w->last_miss = false;
     if (from_window(w, frame, buf, need))
         return 0;
+    if (w && w->bytes)
+        w->last_miss = true;
+    if (full > need && full <= cap && mem_read(p->mem, frame, buf, full) == 0) {
+        memcpy(slots, buf + slots_at, ARG_SLOTS * 8);
+        return ARG_SLOTS;
+    }
     return mem_read(p->mem, frame, buf, need) == 0 ? 0 : -1;
 }
 
@@ -311,7 +321,7 @@ static void walk_frame_objects(struct py_proc *p, struct py_snapshot *s, struct 
 
 /* Interpreter frames (3.11+): previous chain; C-stack shim frames are skipped. */
 static void walk_interp_frames(struct py_proc *p, struct py_snapshot *s, struct py_thread *t,
-                               uint64_t frame, const struct window *w)
+                               uint64_t frame, struct window *w)
 {
     const struct py_layout *L = &p->layout;
     uint8_t buf[512];
@@ -336,6 +346,10 @@ static void walk_interp_frames(struct py_proc *p, struct py_snapshot *s, struct 
         int8_t owner = (int8_t)buf[L->if_owner];
         bool shim = (L->if_owner_cstack >= 0 && owner == L->if_owner_cstack) ||
                     (L->if_owner_interpreter >= 0 && owner == L->if_owner_interpreter);
+        /* Entry frames live on the C stack (3.12+), and stay put while their C frame runs:
+         * only Python frames read outside the copy make the walk worth re-checking. */
+        if (w && w->last_miss && !shim)
+            w->misses++;
         if (!shim) {
             uint64_t instr = u64_at(buf, L->if_instr);
             int64_t lasti = -1;
@@ -408,6 +422,21 @@ static int read_top(struct py_proc *p, uint64_t tstate, uint64_t cframe_seen, ui
     return mem_read_ptr(p->mem, tstate + (uint64_t)L->ts_frame, frame);
 }
 
+static int ensure_stackbuf(struct py_proc *p, size_t len)
+{
+    if (len <= p->stackbuf_cap)
+        return 0;
+    size_t cap = p->stackbuf_cap ? p->stackbuf_cap : 16384;
+    while (cap < len)
+        cap *= 2;
+    uint8_t *b = realloc(p->stackbuf, cap);
+    if (!b)
+        return -1;
+    p->stackbuf = b;
+    p->stackbuf_cap = cap;
+    return 0;
+}
+
 /*
  * 3.11+ push a thread's frames contiguously into its current data-stack chunk, up to
  * datastack_top: one read of that range replaces one read per frame. Frames elsewhere (an older
@@ -422,40 +451,120 @@ static void copy_data_stack(struct py_proc *p, const uint8_t *ts, struct window 
     if (!chunk || top <= chunk || top - chunk > DATA_STACK_COPY_MAX)
         return;
     size_t len = (size_t)(top - chunk);
-    if (len > p->stackbuf_cap) {
-        size_t cap = p->stackbuf_cap ? p->stackbuf_cap : 16384;
-        while (cap < len)
-            cap *= 2;
-        uint8_t *b = realloc(p->stackbuf, cap);
-        if (!b)
-            return;
-        p->stackbuf = b;
-        p->stackbuf_cap = cap;
-    }
+    if (ensure_stackbuf(p, len) != 0)
+        return;
     if (mem_read(p->mem, chunk, p->stackbuf, len) == 0)
-        *w = (struct window){chunk, len, p->stackbuf};
+        *w = (struct window){chunk, len, p->stackbuf, 0, false};
+}
+
+/* Walks the frames of the thread whose state is in ts; marks t bad when torn. */
+/*
+ * 3.11+: what read_thread() fetched together with the thread state — the frame its cframe points
+ * at (3.11-3.12) and the data stack — at the addresses the previous sample left.
+ */
+struct fast_read {
+    bool ok;
+    uint64_t cf_frame;
+};
+
+/* Remembers where this thread's data stack and cframe are, for read_thread() next time. The
+ * copy length leaves room for the stack to grow, within the chunk (its size is in its header). */
+static void remember_data_stack(struct py_proc *p, uint64_t tstate, const uint8_t *ts,
+                                const struct window *w)
+{
+    const struct py_layout *L = &p->layout;
+    struct py_prev_stack *ps = prev_stack(p, tstate, true);
+    if (!ps)
+        return;
+    ps->seen = true;
+    uint64_t chunk = u64_at(ts, L->ts_datastack_chunk), top = u64_at(ts, L->ts_datastack_top);
+    ps->chunk = 0;
+    if (!w->bytes || w->base != chunk || top <= chunk || w->len < 16)
+        return;
+    uint64_t used = top - chunk, size = u64_at(w->bytes, 8);   /* _PyStackChunk.size */
+    uint64_t want = used + used / 2 + 2048;
+    if (size >= used && want > size)
+        want = size;
+    if (want > DATA_STACK_COPY_MAX)
+        return;
+    ps->chunk = chunk;
+    ps->cframe = L->ts_cframe >= 0 ? u64_at(ts, L->ts_cframe) : 0;
+    ps->copylen = (uint32_t)want;
+}
+
+/* Reads the thread state, and on 3.11+ (when the previous sample showed where) the frame pointer
+ * of its cframe and its data stack, all in one process_vm_readv: the stack is then copied within
+ * about a microsecond of the thread state, close enough to walk without re-checking. */
+static int read_thread(struct py_proc *p, uint64_t tstate, uint8_t *ts, size_t need,
+                       struct fast_read *fr)
+{
+    const struct py_layout *L = &p->layout;
+    fr->ok = false;
+    struct py_prev_stack *ps = L->frame_model == PY_FRAMES_INTERP && L->ts_datastack_top >= 0
+                                   ? prev_stack(p, tstate, false) : NULL;
+    if (ps && ps->chunk && ps->copylen && (L->ts_cframe < 0 || ps->cframe) &&
+        ensure_stackbuf(p, ps->copylen) == 0) {
+        struct mem_iov iov[3];
+        int n = 0;
+        iov[n++] = (struct mem_iov){tstate, ts, need};
+        if (L->ts_cframe >= 0)
+            iov[n++] = (struct mem_iov){ps->cframe + (uint64_t)L->cf_current_frame, &fr->cf_frame, 8};
+        iov[n++] = (struct mem_iov){ps->chunk, p->stackbuf, ps->copylen};
+        int got = mem_readv(p->mem, iov, n);
+        if (got == n) {
+            fr->ok = true;
+            return 0;
+        }
+        ps->chunk = 0;   /* moved or shrank: find it again the slow way */
+        if (got >= 1)
+            return 0;
+    }
+    return mem_read(p->mem, tstate, ts, need);
 }
 
 /* Walks the frames of the thread whose state is in ts; marks t bad when torn. */
 static void walk_stack(struct py_proc *p, struct py_snapshot *s, struct py_thread *t,
-                       const uint8_t *ts, size_t need)
+                       const uint8_t *ts, size_t need, const struct fast_read *fr)
 {
     const struct py_layout *L = &p->layout;
     uint64_t frame = 0;
     (void)need;
+    if (L->frame_model == PY_FRAMES_INTERP && fr && fr->ok) {
+        const struct py_prev_stack *ps = prev_stack(p, t->tstate, false);
+        uint64_t chunk = u64_at(ts, L->ts_datastack_chunk), top = u64_at(ts, L->ts_datastack_top);
+        uint64_t cframe = L->ts_cframe >= 0 ? u64_at(ts, L->ts_cframe) : 0;
+        if (ps && chunk == ps->chunk && top > chunk && top - chunk <= ps->copylen &&
+            cframe == (L->ts_cframe >= 0 ? ps->cframe : 0)) {
+            frame = L->ts_cframe >= 0 ? fr->cf_frame : u64_at(ts, L->ts_current_frame);
+            /* The whole copy, not just up to the top the thread state showed: a frame pushed
+             * between that read and the cframe's (both before the copy) is in it. */
+            struct window w = {chunk, ps->copylen, p->stackbuf, 0, false};
+            if (frame)
+                walk_interp_frames(p, s, t, frame, &w);
+            /* Frames outside the copy (generators) were read later: check the top again. */
+            uint64_t now_top = 0;
+            if (!t->bad && w.misses &&
+                (read_top(p, t->tstate, cframe, &now_top) != 0 || now_top != frame))
+                t->bad = true;
+            remember_data_stack(p, t->tstate, ts, &w);
+            return;
+        }
+    }
     if (top_frame(p, ts, &frame) != 0) {
         t->bad = true;
         return;
     }
+    struct window w = {0, 0, NULL, 0, false};
+    if (L->frame_model == PY_FRAMES_INTERP) {
+        copy_data_stack(p, ts, &w);
+        remember_data_stack(p, t->tstate, ts, &w);
+    }
     if (!frame)
         return;
-    if (L->frame_model == PY_FRAMES_INTERP) {
-        struct window w = {0, 0, NULL};
-        copy_data_stack(p, ts, &w);
+    if (L->frame_model == PY_FRAMES_INTERP)
         walk_interp_frames(p, s, t, frame, &w);
-    } else {
+    else
         walk_frame_objects(p, s, t, frame);
-    }
     /* The thread ran on while we read: if its top frame changed, what we walked may mix two
      * stacks (a generator that yielded, a call that returned). */
     uint64_t now_top = 0;
@@ -568,7 +677,8 @@ static void walk_threads(struct py_proc *p, struct py_snapshot *s, uint64_t inte
     struct cycle cyc;
     cycle_init(&cyc, tstate);
     for (uint32_t n = 0; tstate && n < PY_MAX_THREADS; n++) {
-        if (mem_read(p->mem, tstate, ts, need) != 0) {
+        struct fast_read fr;
+        if (read_thread(p, tstate, ts, need, &fr) != 0) {
             s->bad_threads++;
             s->complete = false;
             return;
@@ -591,7 +701,7 @@ static void walk_threads(struct py_proc *p, struct py_snapshot *s, uint64_t inte
             t->bad = true;   /* torn: this thread state belongs elsewhere or is being freed */
         t->first = s->nframes;
         if (!t->bad)
-            walk_stack(p, s, t, ts, need);
+            walk_stack(p, s, t, ts, need, &fr);
         /* A torn stack is read again at once (a few microseconds later), up to twice: the
          * sample moves a little in time rather than being lost. */
         for (int retry = 0; retry < WALK_RETRIES && t->bad && !t->truncated; retry++) {
@@ -601,7 +711,7 @@ static void walk_threads(struct py_proc *p, struct py_snapshot *s, uint64_t inte
             if (mem_read(p->mem, tstate, ts, need) != 0 || u64_at(ts, L->ts_interp) != interp)
                 t->bad = true;
             else
-                walk_stack(p, s, t, ts, need);
+                walk_stack(p, s, t, ts, need, NULL);
         }
         if (flags & PY_WALK_OS_STATE)
             fill_os_state(p, t);

@@ -87,6 +87,9 @@ struct py_prev_stack {
     struct py_frame *frames;     /* innermost first */
     uint64_t *backs;             /* f_back of each frame */
     bool seen;                   /* walked this time (stacks of threads that are gone are freed) */
+    /* 3.11+: where this thread's frames were last time, to read them with its state at once. */
+    uint64_t chunk, cframe;
+    uint32_t copylen;
 };
 
 void py_prev_stacks_free(struct py_proc *p);
