@@ -72,6 +72,9 @@ def evaluate(calls, spans, first_sample, min_ms):
         lst.sort(key=lambda s: s["begin_ns"])
     starts = {fn: [s["begin_ns"] for s in lst] for fn, lst in by_fn.items()}
     last_span_end = max((s["end_ns"] for s in spans), default=0)
+    truth_by_fn = {}
+    for c in calls:
+        truth_by_fn.setdefault(c["function"], []).append(c)
     considered = detected = 0
     begin_err, end_err = [], []
     # Why an error is large: the span also covers another call of the same function (a re-call
@@ -101,7 +104,9 @@ def evaluate(calls, spans, first_sample, min_ms):
         be_, ee_ = abs(b - c["start_ns"]) / 1e6, abs(e - c["end_ns"]) / 1e6
         begin_err.append(be_)
         end_err.append(ee_)
-        merged = (best["end_hi_ns"] - best["begin_lo_ns"]) > 1.5 * dur + 2 * gap_ns
+        # Merged: the span's sightings also cover another truth call of this function.
+        merged = sum(1 for o in truth_by_fn[c["function"]]
+                     if o is not c and min(o["end_ns"], best["end_ns"]) - max(o["start_ns"], best["begin_ns"]) > gap_ns / 2.5) > 0
         gap = (best["begin_ns"] - best["begin_lo_ns"]) > gap_ns or (best["end_hi_ns"] - best["end_ns"]) > gap_ns
         if max(be_, ee_) > 1.5:
             causes["merged" if merged else "gap" if gap else "other"] += 1
