@@ -69,3 +69,31 @@ def test_selection_options(trace):
     assert b"threading.py" not in excluded.stdout
     assert run_pytrace("export", trace, "-f", "nope").returncode == 2
     assert run_pytrace("export", trace, "-f", "collapsed", "--from", "2", "--to", "1").returncode == 2
+
+
+@pytest.mark.parametrize("fmt", FORMATS + ["view", "info"])
+def test_garbage_and_truncated_input(trace, fmt, tmp_path):
+    """Every reader of a trace: garbage exits 7 with one line naming the file; a truncated
+    file still exports what it holds (with a warning) or exits 7; never a crash."""
+    def run(path):
+        out = str(tmp_path / "out")
+        if fmt == "info":
+            return run_pytrace("info", path)
+        if fmt == "view":
+            return run_pytrace("view", path, "-o", out)
+        return run_pytrace("export", path, "-f", fmt, "-o", out)
+    bad = str(tmp_path / "garbage.pytrace")
+    with open(bad, "wb") as f:
+        f.write(b"PYTRACE1" + os.urandom(3000))
+    r = run(bad)
+    assert r.returncode == 7, (r.returncode, r.stderr)
+    assert bad in r.stderr.decode() and len(r.stderr.decode().strip().splitlines()) == 1
+    data = open(trace, "rb").read()
+    for cut in (9, len(data) // 3, len(data) // 2, len(data) - 5):
+        part = str(tmp_path / ("cut%d.pytrace" % cut))
+        with open(part, "wb") as f:
+            f.write(data[:cut])
+        r = run(part)
+        assert r.returncode in (0, 7), (cut, r.returncode, r.stderr)
+        if r.returncode == 0:
+            assert b"truncated" in r.stderr
