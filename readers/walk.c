@@ -457,6 +457,18 @@ static void copy_data_stack(struct py_proc *p, const uint8_t *ts, struct window 
         *w = (struct window){chunk, len, p->stackbuf, 0, false};
 }
 
+/*
+ * Frame objects: the top frame changed after the walk, but if the new top was called by the frame
+ * the walk started from, that frame was still executing (it made a call): the walked stack is
+ * still the thread's, one call shallower. (A frame's f_back is set when it starts running.)
+ */
+static bool called_from(struct py_proc *p, uint64_t top, uint64_t frame)
+{
+    uint64_t back = 0;
+    return p->layout.frame_model == PY_FRAMES_OBJECTS && top &&
+           mem_read_ptr(p->mem, top + (uint64_t)p->layout.fo_back, &back) == 0 && back == frame;
+}
+
 /* Walks the frames of the thread whose state is in ts; marks t bad when torn. */
 /*
  * 3.11+: what read_thread() fetched together with the thread state — the frame its cframe points
@@ -569,7 +581,8 @@ static void walk_stack(struct py_proc *p, struct py_snapshot *s, struct py_threa
      * stacks (a generator that yielded, a call that returned). */
     uint64_t now_top = 0;
     uint64_t cframe = L->ts_cframe >= 0 ? u64_at(ts, L->ts_cframe) : 0;
-    if (!t->bad && (read_top(p, t->tstate, cframe, &now_top) != 0 || now_top != frame))
+    if (!t->bad && (read_top(p, t->tstate, cframe, &now_top) != 0 ||
+                    (now_top != frame && !called_from(p, now_top, frame))))
         t->bad = true;
 }
 
