@@ -1,0 +1,508 @@
+/*
+ * stack.c — one thread's Python stack: frame objects linked by f_back (2.7, 3.6-3.10, reusing the
+ * callers unchanged since the previous walk) and interpreter frames linked by previous (3.11+,
+ * walked from a copy of the thread's data stack read together with its thread state). A torn
+ * stack is marked bad, never guessed.
+ */
+#include "readers/stack.h"
+
+#include <stdlib.h>
+
+static struct py_frame *push_frame(struct py_snapshot *s)
+{
+    if (s->nframes == s->cap_frames) {
+        uint32_t cap = s->cap_frames ? s->cap_frames * 2 : 256;
+        struct py_frame *f = realloc(s->frames, cap * sizeof *f);
+        if (!f)
+            return NULL;
+        s->frames = f;
+        s->cap_frames = cap;
+    }
+    return &s->frames[s->nframes++];
+}
+
+
+/*
+ * A cheap fingerprint of a call: the object pointers in its first argument slots, which a new call
+ * reusing the same frame slot usually changes (docs/timing.md). `slots` holds up to 4 words read
+ * with the frame; only the function's arguments are mixed in (locals change within a call).
+ */
+static uint64_t arg_signature(const struct py_code *code, const uint64_t *slots, int nslots)
+{
+    if (!code || nslots <= 0)
+        return 0;
+    int n = code->argcount < nslots ? code->argcount : nslots;
+    uint64_t h = 0x9e3779b97f4a7c15ULL;
+    for (int i = 0; i < n; i++) {
+        h ^= slots[i] + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
+        h *= 0xff51afd7ed558ccdULL;
+    }
+    return n > 0 ? (h | 1) : 0;
+}
+
+/* Records one frame; code may be NULL (unreadable), which marks the thread bad. */
+static int add_frame(struct py_proc *p, struct py_snapshot *s, struct py_thread *t,
+                     uint64_t frame, uint64_t code_addr, int64_t lasti, const uint64_t *slots,
+                     int nslots)
+{
+    struct py_frame *f = push_frame(s);
+    if (!f)
+        return -1;
+    t->nframes++;
+    f->addr = frame;
+    f->code_addr = code_addr;
+    f->code = code_cache_get(p->codes, p->mem, &p->layout, &p->types, code_addr);
+    f->lasti = lasti >= 0 && lasti < INT32_MAX ? (int32_t)lasti : -1;
+    f->line = f->code ? code_line(f->code, lasti) : -1;
+    f->argsig = arg_signature(f->code, slots, nslots);
+    if (!f->code)
+        t->bad = true;
+    return 0;
+}
+
+/* Reads a frame with its first argument slots; falls back to the frame alone near the end of a
+ * mapping. Returns how many slots were read (0..ARG_SLOTS), or -1. */
+#define ARG_SLOTS 4
+/* A copy of target memory taken earlier in this walk (3.11+: the thread's used data stack). */
+struct window {
+    uint64_t base;
+    uint64_t len;
+    const uint8_t *bytes;
+    uint32_t misses;        /* Python frames that had to be read outside the copy */
+    bool last_miss;         /* the last frame read was outside it */
+};
+
+/* Copies [addr, addr + len) from the window when it holds all of it. */
+static bool from_window(const struct window *w, uint64_t addr, void *buf, size_t len)
+{
+    if (!w || !w->bytes || addr < w->base || addr - w->base > w->len || len > w->len - (addr - w->base))
+        return false;
+    memcpy(buf, w->bytes + (addr - w->base), len);
+    return true;
+}
+
+static int read_frame(struct py_proc *p, struct window *w, uint64_t frame, uint8_t *buf,
+                      size_t cap, size_t need, int32_t slots_at, uint64_t *slots)
+{
+    size_t full = slots_at >= 0 ? (size_t)slots_at + ARG_SLOTS * 8 : 0;
+    if (full > need && full <= cap && from_window(w, frame, buf, full)) {
+        w->last_miss = false;
+        memcpy(slots, buf + slots_at, ARG_SLOTS * 8);
+        return ARG_SLOTS;
+    }
+    if (w)
+        w->last_miss = false;
+    if (from_window(w, frame, buf, need))
+        return 0;
+    if (w && w->bytes)
+        w->last_miss = true;
+    if (full > need && full <= cap && mem_read(p->mem, frame, buf, full) == 0) {
+        memcpy(slots, buf + slots_at, ARG_SLOTS * 8);
+        return ARG_SLOTS;
+    }
+    return mem_read(p->mem, frame, buf, need) == 0 ? 0 : -1;
+}
+
+void py_prev_stacks_free(struct py_proc *p)
+{
+    for (uint32_t i = 0; i < p->n_prev; i++) {
+        free(p->prev[i].frames);
+        free(p->prev[i].backs);
+    }
+    free(p->prev);
+    p->prev = NULL;
+    p->n_prev = p->cap_prev = 0;
+}
+
+static struct py_prev_stack *prev_stack(struct py_proc *p, uint64_t tstate, bool create)
+{
+    for (uint32_t i = 0; i < p->n_prev; i++)
+        if (p->prev[i].tstate == tstate)
+            return &p->prev[i];
+    if (!create)
+        return NULL;
+    for (uint32_t i = 0; i < p->n_prev; i++) {
+        if (!p->prev[i].tstate) {   /* a slot freed by a thread that is gone */
+            p->prev[i].tstate = tstate;
+            p->prev[i].n = 0;
+            return &p->prev[i];
+        }
+    }
+    if (p->n_prev == p->cap_prev) {
+        uint32_t cap = p->cap_prev ? p->cap_prev * 2 : 8;
+        struct py_prev_stack *n = realloc(p->prev, cap * sizeof *n);
+        if (!n)
+            return NULL;
+        p->prev = n;
+        p->cap_prev = cap;
+    }
+    struct py_prev_stack *ps = &p->prev[p->n_prev++];
+    memset(ps, 0, sizeof *ps);
+    ps->tstate = tstate;
+    return ps;
+}
+
+/* Keeps this walk's stack of t (and each frame's caller) for the next walk. */
+static void remember_stack(struct py_proc *p, const struct py_snapshot *s, const struct py_thread *t,
+                           const uint64_t *backs)
+{
+    struct py_prev_stack *ps = prev_stack(p, t->tstate, true);
+    if (!ps)
+        return;
+    ps->seen = true;
+    if (t->nframes > ps->cap) {
+        uint32_t cap = ps->cap ? ps->cap : 64;
+        while (cap < t->nframes)
+            cap *= 2;
+        struct py_frame *f = realloc(ps->frames, cap * sizeof *f);
+        if (f)
+            ps->frames = f;
+        uint64_t *b = realloc(ps->backs, cap * sizeof *b);
+        if (b)
+            ps->backs = b;
+        if (!f || !b) {
+            ps->n = 0;
+            return;
+        }
+        ps->cap = cap;
+    }
+    memcpy(ps->frames, &s->frames[t->first], t->nframes * sizeof *ps->frames);
+    memcpy(ps->backs, backs, t->nframes * sizeof *backs);
+    ps->n = t->nframes;
+}
+
+/*
+ * Appends the frames below position j of the previous stack: frame j is unchanged (same address,
+ * code, offset and caller), and a frame that is still executing a call keeps its callers, so
+ * nothing below it needs reading again.
+ */
+static int reuse_below(struct py_proc *p, struct py_snapshot *s, struct py_thread *t,
+                       const struct py_prev_stack *ps, uint32_t j, uint64_t *backs)
+{
+    for (uint32_t k = j + 1; k < ps->n; k++) {
+        if (t->nframes >= PY_MAX_FRAMES) {
+            t->truncated = true;
+            return 0;
+        }
+        struct py_frame *f = push_frame(s);
+        if (!f)
+            return -1;
+        *f = ps->frames[k];
+        /* Within an epoch this is a table lookup; after a tick it re-validates the code. */
+        f->code = code_cache_get(p->codes, p->mem, &p->layout, &p->types, f->code_addr);
+        if (!f->code)
+            t->bad = true;
+        backs[t->nframes++] = ps->backs[k];
+    }
+    return 0;
+}
+
+/* Frame objects (2.7, 3.6–3.10): f_back chain, read until a frame unchanged since the last walk. */
+static void walk_frame_objects(struct py_proc *p, struct py_snapshot *s, struct py_thread *t,
+                               uint64_t frame)
+{
+    const struct py_layout *L = &p->layout;
+    uint8_t buf[1024];
+    static __thread uint64_t backs[PY_MAX_FRAMES];
+    size_t need = (size_t)(L->fo_lasti > L->fo_back ? L->fo_lasti : L->fo_back) + 8;
+    if (L->fo_code + 8 > (int32_t)need)
+        need = (size_t)L->fo_code + 8;
+    const struct py_prev_stack *ps = prev_stack(p, t->tstate, false);
+    struct cycle cyc;
+    cycle_init(&cyc, frame);
+    while (frame) {
+        if (t->nframes >= PY_MAX_FRAMES) {
+            t->truncated = true;
+            return;
+        }
+        uint64_t slots[ARG_SLOTS];
+        int nslots = read_frame(p, NULL, frame, buf, sizeof buf, need, L->fo_localsplus, slots);
+        if (nslots < 0) {
+            t->bad = true;
+            return;
+        }
+        uint64_t code = u64_at(buf, L->fo_code);
+        int64_t lasti = i32_at(buf, L->fo_lasti);
+        if (L->linetable == PY_LT_LINETABLE310 && lasti >= 0)
+            lasti *= 2;   /* 3.10 counts code units */
+        uint64_t back = u64_at(buf, L->fo_back);
+        uint32_t k = t->nframes;
+        if (add_frame(p, s, t, frame, code, lasti, slots, nslots) != 0)
+            return;
+        backs[k] = back;
+        for (uint32_t j = 0; ps && j < ps->n; j++) {
+            const struct py_frame *pf = &ps->frames[j];
+            if (pf->addr == frame && pf->code_addr == code && pf->lasti == s->frames[t->first + k].lasti &&
+                ps->backs[j] == back) {
+                if (reuse_below(p, s, t, ps, j, backs) == 0 && !t->bad && !t->truncated)
+                    remember_stack(p, s, t, backs);
+                return;
+            }
+        }
+        if (back && cycle_step(&cyc, back)) {
+            t->bad = true;
+            return;
+        }
+        frame = back;
+    }
+    if (!t->bad && !t->truncated)
+        remember_stack(p, s, t, backs);
+}
+
+/* Interpreter frames (3.11+): previous chain; C-stack shim frames are skipped. */
+static void walk_interp_frames(struct py_proc *p, struct py_snapshot *s, struct py_thread *t,
+                               uint64_t frame, struct window *w)
+{
+    const struct py_layout *L = &p->layout;
+    uint8_t buf[512];
+    size_t need = (size_t)L->if_size;
+    if (need > sizeof buf || need < 16)
+        need = sizeof buf < 256 ? sizeof buf : 256;
+    struct cycle cyc;
+    cycle_init(&cyc, frame);
+    while (frame) {
+        if (t->nframes >= PY_MAX_FRAMES) {
+            t->truncated = true;
+            return;
+        }
+        uint64_t slots[ARG_SLOTS];
+        int nslots = read_frame(p, w, frame, buf, sizeof buf, need, L->if_localsplus, slots);
+        if (nslots < 0) {
+            t->bad = true;
+            return;
+        }
+        uint64_t code = u64_at(buf, L->if_code);
+        code &= ~(uint64_t)(uint8_t)L->if_code_tag_mask;   /* 3.14: a tagged _PyStackRef */
+        int8_t owner = (int8_t)buf[L->if_owner];
+        bool shim = (L->if_owner_cstack >= 0 && owner == L->if_owner_cstack) ||
+                    (L->if_owner_interpreter >= 0 && owner == L->if_owner_interpreter);
+        /* Entry frames live on the C stack (3.12+), and stay put while their C frame runs:
+         * only Python frames read outside the copy make the walk worth re-checking. */
+        if (w && w->last_miss && !shim)
+            w->misses++;
+        if (!shim) {
+            uint64_t instr = u64_at(buf, L->if_instr);
+            int64_t lasti = -1;
+            uint64_t start = code + (uint64_t)L->co_code_adaptive;
+            /* Byte offset of the instruction CPython reports the line of (PyCode_Addr2Line gets
+             * the same value): prev_instr (3.11–3.12) or instr_ptr (3.13+) minus code start. */
+            if (instr >= start && instr - start < (1u << 30))
+                lasti = (int64_t)(instr - start);
+            if (add_frame(p, s, t, frame, code, lasti, slots, nslots) != 0)
+                return;
+        }
+        uint64_t prev = u64_at(buf, L->if_previous);
+        /* From 3.12 every chain ends in a shim frame (C-stack entry, or 3.14's base frame): a
+         * Python frame with no previous one is a generator that yielded while we read. */
+        if (!prev && !shim && (L->if_owner_cstack >= 0 || L->if_owner_interpreter >= 0)) {
+            t->bad = true;
+            return;
+        }
+        if (prev && cycle_step(&cyc, prev)) {
+            t->bad = true;
+            return;
+        }
+        frame = prev;
+    }
+}
+
+/* Top frame of a thread state whose bytes are in ts. */
+static int top_frame(struct py_proc *p, const uint8_t *ts, uint64_t *frame)
+{
+    const struct py_layout *L = &p->layout;
+    if (L->ts_current_frame >= 0) {
+        *frame = u64_at(ts, L->ts_current_frame);
+        return 0;
+    }
+    if (L->ts_cframe >= 0) {
+        uint64_t cframe = u64_at(ts, L->ts_cframe);
+        *frame = 0;
+        if (!cframe)
+            return 0;
+        return mem_read_ptr(p->mem, cframe + (uint64_t)L->cf_current_frame, frame);
+    }
+    *frame = u64_at(ts, L->ts_frame);
+    return 0;
+}
+
+#define DATA_STACK_COPY_MAX (1u << 20)   /* bytes of a thread's data stack copied in one read */
+
+/* The thread's top frame, read afresh from its thread state: one syscall (3.11-3.12 read the
+ * cframe pointer and, speculatively through the cframe seen first, its frame in one readv). */
+static int read_top(struct py_proc *p, uint64_t tstate, uint64_t cframe_seen, uint64_t *frame)
+{
+    const struct py_layout *L = &p->layout;
+    if (L->ts_current_frame >= 0)
+        return mem_read_ptr(p->mem, tstate + (uint64_t)L->ts_current_frame, frame);
+    if (L->ts_cframe >= 0) {
+        uint64_t cframe = 0;
+        *frame = 0;
+        if (!cframe_seen)
+            return mem_read_ptr(p->mem, tstate + (uint64_t)L->ts_cframe, &cframe) == 0 && !cframe
+                       ? 0 : -1;
+        struct mem_iov iov[2] = {
+            {tstate + (uint64_t)L->ts_cframe, &cframe, 8},
+            {cframe_seen + (uint64_t)L->cf_current_frame, frame, 8},
+        };
+        if (mem_readv(p->mem, iov, 2) != 2 || cframe != cframe_seen)
+            return -1;   /* another C-level frame now: the stack moved on */
+        return 0;
+    }
+    return mem_read_ptr(p->mem, tstate + (uint64_t)L->ts_frame, frame);
+}
+
+static int ensure_stackbuf(struct py_proc *p, size_t len)
+{
+    if (len <= p->stackbuf_cap)
+        return 0;
+    size_t cap = p->stackbuf_cap ? p->stackbuf_cap : 16384;
+    while (cap < len)
+        cap *= 2;
+    uint8_t *b = realloc(p->stackbuf, cap);
+    if (!b)
+        return -1;
+    p->stackbuf = b;
+    p->stackbuf_cap = cap;
+    return 0;
+}
+
+/*
+ * 3.11+ push a thread's frames contiguously into its current data-stack chunk, up to
+ * datastack_top: one read of that range replaces one read per frame. Frames elsewhere (an older
+ * chunk of a very deep stack, generators' own frames) are still read one by one.
+ */
+static void copy_data_stack(struct py_proc *p, const uint8_t *ts, struct window *w)
+{
+    const struct py_layout *L = &p->layout;
+    if (L->ts_datastack_chunk < 0 || L->ts_datastack_top < 0)
+        return;
+    uint64_t chunk = u64_at(ts, L->ts_datastack_chunk), top = u64_at(ts, L->ts_datastack_top);
+    if (!chunk || top <= chunk || top - chunk > DATA_STACK_COPY_MAX)
+        return;
+    size_t len = (size_t)(top - chunk);
+    if (ensure_stackbuf(p, len) != 0)
+        return;
+    if (mem_read(p->mem, chunk, p->stackbuf, len) == 0)
+        *w = (struct window){chunk, len, p->stackbuf, 0, false};
+}
+
+/*
+ * Frame objects: the top frame changed after the walk, but if the new top was called by the frame
+ * the walk started from, that frame was still executing (it made a call): the walked stack is
+ * still the thread's, one call shallower. (A frame's f_back is set when it starts running.)
+ */
+static bool called_from(struct py_proc *p, uint64_t top, uint64_t frame)
+{
+    uint64_t back = 0;
+    return p->layout.frame_model == PY_FRAMES_OBJECTS && top &&
+           mem_read_ptr(p->mem, top + (uint64_t)p->layout.fo_back, &back) == 0 && back == frame;
+}
+
+/* Walks the frames of the thread whose state is in ts; marks t bad when torn. */
+
+/* Remembers where this thread's data stack and cframe are, for read_thread() next time. The
+ * copy length leaves room for the stack to grow, within the chunk (its size is in its header). */
+static void remember_data_stack(struct py_proc *p, uint64_t tstate, const uint8_t *ts,
+                                const struct window *w)
+{
+    const struct py_layout *L = &p->layout;
+    struct py_prev_stack *ps = prev_stack(p, tstate, true);
+    if (!ps)
+        return;
+    ps->seen = true;
+    uint64_t chunk = u64_at(ts, L->ts_datastack_chunk), top = u64_at(ts, L->ts_datastack_top);
+    ps->chunk = 0;
+    if (!w->bytes || w->base != chunk || top <= chunk || w->len < 16)
+        return;
+    uint64_t used = top - chunk, size = u64_at(w->bytes, 8);   /* _PyStackChunk.size */
+    uint64_t want = used + used / 2 + 2048;
+    if (size >= used && want > size)
+        want = size;
+    if (want > DATA_STACK_COPY_MAX)
+        return;
+    ps->chunk = chunk;
+    ps->cframe = L->ts_cframe >= 0 ? u64_at(ts, L->ts_cframe) : 0;
+    ps->copylen = (uint32_t)want;
+}
+
+/* Reads the thread state, and on 3.11+ (when the previous sample showed where) the frame pointer
+ * of its cframe and its data stack, all in one process_vm_readv: the stack is then copied within
+ * about a microsecond of the thread state, close enough to walk without re-checking. */
+int stack_read_thread(struct py_proc *p, uint64_t tstate, uint8_t *ts, size_t need,
+                      struct fast_read *fr)
+{
+    const struct py_layout *L = &p->layout;
+    fr->ok = false;
+    struct py_prev_stack *ps = L->frame_model == PY_FRAMES_INTERP && L->ts_datastack_top >= 0
+                                   ? prev_stack(p, tstate, false) : NULL;
+    if (ps && ps->chunk && ps->copylen && (L->ts_cframe < 0 || ps->cframe) &&
+        ensure_stackbuf(p, ps->copylen) == 0) {
+        struct mem_iov iov[3];
+        int n = 0;
+        iov[n++] = (struct mem_iov){tstate, ts, need};
+        if (L->ts_cframe >= 0)
+            iov[n++] = (struct mem_iov){ps->cframe + (uint64_t)L->cf_current_frame, &fr->cf_frame, 8};
+        iov[n++] = (struct mem_iov){ps->chunk, p->stackbuf, ps->copylen};
+        int got = mem_readv(p->mem, iov, n);
+        if (got == n) {
+            fr->ok = true;
+            return 0;
+        }
+        ps->chunk = 0;   /* moved or shrank: find it again the slow way */
+        if (got >= 1)
+            return 0;
+    }
+    return mem_read(p->mem, tstate, ts, need);
+}
+
+/* Walks the frames of the thread whose state is in ts; marks t bad when torn. */
+void stack_walk(struct py_proc *p, struct py_snapshot *s, struct py_thread *t, const uint8_t *ts,
+                size_t need, const struct fast_read *fr)
+{
+    const struct py_layout *L = &p->layout;
+    uint64_t frame = 0;
+    (void)need;
+    if (L->frame_model == PY_FRAMES_INTERP && fr && fr->ok) {
+        const struct py_prev_stack *ps = prev_stack(p, t->tstate, false);
+        uint64_t chunk = u64_at(ts, L->ts_datastack_chunk), top = u64_at(ts, L->ts_datastack_top);
+        uint64_t cframe = L->ts_cframe >= 0 ? u64_at(ts, L->ts_cframe) : 0;
+        if (ps && chunk == ps->chunk && top > chunk && top - chunk <= ps->copylen &&
+            cframe == (L->ts_cframe >= 0 ? ps->cframe : 0)) {
+            frame = L->ts_cframe >= 0 ? fr->cf_frame : u64_at(ts, L->ts_current_frame);
+            /* The whole copy, not just up to the top the thread state showed: a frame pushed
+             * between that read and the cframe's (both before the copy) is in it. */
+            struct window w = {chunk, ps->copylen, p->stackbuf, 0, false};
+            if (frame)
+                walk_interp_frames(p, s, t, frame, &w);
+            /* Frames outside the copy (generators) were read later: check the top again. */
+            uint64_t now_top = 0;
+            if (!t->bad && w.misses &&
+                (read_top(p, t->tstate, cframe, &now_top) != 0 || now_top != frame))
+                t->bad = true;
+            remember_data_stack(p, t->tstate, ts, &w);
+            return;
+        }
+    }
+    if (top_frame(p, ts, &frame) != 0) {
+        t->bad = true;
+        return;
+    }
+    struct window w = {0, 0, NULL, 0, false};
+    if (L->frame_model == PY_FRAMES_INTERP) {
+        copy_data_stack(p, ts, &w);
+        remember_data_stack(p, t->tstate, ts, &w);
+    }
+    if (!frame)
+        return;
+    if (L->frame_model == PY_FRAMES_INTERP)
+        walk_interp_frames(p, s, t, frame, &w);
+    else
+        walk_frame_objects(p, s, t, frame);
+    /* The thread ran on while we read: if its top frame changed, what we walked may mix two
+     * stacks (a generator that yielded, a call that returned). */
+    uint64_t now_top = 0;
+    uint64_t cframe = L->ts_cframe >= 0 ? u64_at(ts, L->ts_cframe) : 0;
+    if (!t->bad && (read_top(p, t->tstate, cframe, &now_top) != 0 ||
+                    (now_top != frame && !called_from(p, now_top, frame))))
+        t->bad = true;
+}
