@@ -182,11 +182,17 @@ static int fake_read(struct mem_src *src, uint64_t addr, void *buf, size_t len)
     return -1;
 }
 
+/* One call, as a live source's one syscall: reads counts it once. */
 static int fake_readv(struct mem_src *src, const struct mem_iov *iov, int n)
 {
-    for (int i = 0; i < n; i++)
-        if (fake_read(src, iov[i].addr, iov[i].buf, iov[i].len) != 0)
+    uint64_t reads = src->reads;
+    for (int i = 0; i < n; i++) {
+        if (fake_read(src, iov[i].addr, iov[i].buf, iov[i].len) != 0) {
+            src->reads = reads + 1;
             return i;
+        }
+    }
+    src->reads = reads + 1;
     return n;
 }
 

@@ -11,6 +11,7 @@
 #ifndef PT_MEM_H
 #define PT_MEM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -64,5 +65,28 @@ struct mem_src *mem_fake_new(void);
 int mem_fake_add(struct mem_src *src, uint64_t addr, const void *bytes, size_t len);
 /* Returns a pointer to the fake's own copy of the region starting at addr (to poke tests' bytes). */
 void *mem_fake_region(struct mem_src *src, uint64_t addr);
+
+/*
+ * Round prefetch (memround.c): a source wrapping `inner` (owned) that reads, at
+ * mem_round_begin(), every region the previous round used in one syscall, and serves reads from
+ * that copy until mem_round_end(). Outside a round it reads straight through. On any other source
+ * these functions are no-ops / plain reads, so readers call them unconditionally.
+ */
+struct mem_src *mem_round_new(struct mem_src *inner);
+void mem_round_begin(struct mem_src *src);
+void mem_round_end(struct mem_src *src);
+/* Plan the whole 4 KiB page around each small miss (heap objects such as frame objects: their
+ * successors are usually allocated in the same pools). */
+void mem_round_pages(struct mem_src *src, bool on);
+/* Stop serving from this round's prefetch (a torn stack is being read again). */
+void mem_round_drop(struct mem_src *src);
+/* Reads the target now, never from the prefetch (re-checks that must see later state). */
+int mem_read_fresh(struct mem_src *src, uint64_t addr, void *buf, size_t len);
+int mem_readv_fresh(struct mem_src *src, const struct mem_iov *iov, int n);
+/* Syscalls made so far by the underlying source (a walk that made none since it read the thread
+ * state saw one instant of the target). */
+uint64_t mem_syscalls(struct mem_src *src);
+/* Reads served from prefetches, prefetch syscalls made, regions in the current plan. */
+void mem_round_stats(struct mem_src *src, uint64_t *hits, uint64_t *prefetches, uint32_t *regions);
 
 #endif

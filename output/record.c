@@ -241,11 +241,14 @@ static uint32_t intern_stack(struct rec_sink *s, struct rec_proc *rp, struct rec
     return parent;
 }
 
-static void write_counters(struct rec_sink *s, struct rec_proc *rp, const struct py_snapshot *snap,
-                           uint64_t t_ns)
+/* CPU time per thread: from the snapshots that read it (every PY_CPU_TIMES_NS). */
+static void write_cpu_counters(struct rec_sink *s, struct rec_proc *rp,
+                               const struct py_snapshot *snap, uint64_t t_ns)
 {
     for (uint32_t i = 0; i < snap->nthreads; i++) {
         const struct py_thread *pt = &snap->threads[i];
+        if (!pt->cpu_valid)
+            continue;
         for (uint32_t k = 0; k < rp->n; k++) {
             struct rec_thread *t = &rp->threads[k];
             if (t->gone || t->thread_id != pt->thread_id || t->native_id != pt->native_id)
@@ -260,6 +263,10 @@ static void write_counters(struct rec_sink *s, struct rec_proc *rp, const struct
             }
         }
     }
+}
+
+static void write_counters(struct rec_sink *s, struct rec_proc *rp, uint64_t t_ns)
+{
     int64_t rss = proc_rss((pid_t)rp->pid);
     if (rss >= 0)
         trace_counter(s->w, TRACE_C_RSS_BYTES, rp->trace_process, t_ns, rss);
@@ -318,8 +325,10 @@ void rec_sink_feed(struct rec_sink *s, uint32_t proc, struct py_proc *p,
     for (uint32_t i = 0; i < rp->n && snap->complete; i++)
         if (!rp->threads[i].seen && !rp->threads[i].gone)
             end_thread(s, rp, &rp->threads[i], t_ns);
+    if (snap->cpu_times)
+        write_cpu_counters(s, rp, snap, t_ns);
     if (t_ns - rp->last_counters_ns >= s->counter_interval_ns) {
-        write_counters(s, rp, snap, t_ns);
+        write_counters(s, rp, t_ns);
         rp->last_counters_ns = t_ns;
     }
     (void)p;

@@ -403,8 +403,19 @@ enum pt_status py_proc_open(struct py_proc **out, pid_t pid, struct pt_err *err)
     p->pid = pid;
     p->pthread_tid_offset = -1;
     enum pt_status rc = mem_open_pid(&p->mem, pid, err);
+    if (rc == PT_OK && !getenv("PYTRACE_NO_PREFETCH")) {
+        /* Sampling rounds read through a one-syscall prefetch of the last round's regions
+         * (PYTRACE_NO_PREFETCH=1 turns it off, to measure what it saves). */
+        struct mem_src *round = mem_round_new(p->mem);
+        if (!round)
+            rc = pt_fail(err, PT_EFAIL, "out of memory");
+        else
+            p->mem = round;
+    }
     if (rc == PT_OK)
         rc = open_proc(p, err);
+    if (rc == PT_OK)
+        mem_round_pages(p->mem, p->layout.frame_model == PY_FRAMES_OBJECTS);
     if (rc == PT_OK && !(p->codes = code_cache_new()))
         rc = pt_fail(err, PT_EFAIL, "out of memory");
     if (rc != PT_OK) {

@@ -65,6 +65,7 @@ struct py_proc {
      * open+read+close. */
     struct py_tstat_fd { pid_t tid; int fd; } *tstat;
     size_t n_tstat, cap_tstat;
+    uint64_t cpu_read_ns;              /* when threads' CPU times were last read (walk.c) */
 };
 
 /*

@@ -114,7 +114,7 @@ void py_prev_stacks_free(struct py_proc *p)
     p->n_prev = p->cap_prev = 0;
 }
 
-static struct py_prev_stack *prev_stack(struct py_proc *p, uint64_t tstate, bool create)
+struct py_prev_stack *stack_prev(struct py_proc *p, uint64_t tstate, bool create)
 {
     for (uint32_t i = 0; i < p->n_prev; i++)
         if (p->prev[i].tstate == tstate)
@@ -146,7 +146,7 @@ static struct py_prev_stack *prev_stack(struct py_proc *p, uint64_t tstate, bool
 static void remember_stack(struct py_proc *p, const struct py_snapshot *s, const struct py_thread *t,
                            const uint64_t *backs)
 {
-    struct py_prev_stack *ps = prev_stack(p, t->tstate, true);
+    struct py_prev_stack *ps = stack_prev(p, t->tstate, true);
     if (!ps)
         return;
     ps->seen = true;
@@ -207,7 +207,7 @@ static void walk_frame_objects(struct py_proc *p, struct py_snapshot *s, struct 
     size_t need = (size_t)(L->fo_lasti > L->fo_back ? L->fo_lasti : L->fo_back) + 8;
     if (L->fo_code + 8 > (int32_t)need)
         need = (size_t)L->fo_code + 8;
-    const struct py_prev_stack *ps = prev_stack(p, t->tstate, false);
+    const struct py_prev_stack *ps = stack_prev(p, t->tstate, false);
     struct cycle cyc;
     cycle_init(&cyc, frame);
     while (frame) {
@@ -333,22 +333,22 @@ static int read_top(struct py_proc *p, uint64_t tstate, uint64_t cframe_seen, ui
 {
     const struct py_layout *L = &p->layout;
     if (L->ts_current_frame >= 0)
-        return mem_read_ptr(p->mem, tstate + (uint64_t)L->ts_current_frame, frame);
+        return mem_read_fresh(p->mem, tstate + (uint64_t)L->ts_current_frame, frame, 8);
     if (L->ts_cframe >= 0) {
         uint64_t cframe = 0;
         *frame = 0;
         if (!cframe_seen)
-            return mem_read_ptr(p->mem, tstate + (uint64_t)L->ts_cframe, &cframe) == 0 && !cframe
+            return mem_read_fresh(p->mem, tstate + (uint64_t)L->ts_cframe, &cframe, 8) == 0 && !cframe
                        ? 0 : -1;
         struct mem_iov iov[2] = {
             {tstate + (uint64_t)L->ts_cframe, &cframe, 8},
             {cframe_seen + (uint64_t)L->cf_current_frame, frame, 8},
         };
-        if (mem_readv(p->mem, iov, 2) != 2 || cframe != cframe_seen)
+        if (mem_readv_fresh(p->mem, iov, 2) != 2 || cframe != cframe_seen)
             return -1;   /* another C-level frame now: the stack moved on */
         return 0;
     }
-    return mem_read_ptr(p->mem, tstate + (uint64_t)L->ts_frame, frame);
+    return mem_read_fresh(p->mem, tstate + (uint64_t)L->ts_frame, frame, 8);
 }
 
 static int ensure_stackbuf(struct py_proc *p, size_t len)
@@ -395,7 +395,7 @@ static bool called_from(struct py_proc *p, uint64_t top, uint64_t frame)
 {
     uint64_t back = 0;
     return p->layout.frame_model == PY_FRAMES_OBJECTS && top &&
-           mem_read_ptr(p->mem, top + (uint64_t)p->layout.fo_back, &back) == 0 && back == frame;
+           mem_read_fresh(p->mem, top + (uint64_t)p->layout.fo_back, &back, 8) == 0 && back == frame;
 }
 
 /* Walks the frames of the thread whose state is in ts; marks t bad when torn. */
@@ -406,7 +406,7 @@ static void remember_data_stack(struct py_proc *p, uint64_t tstate, const uint8_
                                 const struct window *w)
 {
     const struct py_layout *L = &p->layout;
-    struct py_prev_stack *ps = prev_stack(p, tstate, true);
+    struct py_prev_stack *ps = stack_prev(p, tstate, true);
     if (!ps)
         return;
     ps->seen = true;
@@ -433,8 +433,9 @@ int stack_read_thread(struct py_proc *p, uint64_t tstate, uint8_t *ts, size_t ne
 {
     const struct py_layout *L = &p->layout;
     fr->ok = false;
+    fr->sc0 = mem_syscalls(p->mem);
     struct py_prev_stack *ps = L->frame_model == PY_FRAMES_INTERP && L->ts_datastack_top >= 0
-                                   ? prev_stack(p, tstate, false) : NULL;
+                                   ? stack_prev(p, tstate, false) : NULL;
     if (ps && ps->chunk && ps->copylen && (L->ts_cframe < 0 || ps->cframe) &&
         ensure_stackbuf(p, ps->copylen) == 0) {
         struct mem_iov iov[3];
@@ -463,7 +464,7 @@ void stack_walk(struct py_proc *p, struct py_snapshot *s, struct py_thread *t, c
     uint64_t frame = 0;
     (void)need;
     if (L->frame_model == PY_FRAMES_INTERP && fr && fr->ok) {
-        const struct py_prev_stack *ps = prev_stack(p, t->tstate, false);
+        const struct py_prev_stack *ps = stack_prev(p, t->tstate, false);
         uint64_t chunk = u64_at(ts, L->ts_datastack_chunk), top = u64_at(ts, L->ts_datastack_top);
         uint64_t cframe = L->ts_cframe >= 0 ? u64_at(ts, L->ts_cframe) : 0;
         if (ps && chunk == ps->chunk && top > chunk && top - chunk <= ps->copylen &&
@@ -476,7 +477,7 @@ void stack_walk(struct py_proc *p, struct py_snapshot *s, struct py_thread *t, c
                 walk_interp_frames(p, s, t, frame, &w);
             /* Frames outside the copy (generators) were read later: check the top again. */
             uint64_t now_top = 0;
-            if (!t->bad && w.misses &&
+            if (!t->bad && w.misses && mem_syscalls(p->mem) != fr->sc0 &&
                 (read_top(p, t->tstate, cframe, &now_top) != 0 || now_top != frame))
                 t->bad = true;
             remember_data_stack(p, t->tstate, ts, &w);
@@ -502,6 +503,10 @@ void stack_walk(struct py_proc *p, struct py_snapshot *s, struct py_thread *t, c
      * stacks (a generator that yielded, a call that returned). */
     uint64_t now_top = 0;
     uint64_t cframe = L->ts_cframe >= 0 ? u64_at(ts, L->ts_cframe) : 0;
+    /* A walk served wholly by the round's one-syscall prefetch (no read of its own since the
+     * thread state) saw a single instant of the target: nothing to re-check. */
+    if (fr && mem_syscalls(p->mem) == fr->sc0)
+        return;
     if (!t->bad && (read_top(p, t->tstate, cframe, &now_top) != 0 ||
                     (now_top != frame && !called_from(p, now_top, frame))))
         t->bad = true;

@@ -60,7 +60,11 @@ static inline int32_t i32_at(const uint8_t *b, int32_t off)
 struct fast_read {
     bool ok;
     uint64_t cf_frame;
+    uint64_t sc0;            /* mem_syscalls() before the thread state was read */
 };
+
+/* This thread's state from the previous walk (created when create and missing), or NULL. */
+struct py_prev_stack *stack_prev(struct py_proc *p, uint64_t tstate, bool create);
 
 /* Reads the thread state at tstate into ts (need bytes), and on 3.11+ with it, in the same
  * syscall, the thread's cframe frame and data stack where the previous sample found them. */

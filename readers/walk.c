@@ -98,14 +98,59 @@ static uint64_t gil_holder_of(struct py_proc *p, uint64_t gil)
     return (uint32_t)v[0] ? v[1] : 0;   /* locked is an int */
 }
 
-static void fill_os_state(struct py_proc *p, struct py_thread *t)
+/* Whether any of t's frames or their offsets changed since the last walk; remembers them. */
+static bool stack_moved(struct py_prev_stack *ps, const struct py_snapshot *s,
+                        const struct py_thread *t)
 {
+    if (!ps || !t->nframes)
+        return false;
+    uint64_t sig = t->nframes;
+    for (uint32_t i = 0; i < t->nframes; i++) {
+        const struct py_frame *f = py_thread_frame(s, t, i);
+        sig = (sig ^ f->addr ^ ((uint64_t)(uint32_t)f->lasti << 32)) * 0x100000001b3ull;
+    }
+    bool moved = sig != ps->sig;
+    ps->sig = sig;
+    return moved;
+}
+
+/* A GIL holder whose stack stood still is read at most this often (it may be blocked in C). */
+#define GIL_HOLDER_STAT_NS 1000000ull
+
+/*
+ * Idle or running, from /proc/PID/task/TID/stat — except that a thread holding the GIL whose stack
+ * moved since the last walk is running Python code: no syscall for it between the rounds that
+ * read CPU times. A GIL holder that did not move may be blocked in C: its state is read again
+ * when the last reading is older than GIL_HOLDER_STAT_NS, else that reading stands.
+ */
+static void fill_os_state(struct py_proc *p, const struct py_snapshot *s, struct py_thread *t,
+                          bool cpu_round)
+{
+    struct py_prev_stack *ps = stack_prev(p, t->tstate, true);
+    bool moved = stack_moved(ps, s, t);
+    if (!cpu_round && t->holds_gil && !t->bad && ps) {
+        if (moved) {
+            t->os_state = 'R';
+            t->idle = false;
+            return;
+        }
+        if (ps->stat_state && s->t_ns - ps->stat_ns < GIL_HOLDER_STAT_NS) {
+            t->os_state = ps->stat_state;
+            t->idle = ps->stat_state != 'R';
+            return;
+        }
+    }
     struct proc_tstat st;
     if (t->native_id > 0 && py_proc_thread_stat(p, (pid_t)t->native_id, &st) == 0) {
+        if (ps) {
+            ps->stat_state = st.state;
+            ps->stat_ns = s->t_ns;
+        }
         t->os_state = st.state;
         t->idle = st.state != 'R';
         t->cpu_user_ns = st.utime_ns;
         t->cpu_sys_ns = st.stime_ns;
+        t->cpu_valid = cpu_round;
     } else {
         t->idle = !t->holds_gil;
     }
@@ -131,7 +176,8 @@ static void drop_repeats(struct py_snapshot *s, uint32_t start)
 }
 
 static void walk_threads(struct py_proc *p, struct py_snapshot *s, uint64_t interp,
-                         int64_t interp_id, uint64_t tstate, uint64_t gil, unsigned flags)
+                         int64_t interp_id, uint64_t tstate, uint64_t gil, unsigned flags,
+                         bool cpu_round)
 {
     uint32_t start = s->nthreads;
     const struct py_layout *L = &p->layout;
@@ -172,6 +218,7 @@ static void walk_threads(struct py_proc *p, struct py_snapshot *s, uint64_t inte
         /* A torn stack is read again at once (a few microseconds later), up to twice: the
          * sample moves a little in time rather than being lost. */
         for (int retry = 0; retry < WALK_RETRIES && t->bad && !t->truncated; retry++) {
+            mem_round_drop(p->mem);   /* read the target again, not the round's prefetch */
             s->nframes = t->first;
             t->nframes = 0;
             t->bad = false;
@@ -181,7 +228,7 @@ static void walk_threads(struct py_proc *p, struct py_snapshot *s, uint64_t inte
                 stack_walk(p, s, t, ts, need, NULL);
         }
         if (flags & PY_WALK_OS_STATE)
-            fill_os_state(p, t);
+            fill_os_state(p, s, t, cpu_round);
         if (t->bad)
             s->bad_threads++;
         uint64_t next = u64_at(ts, L->ts_next);
@@ -204,11 +251,15 @@ enum pt_status py_walk(struct py_proc *p, struct py_snapshot *s, unsigned flags,
     s->t_ns = (uint64_t)now.tv_sec * 1000000000ULL + (uint64_t)now.tv_nsec;
     s->nthreads = s->nframes = s->bad_threads = 0;
     s->complete = true;
+    s->cpu_times = (flags & PY_WALK_OS_STATE) && s->t_ns - p->cpu_read_ns >= PY_CPU_TIMES_NS;
+    if (s->cpu_times)
+        p->cpu_read_ns = s->t_ns;
     for (uint32_t i = 0; i < p->n_prev; i++)
         p->prev[i].seen = false;
     const struct py_layout *L = &p->layout;
     uint64_t interp = 0;
     int rc;
+    mem_round_begin(p->mem);
     if (p->runtime && L->rt_interpreters_head >= 0) {
         /* 3.7+: the interpreter list and (up to 3.11) the GIL holder, in one read. */
         const int32_t off[2] = {L->rt_interpreters_head, L->rt_gilstate_current};
@@ -221,6 +272,7 @@ enum pt_status py_walk(struct py_proc *p, struct py_snapshot *s, unsigned flags,
         s->gil_holder = gil_holder_global(p);
     }
     if (rc != 0) {
+        mem_round_end(p->mem);
         if (!proc_alive(p->pid))
             return pt_fail(err, PT_ENOPROC, "process %d has exited", (int)p->pid);
         return pt_fail(err, PT_EFAIL, "cannot read the interpreter list of process %d", (int)p->pid);
@@ -245,7 +297,7 @@ enum pt_status py_walk(struct py_proc *p, struct py_snapshot *s, unsigned flags,
         }
         int64_t id = L->is_id >= 0 ? (int64_t)v[2] : -1;
         uint64_t gil = L->is_ceval_gil >= 0 ? gil_holder_of(p, v[3]) : s->gil_holder;
-        walk_threads(p, s, interp, id, v[1], gil, flags);
+        walk_threads(p, s, interp, id, v[1], gil, flags, s->cpu_times);
         interp = v[0];
     }
     if (interp && n == PY_MAX_INTERPS)
@@ -256,6 +308,7 @@ done:
     for (uint32_t i = 0; i < p->n_prev && s->complete; i++)
         if (!p->prev[i].seen)
             p->prev[i].tstate = 0;
+    mem_round_end(p->mem);
     if (flags & PY_WALK_NAMES)
         py_thread_names(p, s);
     return PT_OK;

@@ -39,7 +39,8 @@ struct py_thread {
     bool idle;                   /* not running on a CPU (OS state), see os_state */
     bool truncated;              /* deeper than PY_MAX_FRAMES */
     bool bad;                    /* torn or unreadable stack: frames are partial */
-    char os_state;               /* /proc state letter, 0 when not read */
+    char os_state;               /* /proc state letter, 0 when not read ('R' also when inferred) */
+    bool cpu_valid;              /* cpu_*_ns were read this walk (snapshot's cpu_times) */
     uint64_t cpu_user_ns;        /* CPU time of the thread (with PY_WALK_OS_STATE) */
     uint64_t cpu_sys_ns;
     uint32_t first;              /* index of the innermost frame in snapshot->frames */
@@ -56,10 +57,16 @@ struct py_snapshot {
     uint32_t nframes, cap_frames;
     uint32_t bad_threads;
     bool complete;               /* every interpreter and thread list was read to its end */
+    bool cpu_times;              /* every thread's CPU time was read (every PY_CPU_TIMES_NS) */
 };
 
+/* With PY_WALK_OS_STATE, threads' CPU times are read at most this often: the kernel counts them
+ * in clock ticks (10 ms) anyway. In between, a thread that holds the GIL and whose stack moved
+ * since the last walk is running, and its /proc stat is not read at all. */
+#define PY_CPU_TIMES_NS 10000000ull
+
 enum py_walk_flags {
-    PY_WALK_OS_STATE = 1 << 0,   /* read /proc state per thread (idle detection) */
+    PY_WALK_OS_STATE = 1 << 0,   /* thread state per thread (idle detection), CPU times */
     PY_WALK_NAMES = 1 << 1,      /* resolve Python thread names (threading module) */
 };
 
@@ -90,6 +97,10 @@ struct py_prev_stack {
     /* 3.11+: where this thread's frames were last time, to read them with its state at once. */
     uint64_t chunk, cframe;
     uint32_t copylen;
+    /* Hash of every frame and offset at the last walk: a GIL holder whose stack moved is running. */
+    uint64_t sig;
+    uint64_t stat_ns;            /* when its /proc state was last read, and what it said */
+    char stat_state;
 };
 
 void py_prev_stacks_free(struct py_proc *p);

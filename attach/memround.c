@@ -1,0 +1,287 @@
+/*
+ * memround.c — a memory source that serves a whole sampling round from one syscall.
+ *
+ * A sampler reads nearly the same places every round: the runtime's interpreter list, the
+ * interpreter, the GIL, each thread state, its frame pointer, its data-stack chunk, the C-stack
+ * entry frame, the frame objects that changed. A syscall costs far more than the bytes it moves
+ * (process_vm_readv ≈1.5 µs for anything up to a page here), so mem_round_begin() reads every
+ * region the previous round used in ONE process_vm_readv, and reads during the round are copied
+ * from it; only what the previous round did not read costs a syscall of its own. The regions used
+ * this round become the next round's plan, so the plan follows the target as its stack moves.
+ *
+ * Consistency: the prefetched bytes are all read by one syscall at the start of the round, which
+ * is as close together as a read of target memory can be. A reader that must see the target's
+ * state *after* the round began (a torn-stack re-check) uses mem_read_fresh(), and a reader that
+ * starts over after finding a torn stack calls mem_round_drop() first.
+ */
+#include "attach/mem.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ROUND_MAX_REGIONS 256
+#define ROUND_MAX_REGION (1u << 20)   /* larger reads are never prefetched */
+#define ROUND_MAX_BYTES (4u << 20)    /* total prefetched per round */
+
+struct round_region {
+    uint64_t addr;
+    uint32_t len;
+    uint32_t off;            /* into buf */
+    bool ok;                 /* read by this round's prefetch */
+    bool used;               /* served a read this round */
+    uint8_t idle;            /* rounds since it last served a read */
+};
+
+/* An unused region stays planned this many rounds: a stack that churns (frame objects freed and
+ * reallocated every call) comes back to the same pages every few rounds. Small regions only, and
+ * within ROUND_IDLE_BYTES: a prefetched byte nobody reads is not free. */
+#define ROUND_KEEP_IDLE 16
+#define ROUND_IDLE_BYTES (64u << 10)
+
+struct mem_round {
+    struct mem_src base;
+    struct mem_src *inner;
+    bool active, dropped;
+    bool page_misses;        /* plan the whole page of each small miss (see mem_round_pages) */
+    struct round_region plan[ROUND_MAX_REGIONS];
+    uint32_t nplan;
+    /* Regions read by syscall this round (misses), to add to the next plan. */
+    struct { uint64_t addr; uint32_t len; } miss[ROUND_MAX_REGIONS];
+    uint32_t nmiss;
+    uint8_t *buf;
+    size_t cap;
+    struct mem_iov iov[ROUND_MAX_REGIONS];
+    uint64_t hits, prefetches;
+};
+
+static const struct mem_ops round_ops;
+
+static struct mem_round *as_round(struct mem_src *src)
+{
+    return src && src->ops == &round_ops ? (struct mem_round *)src : NULL;
+}
+
+/* Serves [addr, addr+len) from the prefetch when one region holds all of it. */
+static bool round_hit(struct mem_round *m, uint64_t addr, void *buf, size_t len)
+{
+    if (!m->active || m->dropped)
+        return false;
+    for (uint32_t i = 0; i < m->nplan; i++) {
+        struct round_region *r = &m->plan[i];
+        if (r->ok && addr >= r->addr && addr - r->addr <= r->len && len <= r->len - (addr - r->addr)) {
+            memcpy(buf, m->buf + r->off + (addr - r->addr), len);
+            r->used = true;
+            m->hits++;
+            return true;
+        }
+    }
+    return false;
+}
+
+#define ROUND_PAGE 4096u
+
+static void round_note_miss(struct mem_round *m, uint64_t addr, size_t len)
+{
+    if (!m->active || len == 0 || len > ROUND_MAX_REGION)
+        return;
+    if (m->page_misses && len <= ROUND_PAGE / 8 && (addr & (ROUND_PAGE - 1)) + len <= ROUND_PAGE) {
+        /* Objects of one size class share pymalloc pools: the next round's new frame object is
+         * most likely in a page this round already touched. The page is mapped: we just read it. */
+        addr &= ~(uint64_t)(ROUND_PAGE - 1);
+        len = ROUND_PAGE;
+    }
+    for (uint32_t i = 0; i < m->nmiss; i++) {
+        if (m->miss[i].addr == addr) {
+            if (len > m->miss[i].len)
+                m->miss[i].len = (uint32_t)len;
+            return;
+        }
+    }
+    if (m->nmiss < ROUND_MAX_REGIONS)
+        m->miss[m->nmiss++] = (typeof(m->miss[0])){addr, (uint32_t)len};
+}
+
+static int round_read(struct mem_src *src, uint64_t addr, void *buf, size_t len)
+{
+    struct mem_round *m = (struct mem_round *)src;
+    src->reads++;
+    if (round_hit(m, addr, buf, len))
+        return 0;
+    if (mem_read(m->inner, addr, buf, len) != 0) {
+        src->failures++;
+        return -1;
+    }
+    round_note_miss(m, addr, len);
+    return 0;
+}
+
+/* Serves what it can from the prefetch and reads the rest with one inner readv. Returns the
+ * number of leading iovs read completely, as mem_readv() does. */
+static int round_readv(struct mem_src *src, const struct mem_iov *iov, int n)
+{
+    struct mem_round *m = (struct mem_round *)src;
+    src->reads++;
+    struct mem_iov missv[64];
+    int idx[64], k = 0;
+    if (n > 64) {
+        /* Rare and large: no prefetch bookkeeping. */
+        int got = mem_readv(m->inner, iov, n);
+        if (got < n)
+            src->failures++;
+        return got;
+    }
+    for (int i = 0; i < n; i++) {
+        if (round_hit(m, iov[i].addr, iov[i].buf, iov[i].len))
+            continue;
+        missv[k] = iov[i];
+        idx[k++] = i;
+    }
+    if (k == 0)
+        return n;
+    int got = mem_readv(m->inner, missv, k);
+    for (int j = 0; j < got; j++)
+        round_note_miss(m, missv[j].addr, missv[j].len);
+    if (got == k)
+        return n;
+    src->failures++;
+    return idx[got];   /* the first iov that was neither prefetched nor read */
+}
+
+static void round_close(struct mem_src *src)
+{
+    struct mem_round *m = (struct mem_round *)src;
+    mem_close(m->inner);
+    free(m->buf);
+    free(m);
+}
+
+static const struct mem_ops round_ops = {round_read, round_readv, round_close};
+
+struct mem_src *mem_round_new(struct mem_src *inner)
+{
+    struct mem_round *m = calloc(1, sizeof *m);
+    if (!m)
+        return NULL;
+    m->base.ops = &round_ops;
+    m->inner = inner;
+    return &m->base;
+}
+
+void mem_round_begin(struct mem_src *src)
+{
+    struct mem_round *m = as_round(src);
+    if (!m)
+        return;
+    m->active = true;
+    m->dropped = false;
+    m->nmiss = 0;
+    for (uint32_t i = 0; i < m->nplan; i++) {
+        m->plan[i].ok = m->plan[i].used = false;
+        m->iov[i] = (struct mem_iov){m->plan[i].addr, m->buf + m->plan[i].off, m->plan[i].len};
+    }
+    if (m->nplan == 0)
+        return;
+    /* process_vm_readv stops at the first region that fails (unmapped since): the ones before
+     * it are good, the rest are simply read on demand this round. */
+    int got = mem_readv(m->inner, m->iov, (int)m->nplan);
+    m->prefetches++;
+    for (int i = 0; i < got; i++)
+        m->plan[i].ok = true;
+}
+
+/* Next plan = this round's used prefetched regions, then its misses, in first-use order as far as
+ * cheap (prefetched ones first: they were the stable part). Grows buf only when the plan grows. */
+void mem_round_end(struct mem_src *src)
+{
+    struct mem_round *m = as_round(src);
+    if (!m || !m->active)
+        return;
+    m->active = false;
+    uint32_t n = 0, bytes = 0, idle_bytes = 0;
+    for (uint32_t i = 0; i < m->nplan; i++) {
+        struct round_region *r = &m->plan[i];
+        r->idle = r->used ? 0 : (uint8_t)(r->idle + 1);
+        if (!r->used) {
+            if (r->idle > ROUND_KEEP_IDLE || r->len > ROUND_PAGE ||
+                idle_bytes + r->len > ROUND_IDLE_BYTES)
+                continue;
+            idle_bytes += r->len;
+        }
+        m->plan[n] = *r;
+        m->plan[n].off = bytes;
+        bytes += m->plan[n].len;
+        n++;
+    }
+    for (uint32_t i = 0; i < m->nmiss && n < ROUND_MAX_REGIONS; i++) {
+        if (bytes + m->miss[i].len > ROUND_MAX_BYTES)
+            continue;
+        bool dup = false;
+        for (uint32_t j = 0; j < n && !dup; j++)
+            dup = m->plan[j].addr == m->miss[i].addr && m->plan[j].len >= m->miss[i].len;
+        if (dup)
+            continue;
+        m->plan[n] = (struct round_region){m->miss[i].addr, m->miss[i].len, bytes, false, false, 0};
+        bytes += m->miss[i].len;
+        n++;
+    }
+    if (bytes > m->cap) {
+        size_t cap = m->cap ? m->cap : 16384;
+        while (cap < bytes)
+            cap *= 2;
+        uint8_t *b = realloc(m->buf, cap);
+        if (!b) {
+            m->nplan = 0;
+            return;
+        }
+        m->buf = b;
+        m->cap = cap;
+    }
+    m->nplan = n;
+}
+
+void mem_round_pages(struct mem_src *src, bool on)
+{
+    struct mem_round *m = as_round(src);
+    if (m)
+        m->page_misses = on;
+}
+
+void mem_round_drop(struct mem_src *src)
+{
+    struct mem_round *m = as_round(src);
+    if (m)
+        m->dropped = true;
+}
+
+int mem_read_fresh(struct mem_src *src, uint64_t addr, void *buf, size_t len)
+{
+    struct mem_round *m = as_round(src);
+    if (!m)
+        return mem_read(src, addr, buf, len);
+    src->reads++;
+    return mem_read(m->inner, addr, buf, len);
+}
+
+int mem_readv_fresh(struct mem_src *src, const struct mem_iov *iov, int n)
+{
+    struct mem_round *m = as_round(src);
+    if (!m)
+        return mem_readv(src, iov, n);
+    src->reads++;
+    return mem_readv(m->inner, iov, n);
+}
+
+uint64_t mem_syscalls(struct mem_src *src)
+{
+    struct mem_round *m = as_round(src);
+    return m ? m->inner->reads : src->reads;
+}
+
+void mem_round_stats(struct mem_src *src, uint64_t *hits, uint64_t *prefetches, uint32_t *regions)
+{
+    struct mem_round *m = as_round(src);
+    *hits = m ? m->hits : 0;
+    *prefetches = m ? m->prefetches : 0;
+    *regions = m ? m->nplan : 0;
+}

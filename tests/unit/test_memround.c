@@ -1,0 +1,201 @@
+/*
+ * test_memround.c — attach/memround.c, the round prefetch: what a round reads becomes the next
+ * round's one-syscall plan; reads inside the plan cost no syscall of their own; fresh reads and
+ * dropped rounds see the target as it is now; regions that fail or fall idle leave the plan.
+ * The inner source is a fake whose bytes the tests change between reads, as a target would.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "attach/mem.h"
+
+struct fixture {
+    struct mem_src *inner, *round;
+    uint8_t *a, *b;          /* the fake's own bytes at 0x1000 and 0x9000 */
+};
+
+static int setup(void **state)
+{
+    static struct fixture f;
+    uint8_t bytes[256];
+    memset(bytes, 0x11, sizeof bytes);
+    f.inner = mem_fake_new();
+    assert_int_equal(mem_fake_add(f.inner, 0x1000, bytes, sizeof bytes), 0);
+    memset(bytes, 0x22, sizeof bytes);
+    assert_int_equal(mem_fake_add(f.inner, 0x9000, bytes, sizeof bytes), 0);
+    f.a = mem_fake_region(f.inner, 0x1000);
+    f.b = mem_fake_region(f.inner, 0x9000);
+    f.round = mem_round_new(f.inner);
+    assert_non_null(f.round);
+    *state = &f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    mem_close(f->round);   /* closes the inner source too */
+    return 0;
+}
+
+/* One round that reads 0x1000+16 (64 bytes) and 0x9000 (8 bytes). */
+static void read_round(struct fixture *f, uint8_t *x, uint64_t *y)
+{
+    mem_round_begin(f->round);
+    assert_int_equal(mem_read(f->round, 0x1010, x, 64), 0);
+    assert_int_equal(mem_read_ptr(f->round, 0x9000, y), 0);
+    mem_round_end(f->round);
+}
+
+static void second_round_costs_one_syscall(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t x[64];
+    uint64_t y;
+    read_round(f, x, &y);
+    uint64_t before = mem_syscalls(f->round);
+    assert_int_equal(before, 2);
+    read_round(f, x, &y);
+    assert_int_equal(mem_syscalls(f->round) - before, 1);   /* the prefetch alone */
+    assert_int_equal(x[0], 0x11);
+    assert_int_equal(y & 0xff, 0x22);
+}
+
+static void prefetch_is_taken_at_round_start(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t x[64];
+    uint64_t y;
+    read_round(f, x, &y);
+    mem_round_begin(f->round);
+    f->a[0x10] = 0x5a;   /* the target writes after the prefetch */
+    assert_int_equal(mem_read(f->round, 0x1010, x, 64), 0);
+    assert_int_equal(x[0], 0x11);                         /* the round's instant */
+    uint8_t now;
+    assert_int_equal(mem_read_fresh(f->round, 0x1010, &now, 1), 0);
+    assert_int_equal(now, 0x5a);                          /* a re-check sees the change */
+    mem_round_drop(f->round);
+    assert_int_equal(mem_read(f->round, 0x1010, x, 64), 0);
+    assert_int_equal(x[0], 0x5a);                         /* a dropped round reads afresh */
+    mem_round_end(f->round);
+}
+
+static void reads_outside_a_round_go_straight_through(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t x[64];
+    uint64_t y;
+    read_round(f, x, &y);
+    f->a[0x10] = 0x77;
+    assert_int_equal(mem_read(f->round, 0x1010, x, 1), 0);
+    assert_int_equal(x[0], 0x77);
+}
+
+static void readv_mixes_hits_and_misses(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t x[64];
+    uint64_t y, z = 0, w = 0;
+    read_round(f, x, &y);
+    mem_round_begin(f->round);
+    uint64_t before = mem_syscalls(f->round);
+    struct mem_iov iov[3] = {{0x1010, x, 64}, {0x9080, &z, 8}, {0x9000, &w, 8}};
+    assert_int_equal(mem_readv(f->round, iov, 3), 3);
+    assert_int_equal(mem_syscalls(f->round) - before, 1);   /* the miss only */
+    assert_int_equal(w & 0xff, 0x22);
+    /* A miss that fails: the count stops at it, as for any source. */
+    struct mem_iov bad[3] = {{0x1010, x, 64}, {0x5000, &z, 8}, {0x9000, &w, 8}};
+    assert_int_equal(mem_readv(f->round, bad, 3), 1);
+    mem_round_end(f->round);
+}
+
+static void a_region_that_fails_is_read_on_demand(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t x[64];
+    uint64_t y;
+    read_round(f, x, &y);
+    /* 0x1010 grows past its mapping next round: the prefetch stops there, and the reads of it
+     * and of every region after it fall back to the inner source. */
+    mem_round_begin(f->round);
+    assert_int_equal(mem_read(f->round, 0x1010, x, 64), 0);
+    assert_int_equal(mem_read_ptr(f->round, 0x9000, &y), 0);
+    assert_int_not_equal(mem_read(f->round, 0x10f0, x, 64), 0);   /* past the region's end */
+    mem_round_end(f->round);
+    uint64_t hits, prefetches;
+    uint32_t regions;
+    mem_round_stats(f->round, &hits, &prefetches, &regions);
+    assert_int_equal(regions, 2);   /* the failed read did not join the plan */
+}
+
+static void idle_regions_leave_the_plan(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t x[64];
+    uint64_t y, hits, prefetches;
+    uint32_t regions;
+    read_round(f, x, &y);
+    for (int i = 0; i < 40; i++) {   /* rounds that read only 0x9000 */
+        mem_round_begin(f->round);
+        assert_int_equal(mem_read_ptr(f->round, 0x9000, &y), 0);
+        mem_round_end(f->round);
+    }
+    mem_round_stats(f->round, &hits, &prefetches, &regions);
+    assert_int_equal(regions, 1);
+}
+
+static void page_mode_plans_the_whole_page(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t big[4096];
+    memset(big, 0x33, sizeof big);
+    assert_int_equal(mem_fake_add(f->inner, 0x20000, big, sizeof big), 0);
+    mem_round_pages(f->round, true);
+    uint64_t v;
+    mem_round_begin(f->round);
+    assert_int_equal(mem_read_ptr(f->round, 0x20100, &v), 0);
+    mem_round_end(f->round);
+    mem_round_begin(f->round);
+    uint64_t before = mem_syscalls(f->round);
+    assert_int_equal(mem_read_ptr(f->round, 0x20800, &v), 0);   /* another object, same page */
+    assert_int_equal(mem_syscalls(f->round), before);
+    assert_int_equal(v & 0xff, 0x33);
+    mem_round_end(f->round);
+}
+
+static void non_round_sources_ignore_round_calls(void **state)
+{
+    (void)state;
+    struct mem_src *m = mem_fake_new();
+    uint8_t b[8] = {1, 2, 3, 4, 5, 6, 7, 8}, out[8];
+    assert_int_equal(mem_fake_add(m, 0x100, b, 8), 0);
+    mem_round_begin(m);
+    mem_round_drop(m);
+    assert_int_equal(mem_read_fresh(m, 0x100, out, 8), 0);
+    assert_memory_equal(out, b, 8);
+    mem_round_end(m);
+    assert_int_equal(mem_syscalls(m), 1);
+    mem_close(m);
+}
+
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T(second_round_costs_one_syscall),
+        T(prefetch_is_taken_at_round_start),
+        T(reads_outside_a_round_go_straight_through),
+        T(readv_mixes_hits_and_misses),
+        T(a_region_that_fails_is_read_on_demand),
+        T(idle_regions_leave_the_plan),
+        T(page_mode_plans_the_whole_page),
+        cmocka_unit_test(non_round_sources_ignore_round_calls),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
