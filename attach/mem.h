@@ -75,6 +75,9 @@ void *mem_fake_region(struct mem_src *src, uint64_t addr);
 struct mem_src *mem_round_new(struct mem_src *inner);
 void mem_round_begin(struct mem_src *src);
 void mem_round_end(struct mem_src *src);
+/* The prefetched bytes of [addr, addr+len) in place (no copy), valid until mem_round_end(), or
+ * NULL when the round's prefetch does not hold all of them. */
+const uint8_t *mem_round_peek(struct mem_src *src, uint64_t addr, size_t len);
 /* Plan the whole 4 KiB page around each small miss (heap objects such as frame objects: their
  * successors are usually allocated in the same pools). */
 void mem_round_pages(struct mem_src *src, bool on);

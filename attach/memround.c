@@ -240,6 +240,22 @@ void mem_round_end(struct mem_src *src)
     m->nplan = n;
 }
 
+const uint8_t *mem_round_peek(struct mem_src *src, uint64_t addr, size_t len)
+{
+    struct mem_round *m = as_round(src);
+    if (!m || !m->active || m->dropped)
+        return NULL;
+    for (uint32_t i = 0; i < m->nplan; i++) {
+        struct round_region *r = &m->plan[i];
+        if (r->ok && addr >= r->addr && addr - r->addr <= r->len && len <= r->len - (addr - r->addr)) {
+            r->used = true;
+            m->hits++;
+            return m->buf + r->off + (addr - r->addr);
+        }
+    }
+    return NULL;
+}
+
 void mem_round_pages(struct mem_src *src, bool on)
 {
     struct mem_round *m = as_round(src);

@@ -443,7 +443,12 @@ int stack_read_thread(struct py_proc *p, uint64_t tstate, uint8_t *ts, size_t ne
         iov[n++] = (struct mem_iov){tstate, ts, need};
         if (L->ts_cframe >= 0)
             iov[n++] = (struct mem_iov){ps->cframe + (uint64_t)L->cf_current_frame, &fr->cf_frame, 8};
-        iov[n++] = (struct mem_iov){ps->chunk, p->stackbuf, ps->copylen};
+        /* Walked in place when the round's prefetch holds it (no 10+ KiB copy). */
+        fr->stack = mem_round_peek(p->mem, ps->chunk, ps->copylen);
+        if (!fr->stack) {
+            fr->stack = p->stackbuf;
+            iov[n++] = (struct mem_iov){ps->chunk, p->stackbuf, ps->copylen};
+        }
         int got = mem_readv(p->mem, iov, n);
         if (got == n) {
             fr->ok = true;
@@ -472,7 +477,7 @@ void stack_walk(struct py_proc *p, struct py_snapshot *s, struct py_thread *t, c
             frame = L->ts_cframe >= 0 ? fr->cf_frame : u64_at(ts, L->ts_current_frame);
             /* The whole copy, not just up to the top the thread state showed: a frame pushed
              * between that read and the cframe's (both before the copy) is in it. */
-            struct window w = {chunk, ps->copylen, p->stackbuf, 0, false};
+            struct window w = {chunk, ps->copylen, fr->stack, 0, false};
             if (frame)
                 walk_interp_frames(p, s, t, frame, &w);
             /* Frames outside the copy (generators) were read later: check the top again. */

@@ -61,6 +61,7 @@ struct fast_read {
     bool ok;
     uint64_t cf_frame;
     uint64_t sc0;            /* mem_syscalls() before the thread state was read */
+    const uint8_t *stack;    /* the data-stack copy: p->stackbuf, or the round's prefetch */
 };
 
 /* This thread's state from the previous walk (created when create and missing), or NULL. */
