@@ -190,6 +190,47 @@ void mem_round_begin(struct mem_src *src)
         m->plan[i].ok = true;
 }
 
+/* Regions closer than this are read as one: the kernel's cost is per iovec and per page, and the
+ * bytes between two regions this close are on pages that are mapped already (theirs). */
+#define ROUND_COALESCE_GAP 512u
+
+/*
+ * Sorts the plan by address and merges regions that overlap or nearly touch (frames that sit
+ * side by side in an older data-stack chunk, objects of one pool), so a deep stack is a handful of
+ * iovecs rather than one per frame. Recomputes offsets; returns the new count.
+ */
+static uint32_t round_coalesce(struct round_region *plan, uint32_t n, uint32_t *bytes)
+{
+    for (uint32_t i = 1; i < n; i++) {
+        struct round_region r = plan[i];
+        uint32_t j = i;
+        for (; j > 0 && plan[j - 1].addr > r.addr; j--)
+            plan[j] = plan[j - 1];
+        plan[j] = r;
+    }
+    uint32_t out = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        struct round_region *last = out ? &plan[out - 1] : NULL;
+        uint64_t end = last ? last->addr + last->len : 0;
+        uint64_t new_end = plan[i].addr + plan[i].len;
+        if (last && plan[i].addr <= end + ROUND_COALESCE_GAP &&
+            (new_end > end ? new_end : end) - last->addr <= ROUND_MAX_REGION) {
+            if (new_end > end)
+                last->len = (uint32_t)(new_end - last->addr);
+            last->idle = plan[i].idle < last->idle ? plan[i].idle : last->idle;
+            continue;
+        }
+        plan[out++] = plan[i];
+    }
+    uint32_t off = 0;
+    for (uint32_t i = 0; i < out; i++) {
+        plan[i].off = off;
+        off += plan[i].len;
+    }
+    *bytes = off;
+    return out;
+}
+
 /* Next plan = this round's used prefetched regions, then its misses, in first-use order as far as
  * cheap (prefetched ones first: they were the stable part). Grows buf only when the plan grows. */
 void mem_round_end(struct mem_src *src)
@@ -225,6 +266,7 @@ void mem_round_end(struct mem_src *src)
         bytes += m->miss[i].len;
         n++;
     }
+    n = round_coalesce(m->plan, n, &bytes);
     if (bytes > m->cap) {
         size_t cap = m->cap ? m->cap : 16384;
         while (cap < bytes)
