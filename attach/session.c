@@ -223,7 +223,7 @@ enum pt_status session_run(const struct session_opts *o, struct py_proc *root, p
     S.sink = sink;
     S.child_pid = child_pid;
     S.child_status = INT64_MIN;
-    memset(res, 0, sizeof *res);
+    memset(res, 0, sizeof *res);   /* busy_ns accumulates from here */
     res->root_exit_status = INT64_MIN;
 
     struct target *r = add_target(&S, root_pid, root, 0);
@@ -249,6 +249,7 @@ enum pt_status session_run(const struct session_opts *o, struct py_proc *root, p
             res->end = SESSION_DURATION;
             break;
         }
+        uint64_t round_start = sampler_now_ns();
         for (int i = 0; i < S.n; i++)
             if (S.targets[i].py && !S.targets[i].exited)
                 sample_target(&S, &S.targets[i], tick);
@@ -270,6 +271,7 @@ enum pt_status session_run(const struct session_opts *o, struct py_proc *root, p
             res->end = SESSION_ERROR;
             break;
         }
+        res->busy_ns += sampler_now_ns() - round_start;
         if (o->max_size && sink->bytes(sink->ctx) >= o->max_size) {
             res->end = SESSION_MAX_SIZE;
             break;

@@ -64,6 +64,7 @@ struct session_result {
     uint64_t start_ns, end_ns;
     uint64_t walks, missed, overruns;
     double achieved_hz;
+    uint64_t busy_ns;           /* wall time from each round's wake-up to the end of its work */
     int64_t root_exit_status;   /* run mode: the child's exit code, -signal; else INT64_MIN */
     uint32_t processes;
 };

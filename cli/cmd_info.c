@@ -222,6 +222,9 @@ static void print_text(const struct trace *t, const struct info_stats *s, const 
     if (t->has_trailer)
         printf("Missed:      %" PRIu64 " rounds missed, %" PRIu64 " overruns\n",
                t->summary.missed, t->summary.overruns);
+    if (t->has_trailer && t->summary.walks && t->summary.busy_ns)
+        printf("Cost:        %.1f us of sampling work per round (wall clock, waits excluded)\n",
+               (double)t->summary.busy_ns / 1e3 / (double)t->summary.walks);
     else
         printf("Missed:      unknown (no trailer), %" PRIu64 " overrun events\n",
                s->overrun_events);
@@ -331,6 +334,7 @@ static int print_json(const struct trace *t, const struct info_stats *s, const c
         json_object_set_new(root, "missed", json_integer((json_int_t)t->summary.missed));
         json_object_set_new(root, "overruns", json_integer((json_int_t)t->summary.overruns));
         json_object_set_new(root, "walks", json_integer((json_int_t)t->summary.walks));
+        json_object_set_new(root, "busy_ns", json_integer((json_int_t)t->summary.busy_ns));
     } else {
         json_object_set_new(root, "missed", json_null());
         json_object_set_new(root, "overruns", json_null());

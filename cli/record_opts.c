@@ -258,6 +258,7 @@ int record_and_report(const struct record_cli *o, struct py_proc *root, pid_t ro
         .missed = res->missed,
         .overruns = res->overruns,
         .achieved_hz = res->achieved_hz,
+        .busy_ns = res->busy_ns,
         .exit_status = res->root_exit_status,
     };
     struct pt_err cerr;

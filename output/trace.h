@@ -81,6 +81,7 @@ struct trace_summary {
     uint64_t missed;             /* rounds skipped because sampling fell behind */
     uint64_t overruns;           /* rounds that took longer than the interval */
     double achieved_hz;
+    uint64_t busy_ns;            /* wall time of the rounds' work (not the waits) */
     int64_t exit_status;         /* target's, when it exited and it is known; else INT64_MIN */
     uint64_t redacted, dropped, excluded;
 };

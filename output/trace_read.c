@@ -298,6 +298,7 @@ static int apply_records(struct loader *L, const Pytrace__Chunk *c)
             .end_mono_ns = r->end_mono_ns, .samples = r->samples, .walks = r->walks,
             .errors = r->errors, .missed = r->missed, .overruns = r->overruns,
             .achieved_hz = r->achieved_hz, .exit_status = r->exit_status,
+            .busy_ns = r->busy_ns,
             .redacted = r->redacted, .dropped = r->dropped, .excluded = r->excluded };
     }
     return 0;

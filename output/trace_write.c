@@ -537,6 +537,7 @@ enum pt_status trace_writer_close(struct trace_writer *w, const struct trace_sum
         tr.missed = sum->missed;
         tr.overruns = sum->overruns;
         tr.achieved_hz = sum->achieved_hz;
+        tr.busy_ns = sum->busy_ns;
         tr.exit_status = sum->exit_status;
         tr.redacted = sum->redacted;
         tr.dropped = sum->dropped;
