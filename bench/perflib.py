@@ -37,9 +37,11 @@ def python_for(minor):
 
 # --- child processes ------------------------------------------------------------------------
 
-def spawn(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL):
+def spawn(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+          env=None):
     """Popen in a new session, registered for kill_all()."""
-    p = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=stderr, start_new_session=True)
+    p = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=stderr, start_new_session=True,
+                         env=env)
     _CHILDREN.append(p)
     return p
 
@@ -127,7 +129,7 @@ def first_line(path_or_text):
 
 # --- pytrace ----------------------------------------------------------------------------------
 
-def attach(pid, rate, seconds, out, tmp, blocking=False, timeout_extra=60.0):
+def attach(pid, rate, seconds, out, tmp, blocking=False, timeout_extra=60.0, env=None):
     """`pytrace attach PID -r rate -d seconds -o out -q`, timed by the kernel. Returns a dict
     with rc, cpu_s, maxrss_kib, wall_s, timed_out and, on success, the info --json object."""
     argv = [PYTRACE, "attach", str(pid), "-r", str(rate), "-d", str(seconds), "-o", out, "-q"]
@@ -136,7 +138,7 @@ def attach(pid, rate, seconds, out, tmp, blocking=False, timeout_extra=60.0):
     err = os.path.join(tmp, "pytrace.stderr")
     with open(err, "w") as ef:
         t0 = time.perf_counter()
-        p = spawn(argv, stderr=ef)
+        p = spawn(argv, stderr=ef, env=env)
         rc, cpu, maxrss, timed_out = wait_rusage(p, seconds + timeout_extra)
         wall = time.perf_counter() - t0
     res = {"rc": rc, "cpu_s": cpu, "maxrss_kib": maxrss, "wall_s": wall, "timed_out": timed_out}

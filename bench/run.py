@@ -62,7 +62,9 @@ def derive(res, rate, startup_cpu_s=None):
            "us_per_sample": 1e6 * res["cpu_s"] / n if n else None,
            "missed_pct": 100.0 * (1.0 - n / expected) if expected else None,
            "error_pct": 100.0 * d["errors"] / n if n else None, "errors": d["errors"],
-           "pytrace_missed": d.get("missed"), "pytrace_overruns": d.get("overruns")}
+           "pytrace_missed": d.get("missed"), "pytrace_overruns": d.get("overruns"),
+           "work_us_per_round": (d["busy_ns"] / 1e3 / d["walks"]
+                                 if d.get("busy_ns") and d.get("walks") else None)}
     if startup_cpu_s is not None and n:
         row["us_per_sample_net"] = 1e6 * max(0.0, res["cpu_s"] - startup_cpu_s) / n
     return row
@@ -82,15 +84,20 @@ def startup_cost(python, tmp):
 
 def bench_sampling(quick, tmp):
     seconds = 2.0 if quick else 5.0
+    # (version, depth, prefetch): the last row turns the round prefetch off (PYTRACE_NO_PREFETCH)
+    # to show what it saves.
     if quick:
-        matrix = [(v, 50) for v in pl.VERSIONS] + [("3.12", 10), ("3.12", 200)]
+        matrix = [(v, 50, True) for v in pl.VERSIONS] + [("3.12", 10, True), ("3.12", 200, True)]
     else:
-        matrix = [(v, d) for v in pl.VERSIONS for d in (10, 50, 200)]
+        matrix = [(v, d, True) for v in pl.VERSIONS for d in (10, 50, 200)]
+    matrix.append(("3.12", 50, False))
     headers = ["Python", "depth", "asked Hz", "achieved Hz", "samples", "CPU % of a core",
-               "CPU µs/sample", "net of start-up", "missed %", "errors %",
+               "CPU µs/sample", "net of start-up", "work µs/round", "missed %", "errors %",
                "pytrace missed / overruns"]
     rows, out, startups = [], [], {}
-    for version, depth in matrix:
+    for version, depth, prefetch in matrix:
+        env = None if prefetch else dict(os.environ, PYTRACE_NO_PREFETCH="1")
+        label = version if prefetch else version + " (no prefetch)"
         python = pl.python_for(version)
         if not python:
             rows.append([version, depth, "skipped: not found at %s" % pl.python_pattern(version)])
@@ -101,19 +108,21 @@ def bench_sampling(quick, tmp):
         target = pl.start_cpu_bound(python, depth)
         try:
             for rate in RATES:
-                res = pl.attach(target.pid, rate, seconds, os.path.join(tmp, "s.pytrace"), tmp)
+                res = pl.attach(target.pid, rate, seconds, os.path.join(tmp, "s.pytrace"), tmp,
+                                env=env)
                 rec = {"python": version, "depth": depth, "rate_hz": rate, "seconds": seconds,
-                       "startup_cpu_s": startups[version]}
+                       "startup_cpu_s": startups[version], "prefetch": prefetch}
                 if "info" not in res:
-                    rows.append([version, depth, rate, "failed: " + res["error"]])
+                    rows.append([label, depth, rate, "failed: " + res["error"]])
                     rec["failed"] = res["error"]
                     out.append(rec)
                     continue
                 rec.update(derive(res, rate, startups[version]))
                 out.append(rec)
-                rows.append([version, depth, rate, fmt(rec["achieved_hz"], "%.0f"), rec["samples"],
+                rows.append([label, depth, rate, fmt(rec["achieved_hz"], "%.0f"), rec["samples"],
                              fmt(rec["cpu_pct_of_core"]), fmt(rec["us_per_sample"]),
-                             fmt(rec.get("us_per_sample_net")), fmt(rec["missed_pct"]),
+                             fmt(rec.get("us_per_sample_net")), fmt(rec["work_us_per_round"]),
+                             fmt(rec["missed_pct"]),
                              fmt(rec["error_pct"]), "%s / %s" % (rec["pytrace_missed"],
                                                                  rec["pytrace_overruns"])])
         finally:
