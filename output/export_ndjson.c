@@ -4,7 +4,20 @@
  */
 #include "output/export.h"
 
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include <jansson.h>
+
+/* Serialised stacks by leaf id, direct-mapped: a recording repeats a few thousand stacks, and
+ * building each sample's stack as JSON objects was nearly all of the export's time. */
+#define STACK_CACHE 4096
+
+struct stack_cache {
+    uint32_t leaf[STACK_CACHE];
+    char *json[STACK_CACHE];
+};
 
 static int emit(FILE *out, json_t *obj)
 {
@@ -43,6 +56,31 @@ static json_t *stack_json(const struct export_view *v, uint32_t leaf, struct exp
                                              (int)frames[d].line));
     }
     return arr;
+}
+
+/* The stack of leaf as compact JSON text, from the cache or serialised now (NULL: no memory). */
+static const char *stack_text(const struct export_view *v, struct stack_cache *c, uint32_t leaf,
+                              struct export_frame *frames)
+{
+    uint32_t slot = leaf % STACK_CACHE;
+    if (c->json[slot] && c->leaf[slot] == leaf)
+        return c->json[slot];
+    json_t *arr = stack_json(v, leaf, frames);
+    char *text = json_dumps(arr, JSON_COMPACT | JSON_ENSURE_ASCII);
+    json_decref(arr);
+    if (!text)
+        return NULL;
+    free(c->json[slot]);
+    c->json[slot] = text;
+    c->leaf[slot] = leaf;
+    return text;
+}
+
+static void stack_cache_free(struct stack_cache *c)
+{
+    for (size_t i = 0; i < STACK_CACHE; i++)
+        free(c->json[i]);
+    free(c);
 }
 
 enum pt_status export_ndjson(const struct export_view *v, FILE *out, struct pt_err *err)
@@ -86,17 +124,28 @@ enum pt_status export_ndjson(const struct export_view *v, FILE *out, struct pt_e
         json_object_set_new(o, "open_end", json_boolean(s->open_end));
         bad |= emit(out, o);
     }
+    struct stack_cache *cache = calloc(1, sizeof *cache);
+    if (!cache)
+        return pt_fail(err, PT_EFAIL, "out of memory");
+    /* Sample lines are the bulk: printed directly (same keys and order as the objects above). */
     for (size_t i = 0; i < t->n_samples; i++) {
         const struct trace_sample *s = &t->samples[i];
         if (!export_sample_ok(v, s))
             continue;
-        json_t *o = json_pack("{s:s, s:i, s:I, s:I, s:b, s:b, s:b}", "type", "sample", "thread",
-                              (int)s->thread, "tid", thread_tid(t, s->thread), "t_ns",
-                              (json_int_t)s->t_ns, "gil", (s->flags & TRACE_F_GIL) != 0, "idle",
-                              (s->flags & TRACE_F_IDLE) != 0, "bad", (s->flags & TRACE_F_BAD) != 0);
-        json_object_set_new(o, "stack", stack_json(v, s->stack, frames));
-        bad |= emit(out, o);
+        const char *stack = stack_text(v, cache, s->stack, frames);
+        if (!stack) {
+            bad = 1;
+            break;
+        }
+        fprintf(out,
+                "{\"type\":\"sample\",\"thread\":%u,\"tid\":%" PRId64 ",\"t_ns\":%" PRIu64
+                ",\"gil\":%s,\"idle\":%s,\"bad\":%s,\"stack\":%s}\n",
+                (unsigned)s->thread, (int64_t)thread_tid(t, s->thread), (uint64_t)s->t_ns,
+                (s->flags & TRACE_F_GIL) ? "true" : "false",
+                (s->flags & TRACE_F_IDLE) ? "true" : "false",
+                (s->flags & TRACE_F_BAD) ? "true" : "false", stack);
     }
+    stack_cache_free(cache);
     for (size_t i = 0; i < t->n_events; i++) {
         const struct trace_event *e = &t->events[i];
         bad |= emit(out, json_pack("{s:s, s:i, s:i, s:i, s:I, s:I, s:s}", "type", "event", "kind",
