@@ -231,6 +231,11 @@ static int decode(struct py_code *c, struct code_cache *cc, struct mem_src *mem,
     return 0;
 }
 
+uint32_t code_cache_epoch(const struct code_cache *cc)
+{
+    return cc->epoch;
+}
+
 const struct py_code *code_cache_get(struct code_cache *cc, struct mem_src *mem,
                                      const struct py_layout *L, const struct py_types *types,
                                      uint64_t addr)

@@ -53,6 +53,9 @@ struct code_cache;
 struct code_cache *code_cache_new(void);
 void code_cache_free(struct code_cache *cc);
 
+/* The current validation epoch (a decoded entry is trusted within the epoch it was checked in). */
+uint32_t code_cache_epoch(const struct code_cache *cc);
+
 /* Starts a new validation epoch: entries are re-checked against the target on next use. */
 void code_cache_tick(struct code_cache *cc);
 

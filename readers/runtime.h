@@ -66,6 +66,16 @@ struct py_proc {
     struct py_tstat_fd { pid_t tid; int fd; } *tstat;
     size_t n_tstat, cap_tstat;
     uint64_t cpu_read_ns;              /* when threads' CPU times were last read (walk.c) */
+
+    /* Frames seen lately, by (frame, code, offset): their code entry and line without a cache
+     * lookup or a line-table search (stack.c). Valid within one code-cache epoch. */
+    struct py_frame_memo {
+        uint64_t frame, code_addr;
+        int64_t lasti;
+        uint32_t epoch;
+        int32_t line;
+        const struct py_code *code;
+    } frame_memo[256];
 };
 
 /*

@@ -51,9 +51,21 @@ static int add_frame(struct py_proc *p, struct py_snapshot *s, struct py_thread 
     t->nframes++;
     f->addr = frame;
     f->code_addr = code_addr;
-    f->code = code_cache_get(p->codes, p->mem, &p->layout, &p->types, code_addr);
     f->lasti = lasti >= 0 && lasti < INT32_MAX ? (int32_t)lasti : -1;
-    f->line = f->code ? code_line(f->code, lasti) : -1;
+    /* Most frames of a sample were in the previous one, at the same place. */
+    uint32_t epoch = code_cache_epoch(p->codes);
+    struct py_frame_memo *m =
+        &p->frame_memo[((frame >> 3) ^ (code_addr >> 4) ^ (uint64_t)lasti * 0x9e37u) & 255];
+    if (m->frame == frame && m->code_addr == code_addr && m->lasti == lasti && m->epoch == epoch) {
+        f->code = m->code;
+        f->line = m->line;
+    } else {
+        f->code = code_cache_get(p->codes, p->mem, &p->layout, &p->types, code_addr);
+        f->line = f->code ? code_line(f->code, lasti) : -1;
+        if (f->code)
+            *m = (struct py_frame_memo){frame, code_addr, lasti, code_cache_epoch(p->codes),
+                                        f->line, f->code};
+    }
     f->argsig = arg_signature(f->code, slots, nslots);
     if (!f->code)
         t->bad = true;
@@ -266,14 +278,27 @@ static void walk_interp_frames(struct py_proc *p, struct py_snapshot *s, struct 
             return;
         }
         uint64_t slots[ARG_SLOTS];
-        int nslots = read_frame(p, w, frame, buf, sizeof buf, need, L->if_localsplus, slots);
+        int nslots;
+        const uint8_t *fb = buf;
+        size_t full = L->if_localsplus >= 0 ? (size_t)L->if_localsplus + ARG_SLOTS * 8 : need;
+        if (w && w->bytes && frame >= w->base && frame - w->base < w->len &&
+            w->len - (frame - w->base) >= (full > need ? full : need)) {
+            /* In the copy: read in place (the common case, every frame of a steady stack). */
+            fb = w->bytes + (frame - w->base);
+            w->last_miss = false;
+            nslots = L->if_localsplus >= 0 ? ARG_SLOTS : 0;
+            if (nslots)
+                memcpy(slots, fb + L->if_localsplus, sizeof slots);
+        } else {
+            nslots = read_frame(p, w, frame, buf, sizeof buf, need, L->if_localsplus, slots);
+        }
         if (nslots < 0) {
             t->bad = true;
             return;
         }
-        uint64_t code = u64_at(buf, L->if_code);
+        uint64_t code = u64_at(fb, L->if_code);
         code &= ~(uint64_t)(uint8_t)L->if_code_tag_mask;   /* 3.14: a tagged _PyStackRef */
-        int8_t owner = (int8_t)buf[L->if_owner];
+        int8_t owner = (int8_t)fb[L->if_owner];
         bool shim = (L->if_owner_cstack >= 0 && owner == L->if_owner_cstack) ||
                     (L->if_owner_interpreter >= 0 && owner == L->if_owner_interpreter);
         /* Entry frames live on the C stack (3.12+), and stay put while their C frame runs:
@@ -281,7 +306,7 @@ static void walk_interp_frames(struct py_proc *p, struct py_snapshot *s, struct 
         if (w && w->last_miss && !shim)
             w->misses++;
         if (!shim) {
-            uint64_t instr = u64_at(buf, L->if_instr);
+            uint64_t instr = u64_at(fb, L->if_instr);
             int64_t lasti = -1;
             uint64_t start = code + (uint64_t)L->co_code_adaptive;
             /* Byte offset of the instruction CPython reports the line of (PyCode_Addr2Line gets
@@ -291,7 +316,7 @@ static void walk_interp_frames(struct py_proc *p, struct py_snapshot *s, struct 
             if (add_frame(p, s, t, frame, code, lasti, slots, nslots) != 0)
                 return;
         }
-        uint64_t prev = u64_at(buf, L->if_previous);
+        uint64_t prev = u64_at(fb, L->if_previous);
         /* From 3.12 every chain ends in a shim frame (C-stack entry, or 3.14's base frame): a
          * Python frame with no previous one is a generator that yielded while we read. */
         if (!prev && !shim && (L->if_owner_cstack >= 0 || L->if_owner_interpreter >= 0)) {
