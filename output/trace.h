@@ -69,7 +69,7 @@ struct trace_meta {
     bool native;
     const struct trace_tag *tags;
     size_t n_tags;
-    const char *filters;         /* summary of the filter/redaction rule chain */
+    const char *filters;         /* the rule chain, rules_describe() (util/rules.h) */
 };
 
 /* What the trailer records. */
@@ -82,7 +82,9 @@ struct trace_summary {
     uint64_t overruns;           /* rounds that took longer than the interval */
     double achieved_hz;
     int64_t exit_status;         /* target's, when it exited and it is known; else INT64_MIN */
-    uint64_t redacted, dropped, excluded;
+    uint64_t redacted;           /* local/argument values hidden by redact rules */
+    uint64_t dropped;            /* locals/arguments omitted by drop rules */
+    uint64_t excluded;           /* frames removed by exclude/fold rules, summed over samples */
 };
 
 struct trace_writer;

@@ -142,8 +142,8 @@ enum pt_status config_set(struct config *c, const char *key, const char *value,
     if (src != CONFIG_SRC_CLI) {
         const char *want = check_value(k->kind, value);
         if (want)
-            return pt_fail(err, PT_EUSAGE, "%s: %s = '%s' is not valid: %s expected with %s",
-                           origin, key, value, key, want);
+            return pt_fail(err, PT_EUSAGE, "%s: %s = '%s' is not valid: expected %s",
+                           origin, key, value, want);
     }
     struct config_entry *e = &c->e[k - config_keys];
     char *v;
