@@ -13,6 +13,7 @@
 #include "cli/cli.h"
 #include "util/privfile.h"
 #include "output/export.h"
+#include "util/rules.h"
 
 #define EXPORT_MAX_OPTS 64
 
@@ -41,6 +42,9 @@ static const char export_usage[] =
     "  --from SEC         start SEC seconds into the trace\n"
     "  --to SEC           end SEC seconds into the trace\n"
     "  --exclude PATTERN  drop frames whose file or dotted module matches the glob (repeatable)\n"
+    "  --filter FILE      apply the frame rules of FILE: exclude, fold, include (repeatable;\n"
+    "                     docs/filters.md)\n"
+    "  --no-stdlib        fold standard-library frames into their first caller's frame\n"
     "  --no-idle          drop samples of threads that were not running\n"
     "  --gil-only         keep only samples of threads holding the GIL\n"
     "  otlp: --endpoint URL [--header K=V ...] [--service NAME] POSTs instead of writing OUT\n";
@@ -66,7 +70,7 @@ static void default_out(const char *in, const char *suffix, char *out, size_t ca
 int cmd_export(int argc, char **argv)
 {
     enum { O_THREAD = 256, O_FROM, O_TO, O_EXCLUDE, O_NOIDLE, O_GIL, O_ENDPOINT, O_HEADER,
-           O_SERVICE };
+           O_SERVICE, O_FILTER, O_NOSTDLIB };
     static const struct option opts[] = {
         {"format", required_argument, NULL, 'f'},
         {"output", required_argument, NULL, 'o'},
@@ -79,11 +83,15 @@ int cmd_export(int argc, char **argv)
         {"endpoint", required_argument, NULL, O_ENDPOINT},
         {"header", required_argument, NULL, O_HEADER},
         {"service", required_argument, NULL, O_SERVICE},
+        {"filter", required_argument, NULL, O_FILTER},
+        {"no-stdlib", no_argument, NULL, O_NOSTDLIB},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     static const char *threads[EXPORT_MAX_OPTS], *excludes[EXPORT_MAX_OPTS],
-        *headers[EXPORT_MAX_OPTS];
+        *headers[EXPORT_MAX_OPTS], *filters[EXPORT_MAX_OPTS];
+    size_t n_filters = 0;
+    bool no_stdlib = false;
     struct export_opts o = {.threads = threads, .exclude = excludes, .headers = headers,
                             .to_s = -1};
     const char *format = NULL, *outpath = NULL;
@@ -124,6 +132,12 @@ int cmd_export(int argc, char **argv)
             headers[o.n_headers++] = optarg;
             break;
         case O_SERVICE: o.service = optarg; break;
+        case O_FILTER:
+            if (n_filters == EXPORT_MAX_OPTS)
+                return cli_usage_error("export", "too many --filter options");
+            filters[n_filters++] = optarg;
+            break;
+        case O_NOSTDLIB: no_stdlib = true; break;
         case 'h': fputs(export_usage, stdout); return 0;
         default: return cli_usage_error("export", "unknown option");
         }
@@ -143,9 +157,22 @@ int cmd_export(int argc, char **argv)
     const char *in = argv[optind];
     struct pt_err err;
     pt_err_clear(&err);
+    struct rules *rules = NULL;
+    if (n_filters || no_stdlib) {
+        enum pt_status rrc = rules_new(&rules, no_stdlib, &err);
+        for (size_t i = 0; rrc == PT_OK && i < n_filters; i++)
+            rrc = rules_load_file(rules, filters[i], &err);
+        if (rrc != PT_OK) {
+            rules_free(rules);
+            return cli_report(&err);
+        }
+        o.rules = rules;
+    }
     struct trace *t = NULL;
-    if (trace_load(in, &t, &err) != PT_OK)
+    if (trace_load(in, &t, &err) != PT_OK) {
+        rules_free(rules);
         return cli_report(&err);
+    }
     if (t->truncated)
         fprintf(stderr, "pytrace: %s is truncated after %llu bytes (recording interrupted?); "
                 "exporting what it holds\n", in, (unsigned long long)t->valid_bytes);
@@ -153,6 +180,7 @@ int cmd_export(int argc, char **argv)
     enum pt_status rc = export_view_init(&v, t, &o, &err);
     if (rc != PT_OK) {
         trace_free(t);
+        rules_free(rules);
         return cli_report(&err);
     }
     char path[4096];
@@ -172,6 +200,7 @@ int cmd_export(int argc, char **argv)
             if (!out) {
                 export_view_free(&v);
                 trace_free(t);
+                rules_free(rules);
                 fprintf(stderr, "pytrace: cannot write %s\n", path);
                 return PT_EFAIL;
             }
@@ -187,5 +216,6 @@ int cmd_export(int argc, char **argv)
     }
     export_view_free(&v);
     trace_free(t);
+    rules_free(rules);
     return rc == PT_OK ? 0 : cli_report(&err);
 }
