@@ -1,7 +1,7 @@
 """A target for filter rules (tests/integration/test_filters.py): user code calling the standard
 library (json.dumps, pure-Python frames dumps/encode/iterencode) which calls back into user code
 (the default= hook), and a helper the rules exclude. Prints {"pid": ..., "ready": true}, then works
-until --seconds pass or stdin closes."""
+until --seconds pass (or, with --watch-stdin, stdin closes)."""
 import json
 import os
 import select
@@ -43,9 +43,10 @@ def main():
     print(json.dumps({"pid": os.getpid(), "ready": True}))
     sys.stdout.flush()
     end = time.time() + seconds
+    watch = "--watch-stdin" in sys.argv
     while time.time() < end and password:
         work(data)
-        if select.select([sys.stdin], [], [], 0)[0] and not sys.stdin.read(1):
+        if watch and select.select([sys.stdin], [], [], 0)[0] and not sys.stdin.read(1):
             break
 
 
