@@ -27,11 +27,13 @@ bool rules_is_secret_name(const char *name)
     for (; name[n] && n < sizeof low - 1; n++)
         low[n] = (char)tolower((unsigned char)name[n]);
     low[n] = '\0';
-    for (size_t i = 0; i < sizeof secret_words / sizeof *secret_words; i++) {
-        size_t wl = strlen(secret_words[i]);
-        for (const char *p = strstr(low, secret_words[i]); p; p = strstr(p + 1, secret_words[i])) {
-            char after = p[wl];
-            if (after == '\0' || after == '_' || after == '-')
+    /* A word must end where the name ends or at '_'/'-': try each such end against each word. */
+    for (size_t end = 0; end <= n; end++) {
+        if (end < n && low[end] != '_' && low[end] != '-')
+            continue;
+        for (size_t i = 0; i < sizeof secret_words / sizeof *secret_words; i++) {
+            size_t wl = strlen(secret_words[i]);
+            if (wl <= end && !memcmp(low + end - wl, secret_words[i], wl))
                 return true;
         }
     }
