@@ -61,7 +61,10 @@ enum rule_action rules_frame(const struct rules *r, const char *module, const ch
                              const char *function);
 
 /* What to do with a local variable or argument called name in function/file: RULE_NONE or
- * RULE_ALLOW (keep), RULE_REDACT (keep the name, hide the value) or RULE_DROP (omit it). */
+ * RULE_ALLOW (keep), RULE_REDACT (keep the name, hide the value) or RULE_DROP (omit it). Each
+ * RULE_REDACT/RULE_DROP answer is counted for rules_get_counts() (the trailer's redacted and
+ * dropped), so ask once per value written, and from one thread at a time. module may be NULL.
+ * About 100 ns with the default chain alone (no regex); a regex rule adds a regexec. */
 enum rule_action rules_value(const struct rules *r, bool is_arg, const char *name,
                              const char *module, const char *file, const char *function);
 
