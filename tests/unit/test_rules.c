@@ -304,6 +304,40 @@ static void describe_lists_the_chain_with_origins(void **state)
     rules_free(r);
 }
 
+/* Random lines of rule-ish tokens and bytes: every one loads or fails with a usage error naming
+ * its origin and line, never anything else (ASan runs this too). */
+static void garbage_lines_fail_cleanly(void **state)
+{
+    (void)state;
+    static const char *const parts[] = {
+        "exclude", "fold", "include", "redact", "drop", "allow", "module:", "file:", "function:",
+        "local:", "arg:", "value:", "stdlib", "regex:", "literal:", "glob:", "iregex:", "(", "[",
+        "*", "\\", "#", " ", "\t", "\xff", "a.b", ":", "{", "?", "^$",
+    };
+    unsigned seed = 12345;
+    for (int i = 0; i < 3000; i++) {
+        char line[256] = "";
+        int n = 1 + (int)((seed = seed * 1103515245u + 12345u) >> 16) % 8;
+        for (int k = 0; k < n; k++) {
+            seed = seed * 1103515245u + 12345u;
+            strcat(line, parts[(seed >> 16) % (sizeof parts / sizeof *parts)]);
+            if ((seed >> 8) & 1)
+                strcat(line, " ");
+        }
+        struct rules *r = chain(NULL, false);
+        struct pt_err err;
+        pt_err_clear(&err);
+        enum pt_status rc = rules_load_text(r, line, "g", &err);
+        if (rc != PT_OK) {
+            assert_int_equal(rc, PT_EUSAGE);
+            assert_true(strncmp(err.msg, "g:1: ", 5) == 0);
+        }
+        (void)rules_frame(r, NULL, "/usr/lib/python3.11/a.py", "f");
+        (void)rules_value(r, true, "x", NULL, "/a.py", "f");
+        rules_free(r);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -319,6 +353,7 @@ int main(void)
         cmocka_unit_test(stdlib_detection),
         cmocka_unit_test(module_of_file),
         cmocka_unit_test(describe_lists_the_chain_with_origins),
+        cmocka_unit_test(garbage_lines_fail_cleanly),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
