@@ -5,12 +5,14 @@
  * one exits 7.
  */
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/record_config.h"
 #include "util/privfile.h"
 #include "output/export.h"
 #include "util/rules.h"
@@ -159,13 +161,9 @@ int cmd_export(int argc, char **argv)
     pt_err_clear(&err);
     struct rules *rules = NULL;
     if (n_filters || no_stdlib) {
-        enum pt_status rrc = rules_new(&rules, no_stdlib, &err);
-        for (size_t i = 0; rrc == PT_OK && i < n_filters; i++)
-            rrc = rules_load_file(rules, filters[i], &err);
-        if (rrc != PT_OK) {
-            rules_free(rules);
-            return cli_report(&err);
-        }
+        int rrc = record_config_build_rules(filters, n_filters, no_stdlib, &rules);
+        if (rrc)
+            return rrc;
         o.rules = rules;
     }
     struct trace *t = NULL;
@@ -206,11 +204,12 @@ int cmd_export(int argc, char **argv)
             }
         }
         rc = fmt->fn(&v, out, &err);
-        if (out != stdout && fclose(out) != 0 && rc == PT_OK)
+        bool to_stdout = out == stdout;   /* not compared after fclose (-Wuse-after-free) */
+        if (!to_stdout && fclose(out) != 0 && rc == PT_OK)
             rc = pt_fail(&err, PT_EFAIL, "cannot write %s", path);
-        if (out == stdout)
+        if (to_stdout)
             fflush(stdout);
-        if (rc == PT_OK && out != stdout && isatty(2))
+        if (rc == PT_OK && !to_stdout && isatty(2))
             fprintf(stderr, "pytrace: wrote %s (%s, %llu samples)\n", path, fmt->name,
                     (unsigned long long)v.samples_kept);
     }

@@ -141,19 +141,33 @@ const struct config *record_config(void)
     return reccfg;
 }
 
-int record_config_rules(const char *const *files, size_t n, bool no_stdlib)
+int record_config_build_rules(const char *const *files, size_t n, bool no_stdlib,
+                              struct rules **out)
 {
     struct pt_err err;
     pt_err_clear(&err);
+    *out = NULL;
+    struct rules *r;
+    if (rules_new(&r, no_stdlib, &err) != PT_OK)
+        return cli_report(&err);
+    for (size_t i = 0; i < n; i++)
+        if (rules_load_file(r, files[i], &err) != PT_OK) {
+            rules_free(r);
+            return cli_report(&err);
+        }
+    *out = r;
+    return 0;
+}
+
+int record_config_rules(const char *const *files, size_t n, bool no_stdlib)
+{
     rules_free(reccfg_rules);
     free(reccfg_rules_text);
     reccfg_rules = NULL;
     reccfg_rules_text = NULL;
-    if (rules_new(&reccfg_rules, no_stdlib, &err) != PT_OK)
-        return cli_report(&err);
-    for (size_t i = 0; i < n; i++)
-        if (rules_load_file(reccfg_rules, files[i], &err) != PT_OK)
-            return cli_report(&err);
+    int rc = record_config_build_rules(files, n, no_stdlib, &reccfg_rules);
+    if (rc)
+        return rc;
     size_t len = rules_describe(reccfg_rules, NULL, 0);
     if (!(reccfg_rules_text = malloc(len + 1))) {
         fprintf(stderr, "pytrace: out of memory\n");

@@ -32,6 +32,11 @@ const struct config *record_config(void);
  * an exit code after printing the error (a bad rule file: 2, naming FILE:LINE). */
 int record_config_rules(const char *const *files, size_t n, bool no_stdlib);
 
+/* A chain of the defaults (and stdlib folding), then each file in order, for `export` and `view`.
+ * Returns 0 and *out (rules_free it), or an exit code after printing the error. */
+int record_config_build_rules(const char *const *files, size_t n, bool no_stdlib,
+                              struct rules **out);
+
 /* The chain built by record_config_rules() (NULL before) and its description for the header. */
 const struct rules *record_config_rule_chain(const char **description);
 

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "output/trace_filter.h"
 #include "util/rules.h"
 
 static bool thread_matches(const struct trace *t, uint32_t id, const struct export_opts *o)
@@ -47,63 +48,33 @@ static enum pt_status exclude_rules(const struct export_opts *o, struct rules **
     return rc;
 }
 
-static int span_order(const void *a, const void *b, void *ctx)
-{
-    const struct tl_span *sp = ctx, *x = &sp[*(const uint32_t *)a], *y = &sp[*(const uint32_t *)b];
-    if (x->thread != y->thread)
-        return x->thread < y->thread ? -1 : 1;
-    if (x->begin != y->begin)
-        return x->begin < y->begin ? -1 : 1;
-    return x->depth < y->depth ? -1 : x->depth > y->depth;
-}
-
-/*
- * Spans of folded frames under a folded caller, as export_stack() drops them from stacks. A span's
- * caller is the span one level up on its thread that was open when it began: sweeping each
- * thread's spans by begin (callers first at equal times), open[d] is the last span at depth d.
- * in_fold[i]: the nearest kept frame at or above span i is folded.
- */
+/* Spans of folded frames under a folded caller, as export_stack() drops them from stacks.
+ * in_fold[i]: the nearest kept frame at or above span i is folded. */
 static enum pt_status export_hide_folded_spans(struct export_view *v, struct pt_err *err)
 {
     const struct trace *t = v->t;
     size_t n = t->n_spans;
-    uint32_t max_depth = 0;
-    for (size_t i = 0; i < n; i++)
-        max_depth = t->spans[i].depth > max_depth ? t->spans[i].depth : max_depth;
-    if (max_depth > n)   /* a damaged file: no real nesting is deeper than the spans */
-        max_depth = (uint32_t)n;
-    uint32_t *order = malloc((n + 1) * sizeof *order);
-    uint32_t *open = malloc(((size_t)max_depth + 1) * sizeof *open);
-    bool *in_fold = calloc(n + 1, sizeof *in_fold);
+    uint32_t *parent = malloc((n + 1) * sizeof *parent), *chain = malloc((n + 1) * sizeof *chain);
+    uint8_t *state = calloc(n + 1, 1);   /* 0 undecided, else 1 + in_fold */
     v->span_hidden = calloc(n + 1, sizeof *v->span_hidden);
-    if (!order || !open || !in_fold || !v->span_hidden) {
-        free(order), free(open), free(in_fold);
-        return pt_fail(err, PT_EFAIL, "out of memory");
-    }
-    for (size_t i = 0; i < n; i++)
-        order[i] = (uint32_t)i;
-    qsort_r(order, n, sizeof *order, span_order, t->spans);
-    uint32_t thread = 0;
-    for (size_t k = 0; k < n; k++) {
-        const struct tl_span *s = &t->spans[order[k]];
-        if (k == 0 || s->thread != thread) {
-            thread = s->thread;
-            memset(open, 0xff, ((size_t)max_depth + 1) * sizeof *open);
+    enum pt_status rc = !parent || !chain || !state || !v->span_hidden
+                            ? pt_fail(err, PT_EFAIL, "out of memory")
+                            : trace_span_parents(t, parent, err);
+    for (size_t i = 0; rc == PT_OK && i < n; i++) {
+        size_t depth = 0;
+        for (uint32_t s = (uint32_t)i; s != TRACE_NO_PARENT && !state[s]; s = parent[s])
+            chain[depth++] = s;
+        while (depth--) {   /* callers first */
+            uint32_t s = chain[depth], p = parent[s], fn = t->spans[s].function;
+            bool caller_fold = p != TRACE_NO_PARENT && state[p] == 2;
+            bool excluded = fn < t->n_functions && v->function_excluded[fn];
+            bool folded = fn < t->n_functions && v->function_folded[fn];
+            state[s] = 1 + (excluded ? caller_fold : folded);
+            v->span_hidden[s] = !excluded && folded && caller_fold;
         }
-        bool parent_fold = false;
-        if (s->depth > 0 && s->depth - 1 <= max_depth && open[s->depth - 1] != UINT32_MAX) {
-            const struct tl_span *p = &t->spans[open[s->depth - 1]];
-            parent_fold = p->begin <= s->begin && p->end >= s->end && in_fold[open[s->depth - 1]];
-        }
-        if (s->depth <= max_depth)
-            open[s->depth] = order[k];
-        bool excluded = s->function < t->n_functions && v->function_excluded[s->function];
-        bool folded = s->function < t->n_functions && v->function_folded[s->function];
-        in_fold[order[k]] = excluded ? parent_fold : folded;
-        v->span_hidden[order[k]] = !excluded && folded && parent_fold;
     }
-    free(order), free(open), free(in_fold);
-    return PT_OK;
+    free(parent), free(chain), free(state);
+    return rc;
 }
 
 /* Frame decisions by function id: the rule chain first, then --exclude (the command line wins). */

@@ -1,5 +1,6 @@
 """Filter rules and configuration (docs/filters.md, docs/config.md): exclude and fold applied while
-recording and at export, visible in the flame graph (collapsed stacks) and in speedscope; the rule
+recording, at export and in `view`, visible in the flame graph (collapsed stacks), in speedscope
+and in the viewer's call tree; the rule
 chain in the header and the trailer's counts shown by `info`; a malformed rule file exits 2 with one
 line naming FILE:LINE; `pytrace config` shows each value's source, command line > environment >
 file."""
@@ -116,6 +117,30 @@ def test_speedscope_shows_the_rules(traces, which, tmp_path):
     assert {"dumps", "encode_hook", "spin_callback", "work"} <= used
 
 
+def _view_tree_functions(path, tmp_path, *extra):
+    """Function names of the call tree `pytrace view` embeds in its page."""
+    out = str(tmp_path / "v.html")
+    r = run_pytrace("view", path, "-o", out, *extra)
+    if r.returncode == 1 and b"viewer was not built" in r.stderr:
+        pytest.skip("the HTML viewer was not built (npm missing): " + r.stderr.decode())
+    assert r.returncode == 0, r.stderr
+    page = open(out).read()
+    start = page.index('<script id="pytrace-data" type="application/json">')
+    start = page.index(">", start) + 1
+    doc = json.loads(page[start:page.index("</script>", start)])
+    return {doc["functions"][f][0] for f in doc["tree"]["function"][1:]}
+
+
+def test_view_applies_the_rules(traces, tmp_path):
+    plain = _view_tree_functions(traces["plain"], tmp_path)
+    assert {"noisy_helper", "dumps", "spin_callback"} <= plain
+    assert "encode" in plain or "iterencode" in plain
+    filtered = _view_tree_functions(traces["plain"], tmp_path, "--filter", traces["rules"])
+    assert "noisy_helper" not in filtered and "encode" not in filtered
+    assert "iterencode" not in filtered
+    assert {"dumps", "encode_hook", "spin_callback", "work"} <= filtered
+
+
 def test_info_shows_chain_and_counts(traces):
     r = run_pytrace("info", traces["filtered"])
     assert r.returncode == 0, r.stderr
@@ -140,6 +165,7 @@ def test_malformed_rule_file_exits_2_naming_the_line(tmp_path):
                   "open(%r, 'w')" % str(marker)),
                  ("attach", "--filter", str(bad), "1"),
                  ("export", "--filter", str(bad), "-f", "collapsed", "x.pytrace"),
+                 ("view", "--filter", str(bad), "x.pytrace"),
                  ("config", "--filter", str(bad))):
         r = run_pytrace(*args, env=_env(tmp_path))
         assert r.returncode == 2, (args, r.stderr)

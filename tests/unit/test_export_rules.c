@@ -1,7 +1,8 @@
 /*
  * test_export_rules.c — frame rules at export (output/export_common.c): exclude takes frames out
  * of stacks and spans, fold reduces each run of folded frames to its outermost one (user code
- * called back from a folded frame stays), include re-admits, and --exclude beats the rule files.
+ * called back from a folded frame stays), include re-admits, and --exclude beats the rule files;
+ * the same rules rewriting a loaded trace (output/trace_filter.c, `pytrace view --filter`).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 
 #include "output/export.h"
+#include "output/trace_filter.h"
 #include "util/rules.h"
 
 enum { S_EMPTY, S_MAIN, S_DUMPS, S_ENCODE, S_HOOK, S_NOISY, S_APP, S_JSON, S_ENC, N_STRINGS };
@@ -145,12 +147,66 @@ static void fold_runs_pass_over_excluded_frames(void **state)
     rules_free(r);
 }
 
+static void apply_rules_rewrites_the_trace(void **state)
+{
+    (void)state;
+    struct trace t = fx_trace();
+    struct trace_stack_node stacks[6];
+    memcpy(stacks, fx_stacks, sizeof stacks);
+    t.stacks = stacks;
+    struct trace_sample samples[] = {{1, 4, 1, 0}, {1, 3, 2, 0}, {1, 5, 3, 0}, {1, 0, 4, 0}};
+    t.samples = samples;
+    t.n_samples = 4;
+    struct rules *r = chain("fold stdlib\nexclude function:literal:noisy\n");
+    struct pt_err err;
+    assert_int_equal(trace_apply_rules(&t, r, &err), PT_OK);
+    /* main(1) > dumps(2) > hook(3): encode merged into dumps, noisy into main. */
+    assert_int_equal(t.n_stacks, 4);
+    assert_int_equal(t.stacks[1].function, F_MAIN);
+    assert_int_equal(t.stacks[2].function, F_DUMPS);
+    assert_int_equal(t.stacks[2].parent, 1);
+    assert_int_equal(t.stacks[3].function, F_HOOK);
+    assert_int_equal(t.stacks[3].parent, 2);
+    assert_int_equal(samples[0].stack, 3);
+    assert_int_equal(samples[1].stack, 2);
+    assert_int_equal(samples[2].stack, 1);
+    assert_int_equal(samples[3].stack, 0);
+    /* Spans: encode and noisy go, hook moves up to depth 2. */
+    assert_int_equal(t.n_spans, 3);
+    assert_int_equal(t.spans[0].function, F_MAIN);
+    assert_int_equal(t.spans[1].function, F_DUMPS);
+    assert_int_equal(t.spans[2].function, F_HOOK);
+    assert_int_equal(t.spans[2].depth, 2);
+    rules_free(r);
+    /* Without frame rules nothing changes. */
+    t = fx_trace();
+    assert_int_equal(rules_new(&r, false, &err), PT_OK);
+    assert_int_equal(trace_apply_rules(&t, r, &err), PT_OK);
+    assert_int_equal(t.n_spans, 5);
+    assert_int_equal(t.n_stacks, 6);
+    rules_free(r);
+}
+
+static void span_parents(void **state)
+{
+    (void)state;
+    struct trace t = fx_trace();
+    uint32_t parent[5];
+    struct pt_err err;
+    assert_int_equal(trace_span_parents(&t, parent, &err), PT_OK);
+    uint32_t want[5] = {TRACE_NO_PARENT, 0, 1, 2, 0};
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(parent[i], want[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(fold_keeps_the_runs_outermost_frame_and_callbacks),
         cmocka_unit_test(include_readmits_and_exclude_option_wins),
         cmocka_unit_test(fold_runs_pass_over_excluded_frames),
+        cmocka_unit_test(apply_rules_rewrites_the_trace),
+        cmocka_unit_test(span_parents),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
