@@ -5,14 +5,17 @@
  * one exits 7.
  */
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/record_config.h"
 #include "util/privfile.h"
 #include "output/export.h"
+#include "util/rules.h"
 
 #define EXPORT_MAX_OPTS 64
 
@@ -41,6 +44,9 @@ static const char export_usage[] =
     "  --from SEC         start SEC seconds into the trace\n"
     "  --to SEC           end SEC seconds into the trace\n"
     "  --exclude PATTERN  drop frames whose file or dotted module matches the glob (repeatable)\n"
+    "  --filter FILE      apply the frame rules of FILE: exclude, fold, include (repeatable;\n"
+    "                     docs/filters.md)\n"
+    "  --no-stdlib        fold standard-library frames into their first caller's frame\n"
     "  --no-idle          drop samples of threads that were not running\n"
     "  --gil-only         keep only samples of threads holding the GIL\n"
     "  otlp: --endpoint URL [--header K=V ...] [--service NAME] POSTs instead of writing OUT\n";
@@ -66,7 +72,7 @@ static void default_out(const char *in, const char *suffix, char *out, size_t ca
 int cmd_export(int argc, char **argv)
 {
     enum { O_THREAD = 256, O_FROM, O_TO, O_EXCLUDE, O_NOIDLE, O_GIL, O_ENDPOINT, O_HEADER,
-           O_SERVICE };
+           O_SERVICE, O_FILTER, O_NOSTDLIB };
     static const struct option opts[] = {
         {"format", required_argument, NULL, 'f'},
         {"output", required_argument, NULL, 'o'},
@@ -79,11 +85,15 @@ int cmd_export(int argc, char **argv)
         {"endpoint", required_argument, NULL, O_ENDPOINT},
         {"header", required_argument, NULL, O_HEADER},
         {"service", required_argument, NULL, O_SERVICE},
+        {"filter", required_argument, NULL, O_FILTER},
+        {"no-stdlib", no_argument, NULL, O_NOSTDLIB},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     static const char *threads[EXPORT_MAX_OPTS], *excludes[EXPORT_MAX_OPTS],
-        *headers[EXPORT_MAX_OPTS];
+        *headers[EXPORT_MAX_OPTS], *filters[EXPORT_MAX_OPTS];
+    size_t n_filters = 0;
+    bool no_stdlib = false;
     struct export_opts o = {.threads = threads, .exclude = excludes, .headers = headers,
                             .to_s = -1};
     const char *format = NULL, *outpath = NULL;
@@ -124,6 +134,12 @@ int cmd_export(int argc, char **argv)
             headers[o.n_headers++] = optarg;
             break;
         case O_SERVICE: o.service = optarg; break;
+        case O_FILTER:
+            if (n_filters == EXPORT_MAX_OPTS)
+                return cli_usage_error("export", "too many --filter options");
+            filters[n_filters++] = optarg;
+            break;
+        case O_NOSTDLIB: no_stdlib = true; break;
         case 'h': fputs(export_usage, stdout); return 0;
         default: return cli_usage_error("export", "unknown option");
         }
@@ -143,9 +159,18 @@ int cmd_export(int argc, char **argv)
     const char *in = argv[optind];
     struct pt_err err;
     pt_err_clear(&err);
+    struct rules *rules = NULL;
+    if (n_filters || no_stdlib) {
+        int rrc = record_config_build_rules(filters, n_filters, no_stdlib, &rules);
+        if (rrc)
+            return rrc;
+        o.rules = rules;
+    }
     struct trace *t = NULL;
-    if (trace_load(in, &t, &err) != PT_OK)
+    if (trace_load(in, &t, &err) != PT_OK) {
+        rules_free(rules);
         return cli_report(&err);
+    }
     if (t->truncated)
         fprintf(stderr, "pytrace: %s is truncated after %llu bytes (recording interrupted?); "
                 "exporting what it holds\n", in, (unsigned long long)t->valid_bytes);
@@ -153,6 +178,7 @@ int cmd_export(int argc, char **argv)
     enum pt_status rc = export_view_init(&v, t, &o, &err);
     if (rc != PT_OK) {
         trace_free(t);
+        rules_free(rules);
         return cli_report(&err);
     }
     char path[4096];
@@ -172,20 +198,23 @@ int cmd_export(int argc, char **argv)
             if (!out) {
                 export_view_free(&v);
                 trace_free(t);
+                rules_free(rules);
                 fprintf(stderr, "pytrace: cannot write %s\n", path);
                 return PT_EFAIL;
             }
         }
         rc = fmt->fn(&v, out, &err);
-        if (out != stdout && fclose(out) != 0 && rc == PT_OK)
+        bool to_stdout = out == stdout;   /* not compared after fclose (-Wuse-after-free) */
+        if (!to_stdout && fclose(out) != 0 && rc == PT_OK)
             rc = pt_fail(&err, PT_EFAIL, "cannot write %s", path);
-        if (out == stdout)
+        if (to_stdout)
             fflush(stdout);
-        if (rc == PT_OK && out != stdout && isatty(2))
+        if (rc == PT_OK && !to_stdout && isatty(2))
             fprintf(stderr, "pytrace: wrote %s (%s, %llu samples)\n", path, fmt->name,
                     (unsigned long long)v.samples_kept);
     }
     export_view_free(&v);
     trace_free(t);
+    rules_free(rules);
     return rc == PT_OK ? 0 : cli_report(&err);
 }

@@ -209,6 +209,21 @@ static void print_header(const struct trace *t, const char *path)
     printf("Started:     %s (CLOCK_MONOTONIC %" PRIu64 " ns)\n", when, t->start_mono_ns);
 }
 
+/* The rule chain, one rule per line, and what the rules removed (the trailer's counts). */
+static void print_filters(const struct trace *t)
+{
+    printf("Filters:     %s", *t->filters ? "" : "none\n");
+    for (const char *p = t->filters; *p;) {
+        size_t n = strcspn(p, "\n");
+        printf("%s%.*s\n", p == t->filters ? "" : "             ", (int)n, p);
+        p += n + (p[n] == '\n');
+    }
+    if (t->has_trailer)
+        printf("Removed:     %" PRIu64 " values redacted, %" PRIu64 " dropped, %" PRIu64
+               " frames excluded or folded\n", t->summary.redacted, t->summary.dropped,
+               t->summary.excluded);
+}
+
 static void print_text(const struct trace *t, const struct info_stats *s, const char *path)
 {
     print_header(t, path);
@@ -235,7 +250,8 @@ static void print_text(const struct trace *t, const struct info_stats *s, const 
     printf("Tags:        ");
     for (size_t i = 0; i < t->n_tags; i++)
         printf("%s%s=%s", i ? ", " : "", t->tag_keys[i], t->tag_values[i]);
-    printf("%s\nFilters:     %s\n", t->n_tags ? "" : "none", *t->filters ? t->filters : "none");
+    printf("%s\n", t->n_tags ? "" : "none");
+    print_filters(t);
 
     printf("\nThreads (%zu):\n  %10s  %10s  %6s  %6s  %s\n", t->n_threads - 1, "tid", "samples",
            "GIL", "idle", "name");
@@ -335,6 +351,9 @@ static int print_json(const struct trace *t, const struct info_stats *s, const c
         json_object_set_new(root, "overruns", json_integer((json_int_t)t->summary.overruns));
         json_object_set_new(root, "walks", json_integer((json_int_t)t->summary.walks));
         json_object_set_new(root, "busy_ns", json_integer((json_int_t)t->summary.busy_ns));
+        json_object_set_new(root, "redacted", json_integer((json_int_t)t->summary.redacted));
+        json_object_set_new(root, "dropped", json_integer((json_int_t)t->summary.dropped));
+        json_object_set_new(root, "excluded", json_integer((json_int_t)t->summary.excluded));
     } else {
         json_object_set_new(root, "missed", json_null());
         json_object_set_new(root, "overruns", json_null());

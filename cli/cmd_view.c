@@ -17,6 +17,9 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/record_config.h"
+#include "output/trace_filter.h"
+#include "util/rules.h"
 #include "util/privfile.h"
 #include "output/view_data.h"
 
@@ -31,6 +34,9 @@ static const char view_usage[] =
     "  -o OUT            output file ('-' for stdout; default: FILE with .pytrace replaced\n"
     "                    by .html)\n"
     "  --span-budget N   most timeline spans embedded; the longest are kept (default 200000)\n"
+    "  --filter FILE     apply the frame rules of FILE: exclude, fold, include (repeatable;\n"
+    "                    docs/filters.md)\n"
+    "  --no-stdlib       fold standard-library frames into their first caller's frame\n"
     "  The page template is viewer.bundle.html next to the pytrace binary (or in\n"
     "  ../share/pytrace/, or $PYTRACE_VIEWER), built from viewer/ when npm is found.\n";
 
@@ -151,10 +157,15 @@ static int view_report_bundle(const char *why, const char *path)
 
 int cmd_view(int argc, char **argv)
 {
-    enum { O_BUDGET = 256 };
+    enum { O_BUDGET = 256, O_FILTER, O_NOSTDLIB };
+    static const char *filters[64];
+    size_t n_filters = 0;
+    bool no_stdlib = false;
     static const struct option opts[] = {
         {"output", required_argument, NULL, 'o'},
         {"span-budget", required_argument, NULL, O_BUDGET},
+        {"filter", required_argument, NULL, O_FILTER},
+        {"no-stdlib", no_argument, NULL, O_NOSTDLIB},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -173,6 +184,12 @@ int cmd_view(int argc, char **argv)
             vo.span_budget = (size_t)v;
             break;
         }
+        case O_FILTER:
+            if (n_filters == sizeof filters / sizeof *filters)
+                return cli_usage_error("view", "too many --filter options");
+            filters[n_filters++] = optarg;
+            break;
+        case O_NOSTDLIB: no_stdlib = true; break;
         case 'h': fputs(view_usage, stdout); return 0;
         default: return cli_usage_error("view", "unknown option");
         }
@@ -180,6 +197,10 @@ int cmd_view(int argc, char **argv)
     if (optind != argc - 1)
         return cli_usage_error("view", "expected exactly one trace FILE");
     const char *in = argv[optind];
+    struct rules *rules = NULL;
+    int rrc = record_config_build_rules(filters, n_filters, no_stdlib, &rules);
+    if (rrc)
+        return rrc;
 
     char bundle_path[PATH_MAX + 64] = "";
     const char *why = NULL;
@@ -188,13 +209,19 @@ int cmd_view(int argc, char **argv)
     const char *at = bundle ? strstr(bundle, VIEW_PLACEHOLDER) : NULL;
     if (!at) {
         free(bundle);
+        rules_free(rules);
         return view_report_bundle(why ? why : "damaged", bundle_path);
     }
 
     struct pt_err err;
     pt_err_clear(&err);
     struct trace *t = NULL;
-    if (trace_load(in, &t, &err) != PT_OK) {
+    enum pt_status lrc = trace_load(in, &t, &err);
+    if (lrc == PT_OK)
+        lrc = trace_apply_rules(t, rules, &err);
+    rules_free(rules);
+    if (lrc != PT_OK) {
+        trace_free(t);
         free(bundle);
         return cli_report(&err);
     }

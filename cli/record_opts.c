@@ -17,6 +17,7 @@
 
 #include "attach/proc.h"
 #include "cli/cli.h"
+#include "cli/record_config.h"
 #include "output/record.h"
 
 #define PYTRACE_VERSION_STR "0.1.0"
@@ -35,7 +36,11 @@ const char record_usage[] =
     "      --tag KEY=VALUE  stored in the header (repeatable)\n"
     "      --max-size SIZE  stop when the file reaches SIZE bytes (K, M, G suffixes)\n"
     "      --jitter FRAC    random offset of each tick, a fraction of the period (default 0)\n"
-    "  -q, --quiet          no status line and no summary\n";
+    "  -q, --quiet          no status line and no summary\n"
+    "      --filter FILE    filter/redaction rules (repeatable; docs/filters.md)\n"
+    "      --no-stdlib      fold standard-library frames into their first caller's frame\n"
+    "      --output-dir DIR directory of the default trace file name\n"
+    "      --config FILE    read options from FILE too (docs/config.md; `pytrace config`)\n";
 
 static int parse_size(const char *s, uint64_t *out)
 {
@@ -64,7 +69,7 @@ int record_parse(const char *verb, int argc, char **argv, struct record_cli *o, 
      * before or after the PID (GNU getopt moves the PID to the end). */
     const char *shortopts = strcmp(verb, "run") == 0 ? "+r:d:o:qh" : "r:d:o:qh";
     enum { O_BLOCKING = 256, O_SUBP, O_THREAD, O_GIL, O_IDLE, O_NAME, O_TAG, O_MAXSIZE, O_JITTER,
-           O_NATIVE };
+           O_NATIVE, O_FILTER, O_NOSTDLIB, O_OUTDIR, O_CONFIG };
     static const struct option opts[] = {
         {"rate", required_argument, NULL, 'r'},
         {"duration", required_argument, NULL, 'd'},
@@ -80,16 +85,38 @@ int record_parse(const char *verb, int argc, char **argv, struct record_cli *o, 
         {"max-size", required_argument, NULL, O_MAXSIZE},
         {"jitter", required_argument, NULL, O_JITTER},
         {"native", no_argument, NULL, O_NATIVE},
+        {"filter", required_argument, NULL, O_FILTER},
+        {"no-stdlib", no_argument, NULL, O_NOSTDLIB},
+        {"output-dir", required_argument, NULL, O_OUTDIR},
+        {"config", required_argument, NULL, O_CONFIG},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     memset(o, 0, sizeof *o);
     o->rate_hz = 1000;
-    optind = 1;
-    int c;
+    /* Pass 0 finds --config, pass 1 reads the configuration as options, pass 2 the command line
+     * (whose values replace them; its first --filter/--thread replaces the configured list). */
+    int c, pass = 0, pargc = argc;
+    char **pargv = argv;
+    bool cli_filter = false, cli_thread = false;
+again:
+    optind = 0;
+    opterr = pass == 2;
     char *end;
-    while ((c = getopt_long(argc, argv, shortopts, opts, NULL)) != -1) {
+    while ((c = getopt_long(pargc, pargv, shortopts, opts, NULL)) != -1) {
+        if (pass == 0) {
+            o->config = c == O_CONFIG ? optarg : o->config;
+            continue;
+        }
+        if (pass == 1 && c == '?')
+            return cli_usage_error(verb, "bad value from %s", record_config_origin(optind - 1));
+        if (pass == 2)
+            record_config_note(opts, c, optarg);
+        if (pass == 2 && ((c == O_FILTER && !cli_filter) || (c == O_THREAD && !cli_thread))) {
+            *(c == O_FILTER ? &o->n_filters : &o->n_threads) = 0;
+            *(c == O_FILTER ? &cli_filter : &cli_thread) = true;
+        }
         switch (c) {
         case 'r':
             o->rate_hz = strtod(optarg, &end);
@@ -135,12 +162,31 @@ int record_parse(const char *verb, int argc, char **argv, struct record_cli *o, 
             fprintf(stderr, "pytrace %s: --native is not available in this version yet\n", verb);
             return PT_EFAIL;
         case 'q': o->quiet = true; break;
+        case O_FILTER:
+            if (o->n_filters == REC_MAX_FILTERS)
+                return cli_usage_error(verb, "too many --filter options");
+            o->filters[o->n_filters++] = optarg;
+            break;
+        case O_NOSTDLIB: o->no_stdlib = true; break;
+        case O_OUTDIR: o->output_dir = optarg; break;
+        case O_CONFIG: break;   /* read in pass 0 */
         case 'h': return -1;
         default: return cli_usage_error(verb, "unknown option");
         }
     }
+    if (pass < 2) {
+        int rc = pass == 0 ? record_config_load(verb, o->config, opts, &pargc, &pargv) : 0;
+        if (rc)
+            return rc;
+        if (pass == 1) {
+            pargc = argc;
+            pargv = argv;
+        }
+        pass++;
+        goto again;
+    }
     *next = optind;
-    return 0;
+    return record_config_rules(o->filters, o->n_filters, o->no_stdlib);
 }
 
 static void sanitize(char *s)
@@ -165,7 +211,8 @@ static void default_path(const struct record_cli *o, pid_t pid, char *out, size_
     uint32_t id = 0;
     if (getrandom(&id, sizeof id, 0) != sizeof id)
         id = (uint32_t)now ^ (uint32_t)getpid() * 2654435761u;
-    snprintf(out, cap, "pytrace-%s-%d-%s-%08x.pytrace", name, (int)pid, stamp, id);
+    snprintf(out, cap, "%s%spytrace-%s-%d-%s-%08x.pytrace", o->output_dir ? o->output_dir : "",
+             o->output_dir ? "/" : "", name, (int)pid, stamp, id);
 }
 
 static uint64_t clock_ns(clockid_t c)
@@ -228,8 +275,8 @@ int record_and_report(const struct record_cli *o, struct py_proc *root, pid_t ro
         .native = o->native,
         .tags = tags,
         .n_tags = n_tags,
-        .filters = "",
     };
+    const struct rules *rules = record_config_rule_chain(&meta.filters);
     meta.start_mono_ns = clock_ns(CLOCK_MONOTONIC);
     meta.start_wall_ns = clock_ns(CLOCK_REALTIME);
 
@@ -239,6 +286,7 @@ int record_and_report(const struct record_cli *o, struct py_proc *root, pid_t ro
     struct rec_thread_filter filter = {o->threads, o->n_threads};
     if (rec_sink_open(&sink, path, o->output != NULL, &meta, &filter, 10000000ULL, &err) != PT_OK)
         return cli_report(&err);
+    rec_sink_set_rules(sink, rules);
 
     struct session_opts so = {
         .rate_hz = o->rate_hz,

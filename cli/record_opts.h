@@ -14,6 +14,7 @@
 
 #define REC_MAX_TAGS 64
 #define REC_MAX_THREADS 64
+#define REC_MAX_FILTERS 32
 
 struct record_cli {
     double rate_hz;
@@ -27,10 +28,17 @@ struct record_cli {
     size_t n_tags;
     const char *threads[REC_MAX_THREADS];
     size_t n_threads;
+    const char *filters[REC_MAX_FILTERS];   /* --filter FILE, in order (docs/filters.md) */
+    size_t n_filters;
+    bool no_stdlib;                         /* --no-stdlib: fold standard-library frames */
+    const char *output_dir;                 /* --output-dir: directory of the default file */
+    const char *config;                     /* --config FILE (docs/config.md) */
 };
 
 /* Parses argv from optind-style index 1; stops at the first non-option (attach's PID) or at "--"
- * (run's command). Returns 0 and sets *next to the first unparsed index, or an exit code. */
+ * (run's command). Values from configuration files and PYTRACE_* variables come first, the
+ * command line wins (cli/record_config.h); the rule files are loaded too. Returns 0 and sets
+ * *next to the first unparsed index, or an exit code. */
 int record_parse(const char *verb, int argc, char **argv, struct record_cli *o, int *next);
 
 /* Usage text of the shared options. */

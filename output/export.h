@@ -17,12 +17,17 @@
 #include "output/trace.h"
 #include "util/err.h"
 
+struct rules;
+
 struct export_opts {
     const char *const *threads;   /* --thread: name glob or tid; none = all */
     size_t n_threads;
     double from_s, to_s;          /* --from/--to: seconds since the trace's start; to_s < 0: end */
-    const char *const *exclude;   /* --exclude: glob over file paths or dotted module names */
+    const char *const *exclude;   /* --exclude: glob over file paths or dotted module names;
+                                   * each is the rules `exclude file:P` and `exclude module:P`
+                                   * applied after `rules` */
     size_t n_exclude;
+    const struct rules *rules;    /* --filter/--no-stdlib frame rules (util/rules.h); NULL none */
     bool no_idle;                 /* drop samples of threads that were not running */
     bool gil_only;                /* keep only samples of threads holding the GIL */
     /* OTLP */
@@ -37,7 +42,10 @@ struct export_view {
     const struct export_opts *o;
     uint64_t t0, t1;              /* selected CLOCK_MONOTONIC window [t0, t1] */
     bool *thread_ok;              /* by thread id */
-    bool *function_excluded;      /* by function id */
+    bool *function_excluded;      /* by function id: exclude rules and --exclude */
+    bool *function_folded;        /* by function id: fold rules */
+    bool *span_hidden;            /* by span index: excluded, or folded under a folded caller;
+                                   * NULL when no function is folded */
     uint64_t samples_kept;        /* samples passing the filters */
     double period_ns;             /* what one sample stands for: 1 / achieved rate (the asked
                                    * rate when the trace has no trailer) */
@@ -56,8 +64,9 @@ struct export_frame {
     int32_t line;
 };
 
-/* The stack ending at trie node `leaf`, root first, excluded frames removed. Returns the depth
- * (frames written up to cap; deeper stacks keep their innermost cap frames). */
+/* The stack ending at trie node `leaf`, root first, excluded frames removed and each run of
+ * folded frames reduced to its outermost one (docs/filters.md). Returns the depth (frames
+ * written up to cap; deeper stacks keep their innermost cap frames). */
 size_t export_stack(const struct export_view *v, uint32_t leaf, struct export_frame *out,
                     size_t cap);
 

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/rules.h"
+
 struct rec_thread {
     uint64_t thread_id;
     int64_t native_id;
@@ -18,6 +20,7 @@ struct rec_thread {
     char name[64];
     /* The previous sample's stack, root first, to reuse trie nodes for the unchanged prefix. */
     uint32_t depth, cap;
+    uint32_t depth_kept;    /* frames of the last stack the rules kept (t->tlf's length) */
     uint32_t *nodes, *funcs;
     int32_t *lines;
     struct tl_frame *tlf;
@@ -45,6 +48,11 @@ struct rec_sink {
     uint64_t counter_interval_ns;
     uint64_t samples, errors;
     uint32_t unknown_function;
+    const struct rules *value_rules;  /* the whole chain, for locals capture (rec_sink_rules) */
+    const struct rules *rules;  /* frame rules (rec_sink_set_rules), NULL = keep every frame */
+    uint8_t *action_by_fid;     /* rules_frame() + 1 by function id, 0 = not decided yet */
+    uint32_t n_action;
+    uint64_t excluded;          /* frames removed by exclude/fold, summed over samples */
 };
 
 static void emit_span(const struct tl_span *span, void *ctx)
@@ -197,6 +205,41 @@ static uint32_t function_of(struct rec_sink *s, struct rec_proc *rp, const struc
     return rp->fid_by_code[code->id];
 }
 
+void rec_sink_set_rules(struct rec_sink *s, const struct rules *r)
+{
+    s->rules = rules_has_frame_rules(r) ? r : NULL;
+    s->value_rules = r;
+}
+
+const struct rules *rec_sink_rules(const struct rec_sink *s)
+{
+    return s->value_rules;
+}
+
+/* The frame rules' decision for function fid, made once per function (functions are interned,
+ * so a sample pays one array lookup per frame). */
+static enum rule_action frame_action(struct rec_sink *s, uint32_t fid, const struct py_code *code)
+{
+    if (!s->rules || !code)
+        return RULE_NONE;
+    if (fid >= s->n_action) {
+        uint32_t n = s->n_action ? s->n_action : 256;
+        while (n <= fid)
+            n *= 2;
+        uint8_t *a = realloc(s->action_by_fid, n);
+        if (!a)
+            return RULE_NONE;
+        memset(a + s->n_action, 0, n - s->n_action);
+        s->action_by_fid = a;
+        s->n_action = n;
+    }
+    if (!s->action_by_fid[fid])
+        s->action_by_fid[fid] = (uint8_t)(1 + rules_frame(s->rules, NULL, code->filename,
+                                                          code->qualname ? code->qualname
+                                                                         : code->name));
+    return (enum rule_action)(s->action_by_fid[fid] - 1);
+}
+
 /*
  * Whether a frame that still looks like the same call (same slot, same code) must be a new one:
  * its offset went back from `from` to `to`, and no loop of its code leads back there. Without the
@@ -214,18 +257,27 @@ static bool restarted(const struct rec_proc *rp, const struct py_code *code, int
 }
 
 /* Interns the thread's stack root-first, reusing the previous sample's nodes for the common
- * prefix; fills t->tlf for the timeline. Returns the leaf node (0 for an empty stack). */
+ * prefix; fills t->tlf for the timeline. Frames the rules exclude, and folded frames called by a
+ * folded frame, are left out (t->depth counts the kept ones). Returns the leaf node (0 for an
+ * empty stack). */
 static uint32_t intern_stack(struct rec_sink *s, struct rec_proc *rp, struct rec_thread *t,
                              const struct py_snapshot *snap, const struct py_thread *pt)
 {
     uint32_t n = pt->nframes;
+    t->depth_kept = 0;
     if (reserve_depth(t, n) != 0)
         return 0;
-    uint32_t parent = 0;
-    bool same = true;
-    for (uint32_t d = 0; d < n; d++) {
-        const struct py_frame *f = py_thread_frame(snap, pt, n - 1 - d);
+    uint32_t parent = 0, d = 0;
+    bool same = true, in_fold = false;
+    for (uint32_t i = 0; i < n; i++) {
+        const struct py_frame *f = py_thread_frame(snap, pt, n - 1 - i);
         uint32_t fid = function_of(s, rp, f->code);
+        enum rule_action act = frame_action(s, fid, f->code);
+        if (act == RULE_EXCLUDE || (act == RULE_FOLD && in_fold)) {
+            s->excluded++;
+            continue;
+        }
+        in_fold = act == RULE_FOLD;
         if (!(same && d < t->depth && t->funcs[d] == fid && t->lines[d] == f->line)) {
             same = false;
             t->funcs[d] = fid;
@@ -236,8 +288,9 @@ static uint32_t intern_stack(struct rec_sink *s, struct rec_proc *rp, struct rec
         bool restart = d < t->depth && t->tlf[d].addr == f->addr && t->tlf[d].function == fid &&
                        restarted(rp, f->code, t->tlf[d].lasti, f->lasti);
         t->tlf[d] = (struct tl_frame){f->addr, fid, f->line, f->lasti, f->argsig, restart};
+        d++;
     }
-    t->depth = n;
+    t->depth = t->depth_kept = d;
     return parent;
 }
 
@@ -318,7 +371,7 @@ void rec_sink_feed(struct rec_sink *s, uint32_t proc, struct py_proc *p,
         }
         uint32_t leaf = intern_stack(s, rp, t, snap, pt);
         trace_sample(s->w, t->trace_thread, t_ns, leaf, flags);
-        tl_feed(s->tl, t->trace_thread, t_ns, t->tlf, pt->nframes);
+        tl_feed(s->tl, t->trace_thread, t_ns, t->tlf, t->depth_kept);
     }
     /* A thread missing from a torn thread list may still live: end threads only when the lists
      * were read to their ends. */
@@ -411,6 +464,10 @@ enum pt_status rec_sink_close(struct rec_sink *s, uint64_t t_ns, struct trace_su
     tl_finish(s->tl, t_ns);
     sum->samples = s->samples;
     sum->errors = s->errors;
+    struct rules_counts counts = rules_get_counts(s->value_rules);
+    sum->redacted = counts.redacted;
+    sum->dropped = counts.dropped;
+    sum->excluded = s->excluded;
     enum pt_status rc = trace_writer_close(s->w, sum, err);
     tl_free(s->tl);
     for (uint32_t i = 0; i < s->n_procs; i++) {
@@ -425,6 +482,7 @@ enum pt_status rec_sink_close(struct rec_sink *s, uint64_t t_ns, struct trace_su
         free(rp->fid_by_code);
     }
     free(s->procs);
+    free(s->action_by_fid);
     free(s);
     return rc;
 }

@@ -29,6 +29,17 @@ enum pt_status rec_sink_open(struct rec_sink **out, const char *path, bool overw
                              const struct trace_meta *meta, const struct rec_thread_filter *filter,
                              uint64_t counter_interval_ns, struct pt_err *err);
 
+struct rules;
+
+/* The filter/redaction chain (util/rules.h), kept by reference (it must outlive s); call before
+ * the first feed. Its frame rules apply while interning stacks: an excluded frame is left out (its
+ * callees attach to its caller), a folded frame called by a folded frame too; the decision is made
+ * once per function. The trailer's `excluded` counts the frames so removed, summed over samples;
+ * `redacted` and `dropped` are the chain's rules_get_counts() at close. */
+void rec_sink_set_rules(struct rec_sink *s, const struct rules *r);
+/* The chain given to rec_sink_set_rules (NULL when none): locals capture asks it rules_value(). */
+const struct rules *rec_sink_rules(const struct rec_sink *s);
+
 /* Registers a traced process (parent = 0 for the root); returns its process index. */
 uint32_t rec_sink_process(struct rec_sink *s, struct py_proc *p, uint32_t parent);
 

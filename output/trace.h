@@ -69,7 +69,7 @@ struct trace_meta {
     bool native;
     const struct trace_tag *tags;
     size_t n_tags;
-    const char *filters;         /* summary of the filter/redaction rule chain */
+    const char *filters;         /* the rule chain, rules_describe() (util/rules.h) */
 };
 
 /* What the trailer records. */
@@ -83,7 +83,9 @@ struct trace_summary {
     double achieved_hz;
     uint64_t busy_ns;            /* wall time of the rounds' work (not the waits) */
     int64_t exit_status;         /* target's, when it exited and it is known; else INT64_MIN */
-    uint64_t redacted, dropped, excluded;
+    uint64_t redacted;           /* local/argument values hidden by redact rules */
+    uint64_t dropped;            /* locals/arguments omitted by drop rules */
+    uint64_t excluded;           /* frames removed by exclude/fold rules, summed over samples */
 };
 
 struct trace_writer;
