@@ -132,7 +132,9 @@ int record_parse(const char *verb, int argc, char **argv, struct record_cli *o, 
                 return cli_usage_error(verb, "--jitter takes a fraction in [0, 0.5]");
             break;
         case O_NATIVE:
-            fprintf(stderr, "pytrace %s: --native is not available in this version yet\n", verb);
+            fprintf(stderr, "pytrace %s: recording native frames (--native) is not available in "
+                    "this version yet; `pytrace dump --native PID` shows a mixed Python/C stack "
+                    "now (docs/native.md)\n", verb);
             return PT_EFAIL;
         case 'q': o->quiet = true; break;
         case 'h': return -1;

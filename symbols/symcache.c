@@ -24,6 +24,8 @@ struct sym_module {
     struct elf_file *ef;          /* NULL when the file could not be opened */
     struct elf_file *debug;       /* separate debug file, NULL if none */
     uint64_t bias;
+    struct proc_map map;          /* its first executable mapping, to open and place it */
+    bool opened;                  /* opened on the first lookup that lands in it */
 };
 
 /* An executable mapping and the module it belongs to. */
@@ -153,14 +155,24 @@ static int module_for(struct sym_cache *sc, const struct proc_map *m)
     mod->path = strdup(m->path);
     if (!mod->path)
         return -1;
-    mod->ef = open_target_file(sc->pid, m->path, m);
-    if (mod->ef) {
-        if (elf_build_id(mod->ef, mod->build_id, sizeof mod->build_id) != 0)
-            mod->build_id[0] = '\0';
-        mod->bias = elf_load_bias(mod->ef, m->start, m->offset);
-        mod->debug = open_debug_file(sc->pid, mod);
-    }
+    mod->map = *m;
     return (int)sc->nmodules++;
+}
+
+/* Opens a module's file and debug file the first time an address lands in it: most mapped
+ * libraries never appear in a stack, and indexing a large symbol table costs milliseconds. */
+static void module_open(struct sym_cache *sc, struct sym_module *mod)
+{
+    if (mod->opened)
+        return;
+    mod->opened = true;
+    mod->ef = open_target_file(sc->pid, mod->path, &mod->map);
+    if (!mod->ef)
+        return;
+    if (elf_build_id(mod->ef, mod->build_id, sizeof mod->build_id) != 0)
+        mod->build_id[0] = '\0';
+    mod->bias = elf_load_bias(mod->ef, mod->map.start, mod->map.offset);
+    mod->debug = open_debug_file(sc->pid, mod);
 }
 
 /* (Re-)reads the executable mappings; modules already open are kept (same path). */
@@ -258,6 +270,7 @@ int symcache_lookup(struct sym_cache *sc, uint64_t addr, struct native_sym *out)
         return -1;
     sc->maps_reread = false;
     struct sym_module *mod = &sc->modules[r->module];
+    module_open(sc, mod);
     out->module = mod->path;
     if (!mod->ef)
         return -1;

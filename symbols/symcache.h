@@ -3,7 +3,8 @@
  *
  * A sym_cache belongs to one target process. It knows the process's executable mappings (from
  * /proc/PID/maps, re-read when an address falls outside every known one) and opens each mapped
- * module once, keyed by path and build-id, through /proc/PID/root (or map_files). Its separate
+ * module once, on the first address that lands in it, through /proc/PID/root (or map_files).
+ * Modules are keyed by path (a file replaced at the same path keeps its first tables). Its separate
  * debug file is used too when present: /usr/lib/debug/.build-id/xx/yyyy.debug first, then the
  * .gnu_debuglink name beside the file, in its .debug/ and under /usr/lib/debug/<dir>/. C++ names
  * are demangled (libstdc++'s __cxa_demangle). A name that is only the nearest symbol below the
@@ -44,7 +45,7 @@ int symcache_lookup(struct sym_cache *sc, uint64_t addr, struct native_sym *out)
 /* Demangles an Itanium C++ name into out (copies name unchanged when it is not one). */
 void symcache_demangle(const char *name, char *out, size_t cap);
 
-/* Modules opened so far (for tests and the performance note). */
+/* Modules known so far (executable file mappings; for tests). */
 size_t symcache_modules(const struct sym_cache *sc);
 
 #endif
