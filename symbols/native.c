@@ -83,18 +83,21 @@ static int reserve(struct native_snap *ns, uint32_t stacks, uint32_t frames)
     return 0;
 }
 
-/* Names the n return addresses in np->ips into ns->frames (already reserved). */
-static void symbolize(struct native_proc *np, struct native_snap *ns, int n)
+void native_symbolize(struct native_proc *np, struct native_snap *ns)
 {
-    for (int i = 0; i < n; i++) {
-        struct native_frame *f = &ns->frames[ns->nframes++];
-        f->ip = np->ips[i];
-        /* A return address may be the first byte after a call at the end of its function. */
-        symcache_lookup(np->sc, i > 0 ? f->ip - 1 : f->ip, &f->sym);
-        if (i > 0 && f->sym.name)
-            f->sym.offset++;
-        f->eval = merge_is_eval_symbol(f->sym.name);
+    uint64_t t0 = now_ns();
+    for (uint32_t k = 0; k < ns->nstacks; k++) {
+        const struct native_stack *st = &ns->stacks[k];
+        for (uint32_t i = 0; i < st->n; i++) {
+            struct native_frame *f = &ns->frames[st->first + i];
+            /* A return address may be the first byte after a call that ends its function. */
+            symcache_lookup(np->sc, i > 0 ? f->ip - 1 : f->ip, &f->sym);
+            if (i > 0 && f->sym.name)
+                f->sym.offset++;
+            f->eval = merge_is_eval_symbol(f->sym.name);
+        }
     }
+    ns->symbol_ns = now_ns() - t0;
 }
 
 enum pt_status native_sample(struct native_proc *np, const struct ptrace_group *g,
@@ -111,14 +114,13 @@ enum pt_status native_sample(struct native_proc *np, const struct ptrace_group *
             continue;
         uint64_t t0 = now_ns();
         int n = unwind_thread(np->uw, g->threads[k].tid, np->ips, UNWIND_MAX_FRAMES);
-        uint64_t t1 = now_ns();
+        ns->unwind_ns += now_ns() - t0;
         if (reserve(ns, 0, ns->nframes + (uint32_t)n) != 0)
             return pt_fail(err, PT_EFAIL, "out of memory for native stacks");
         struct native_stack *st = &ns->stacks[ns->nstacks++];
         *st = (struct native_stack){g->threads[k].tid, ns->nframes, (uint32_t)n};
-        symbolize(np, ns, n);
-        ns->unwind_ns += t1 - t0;
-        ns->symbol_ns += now_ns() - t1;
+        for (int i = 0; i < n; i++)
+            ns->frames[ns->nframes++] = (struct native_frame){.ip = np->ips[i]};
     }
     return PT_OK;
 }
@@ -182,6 +184,8 @@ enum pt_status native_dump(struct native_proc *np, struct py_proc *p, struct py_
     if (rc == PT_OK)
         rc = native_sample(np, &g, ns, err);
     ptg_detach(&g);   /* resumes and detaches every thread, whatever happened above */
+    if (rc == PT_OK)
+        native_symbolize(np, ns);   /* names cost milliseconds when cold: not while stopped */
     if (rc == PT_OK && before)
         apply_os_states(before, s);
     free(before);

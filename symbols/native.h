@@ -4,9 +4,10 @@
  *
  * A native_proc holds what is worth keeping between samples of one process: the libunwind
  * address space (symbols/unwind.h) and the symbol cache (symbols/symcache.h). native_sample()
- * unwinds and names every thread of a ptrace group the caller has stopped (ptg_stop_all);
- * native_dump() does the whole one-shot cycle — seize, stop, walk the Python stacks, unwind,
- * resume and detach — and always resumes and detaches, on every error path too.
+ * unwinds every thread of a ptrace group the caller has stopped (ptg_stop_all) and
+ * native_symbolize() names the frames once they run again; native_dump() does the whole one-shot
+ * cycle — seize, stop, walk the Python stacks, unwind, resume and detach, name — and always
+ * resumes and detaches, on every error path too.
  */
 #ifndef PT_NATIVE_H
 #define PT_NATIVE_H
@@ -49,9 +50,13 @@ void native_close(struct native_proc *np);
 
 void native_snap_free(struct native_snap *ns);
 
-/* Unwinds and symbolizes every thread of g; they must all be stopped (ptg_stop_all). */
+/* Unwinds every thread of g into ns (addresses only); they must all be stopped (ptg_stop_all). */
 enum pt_status native_sample(struct native_proc *np, const struct ptrace_group *g,
                              struct native_snap *ns, struct pt_err *err);
+
+/* Names every frame of ns (and sets its eval flag); needs no stopped thread, so call it after
+ * resuming them: a module's first lookup indexes its symbol tables (milliseconds). */
+void native_symbolize(struct native_proc *np, struct native_snap *ns);
 
 /* The native stack of kernel thread tid in ns, or NULL. */
 const struct native_stack *native_find(const struct native_snap *ns, int64_t tid);
