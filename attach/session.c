@@ -32,6 +32,8 @@ struct target {
     struct py_snapshot snap;
     struct ptrace_group ptg;
     bool ptraced;
+    struct native_proc *native;      /* --native: unwinder and symbols of this process */
+    struct native_snap nsnap;
     bool exited;
     bool owned;                      /* py was opened here (else it is the caller's root) */
     uint32_t fails;
@@ -70,6 +72,9 @@ static void register_python(struct session *S, struct target *t, struct pt_err *
         if (ptg_attach(&t->ptg, t->pid, err) == PT_OK)
             t->ptraced = true;
     }
+    /* Without native stacks for this process the samples are still recorded, Python only. */
+    if (S->o->native && S->sink->feed_native && t->ptraced && !t->native)
+        native_open(&t->native, t->pid, err);
 }
 
 static bool known(struct session *S, pid_t pid)
@@ -161,6 +166,8 @@ static void sample_target(struct session *S, struct target *t, uint64_t tick)
     }
     unsigned flags = PY_WALK_OS_STATE;
     enum pt_status rc = py_walk(t->py, &t->snap, flags, &err);
+    bool native = rc == PT_OK && t->native && t->ptraced &&
+                  native_sample(t->native, &t->ptg, &t->nsnap, &err) == PT_OK;
     if (rc == PT_OK && (t->snap.nthreads != t->last_nthreads || tick - t->last_names_ns >= NAMES_NS)) {
         /* New threads (or time to refresh): resolve names while the target is still paused. */
         py_thread_names(t->py, &t->snap);
@@ -169,7 +176,11 @@ static void sample_target(struct session *S, struct target *t, uint64_t tick)
     }
     if (t->ptraced)
         ptg_resume_all(&t->ptg);
-    if (rc == PT_OK) {
+    if (native) {   /* names after resuming: a module's first lookup takes milliseconds */
+        native_symbolize(t->native, &t->nsnap);
+        S->sink->feed_native(S->sink->ctx, t->proc, t->py, &t->snap, &t->nsnap, tick);
+        t->fails = 0;
+    } else if (rc == PT_OK) {
         t->fails = 0;
         S->sink->feed(S->sink->ctx, t->proc, t->py, &t->snap, tick);
     } else if (rc == PT_ENOPROC || !proc_alive(t->pid)) {
@@ -294,6 +305,9 @@ enum pt_status session_run(const struct session_opts *o, struct py_proc *root, p
         if (res->end == SESSION_TARGET_EXITED && !t->exited)
             target_exit(&S, t, end);
         py_snapshot_free(&t->snap);
+        native_snap_free(&t->nsnap);
+        native_close(t->native);
+        t->native = NULL;
         if (t->py && t->owned)
             py_proc_close(t->py);
         if (t->proc)

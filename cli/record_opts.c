@@ -26,6 +26,8 @@ const char record_usage[] =
     "  -d, --duration SEC   stop after SEC seconds (default: until Ctrl-C or the target exits)\n"
     "  -o, --output FILE    trace file (default pytrace-<name>-<pid>-<UTC time>-<id>.pytrace)\n"
     "      --blocking       pause the target's threads for each sample (consistent stacks)\n"
+    "      --native         also record native (C) frames between the Python ones; implies\n"
+    "                       --blocking (docs/native.md)\n"
     "      --subprocesses   also record child processes (multiprocessing, gunicorn workers)\n"
     "      --thread SPEC    record only threads whose name matches glob SPEC or whose tid is\n"
     "                       SPEC (repeatable; alias --threads)\n"
@@ -131,15 +133,18 @@ int record_parse(const char *verb, int argc, char **argv, struct record_cli *o, 
             if (*end || o->jitter < 0 || o->jitter > 0.5)
                 return cli_usage_error(verb, "--jitter takes a fraction in [0, 0.5]");
             break;
-        case O_NATIVE:
-            fprintf(stderr, "pytrace %s: recording native frames (--native) is not available in "
-                    "this version yet; `pytrace dump --native PID` shows a mixed Python/C stack "
-                    "now (docs/native.md)\n", verb);
-            return PT_EFAIL;
+        case O_NATIVE: o->native = true; break;
         case 'q': o->quiet = true; break;
         case 'h': return -1;
         default: return cli_usage_error(verb, "unknown option");
         }
+    }
+    if (o->native && !o->blocking) {
+        /* Native stacks can only be unwound from stopped threads. */
+        o->blocking = true;
+        if (!o->quiet)
+            fprintf(stderr, "pytrace %s: --native implies --blocking: the target's threads are "
+                    "paused for each sample\n", verb);
     }
     *next = optind;
     return 0;
@@ -248,6 +253,7 @@ int record_and_report(const struct record_cli *o, struct py_proc *root, pid_t ro
         .jitter = o->jitter,
         .blocking = o->blocking,
         .subprocesses = o->subprocesses,
+        .native = o->native,
         .max_size = o->max_size,
         .status_line = !o->quiet && isatty(2),
         .out_path = path,
