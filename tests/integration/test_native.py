@@ -1,7 +1,8 @@
 """`pytrace dump --native`: mixed stacks of a target blocked in a C call (time.sleep, zlib.compress,
 select.select) show the C frames between the Python ones — C extension and libc innermost, then
 the Python frames that called them, then the interpreter's own C frames down to main — and the
-target runs on afterwards (not stopped, not traced)."""
+target runs on afterwards (not stopped, not traced). `attach --native` stores the same stacks in
+the trace."""
 import json
 import os
 import re
@@ -105,3 +106,39 @@ def test_native_dump_of_missing_process_fails_cleanly():
     r = run_pytrace("dump", "--native", "999999999")
     assert r.returncode != 0
     assert r.stderr.decode().strip()
+
+
+def _collapsed(path, tmp_path):
+    out = str(tmp_path / "c.txt")
+    r = run_pytrace("export", path, "-f", "collapsed", "-o", out)
+    assert r.returncode == 0, r.stderr.decode()
+    with open(out) as f:
+        return [line.rsplit(" ", 1) for line in f.read().splitlines()]
+
+
+@pytest.mark.parametrize("python", [p for p in interpreter_params()
+                                    if p.id in ("pyenv-3.8", "pyenv-3.11", "pyenv-3.12",
+                                                "pyenv-3.13", "debian-3.11")])
+def test_attach_native_records_c_frames(start_target, python, tmp_path):
+    """attach --native (blocking implied, and said so): stacks in the trace read main → Python →
+    C extension; the target runs on afterwards."""
+    require(python)
+    target = start_target([python, TARGET, "select"])
+    out = str(tmp_path / "n.pytrace")
+    r = run_pytrace("attach", target.pid, "--native", "-d", "1", "-r", "50", "-o", out)
+    assert r.returncode == 0, r.stderr.decode()
+    assert "--native implies --blocking" in r.stderr.decode()
+    st = _status(target.pid)
+    assert st["State"][0] not in "tT" and st["TracerPid"] == "0", st
+    r = run_pytrace("info", out, "--json")
+    doc = json.loads(r.stdout.decode())
+    assert doc["native"] and doc["blocking"], doc
+    stacks = [s.split(";") for s, _ in _collapsed(out, tmp_path) if "in_select" in s]
+    assert stacks, "no sample of the main thread in select"
+    for frames in stacks:
+        names = [f.split(" (")[0] for f in frames]
+        py = [k for k, f in enumerate(frames) if re.search(r":-?\d+\)$", f)]   # file:line
+        assert [names[k] for k in py] == ["<module>", "outer", "in_select"], frames
+        assert any(re.search("select", n) for n in names[py[-1] + 1:]), names
+        assert any(n in ("Py_BytesMain", "main", "__libc_start_main") for n in names[:py[0]]), names
+        assert "_PyEval_EvalFrameDefault" not in names, names
