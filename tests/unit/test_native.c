@@ -2,7 +2,8 @@
  * test_native.c — the native/Python stack merge (symbols/merge.c) on synthetic stacks of every
  * CPython frame model, including threads with no Python frames and stacks that disagree, and
  * the symbol cache (symbols/symcache.c) on this very process: exact names, C++ demangling,
- * version suffixes, unknown addresses.
+ * version suffixes, unknown addresses; and native functions (Function fields 6-8) through a
+ * written and re-read trace file.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,9 +12,11 @@
 #include <cmocka.h>
 
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "output/trace.h"
 #include "symbols/merge.h"
 #include "symbols/symcache.h"
 
@@ -215,6 +218,51 @@ static void test_symcache_gone_process(void **state)
     assert_int_not_equal(symcache_open(&sc, 0x7ffffff0, &err), PT_OK);
 }
 
+/* Native functions are interned apart from Python ones and from their approximate twins, and
+ * come back from the file with kind, module and flag; Python functions read as kind 0. */
+static void test_native_functions_round_trip(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/pytrace-test-native-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    struct trace_meta meta = {.pid = 1, .name = "n", .python_version = "3.12", .python_binary = "",
+                              .cmdline = "", .host = "", .pytrace_version = "0", .rate_hz = 100,
+                              .blocking = true, .native = true, .filters = ""};
+    struct trace_writer *w = NULL;
+    struct pt_err err;
+    assert_int_equal(trace_writer_open(&w, path, true, &meta, &err), PT_OK);
+    uint32_t py = trace_function(w, "deflate", "deflate", "/lib/libz.so", 0);
+    uint32_t nat = trace_native_function(w, "deflate", "/lib/libz.so", false);
+    uint32_t approx = trace_native_function(w, "deflate", "/lib/libz.so", true);
+    uint32_t unknown = trace_native_function(w, NULL, NULL, false);
+    assert_int_not_equal(py, nat);
+    assert_int_not_equal(nat, approx);
+    assert_int_equal(trace_native_function(w, "deflate", "/lib/libz.so", false), nat);
+    uint32_t root = trace_stack(w, 0, py, 3);
+    uint32_t leaf = trace_stack(w, root, nat, -1);
+    uint32_t th = trace_thread(w, trace_process(w, 1, 1, "", "3.12", 0), 1, 1, "main");
+    trace_sample(w, th, 1000, leaf, 0);
+    assert_int_equal(trace_writer_close(w, NULL, &err), PT_OK);
+
+    struct trace *t = NULL;
+    assert_int_equal(trace_load(path, &t, &err), PT_OK);
+    unlink(path);
+    assert_true(t->native);
+    assert_null(trace_fn_native(t, py));
+    const struct trace_fn_native *n = trace_fn_native(t, nat);
+    assert_non_null(n);
+    assert_false(n->approximate);
+    assert_string_equal(trace_str(t, n->module), "/lib/libz.so");
+    assert_string_equal(trace_str(t, t->functions[nat].name), "deflate");
+    assert_true(trace_fn_native(t, approx)->approximate);
+    assert_string_equal(trace_str(t, t->functions[unknown].name), "??");
+    assert_int_equal(trace_fn_native(t, unknown)->module, 0);
+    assert_null(trace_fn_native(t, 9999));
+    trace_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -231,6 +279,7 @@ int main(void)
         cmocka_unit_test(test_symcache_names_own_function),
         cmocka_unit_test(test_symcache_unknown_address),
         cmocka_unit_test(test_symcache_gone_process),
+        cmocka_unit_test(test_native_functions_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
