@@ -6,10 +6,18 @@
 
 #include <string.h>
 
+/* name is base, or base followed by a compiler suffix: GCC moves the eval loop's unlikely paths
+ * to "_PyEval_EvalFrameDefault.cold", which is still the same C frame. */
+static bool is_or_part_of(const char *name, const char *base)
+{
+    size_t n = strlen(base);
+    return strncmp(name, base, n) == 0 && (name[n] == '\0' || name[n] == '.');
+}
+
 bool merge_is_eval_symbol(const char *name)
 {
-    return name && (strcmp(name, "_PyEval_EvalFrameDefault") == 0 ||
-                    strcmp(name, "PyEval_EvalFrameEx") == 0);
+    return name && (is_or_part_of(name, "_PyEval_EvalFrameDefault") ||
+                    is_or_part_of(name, "PyEval_EvalFrameEx"));
 }
 
 static bool put(struct merge_item *out, uint32_t cap, uint32_t *n, uint8_t kind, uint32_t index)

@@ -39,7 +39,8 @@ struct merge_item {
 uint32_t merge_stacks(const bool *native_is_eval, uint32_t n_native, const bool *py_entry,
                       uint32_t n_py, struct merge_item *out, uint32_t cap, bool *uncertain);
 
-/* True for the names of the interpreter's eval-loop function across CPython versions. */
+/* True for the names of the interpreter's eval-loop function across CPython versions (and its
+ * compiler-split parts such as "_PyEval_EvalFrameDefault.cold"). */
 bool merge_is_eval_symbol(const char *name);
 
 #endif

@@ -148,7 +148,8 @@ static void test_eval_symbol_names(void **state)
     (void)state;
     assert_true(merge_is_eval_symbol("_PyEval_EvalFrameDefault"));
     assert_true(merge_is_eval_symbol("PyEval_EvalFrameEx"));
-    assert_false(merge_is_eval_symbol("_PyEval_EvalFrameDefault.cold"));
+    assert_true(merge_is_eval_symbol("_PyEval_EvalFrameDefault.cold"));
+    assert_false(merge_is_eval_symbol("_PyEval_EvalFrameDefaultX"));
     assert_false(merge_is_eval_symbol("PyEval_EvalCode"));
     assert_false(merge_is_eval_symbol(NULL));
 }
