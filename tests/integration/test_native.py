@@ -90,6 +90,29 @@ def test_native_dump_shows_c_frames_between_python_frames(start_target, python, 
     assert others and all(x["native_stack"] for x in others)
 
 
+@pytest.mark.parametrize("python", interpreter_params())
+def test_native_dump_places_c_frames_between_python_runs(start_target, python):
+    """Python → C (list/map) → Python → sleep: the C frames of map sit between the lambda and
+    in_nested, so each eval-loop frame got its own run of Python frames (3.11 is_entry, 3.12+
+    shim frames, one frame per eval call before)."""
+    require(python)
+    target = start_target([python, TARGET, "nested"])
+    t = _main_thread(_dump_native(target.pid), target.pid)
+    frames = t["frames"]
+    assert not t["merge_uncertain"], frames
+    py = [k for k, f in enumerate(frames) if f["kind"] == "python"]
+    names = [frames[k]["function"] for k in py]
+    assert names == ["<lambda>", "in_nested", "outer", "<module>"], names
+    between = [f for f in frames[py[0] + 1:py[1]]]
+    assert between, frames
+    # Debian's stripped python3.11 names map_next & co. after a nearby export (approximate).
+    assert any(re.search(r"map|list", f.get("symbol") or "") or f["approximate"]
+               for f in between), between
+    assert all(f["kind"] == "python" for f in frames[py[1]:py[3] + 1]) or \
+        py[3] - py[1] > 2, frames   # 3.11+: one run; before: C call frames between
+    assert not any((f.get("symbol") or "").startswith("_PyEval_EvalFrameDefault") for f in frames)
+
+
 def test_native_dump_text_names_modules(start_target):
     python = require("/usr/bin/python3.11")
     target = start_target([python, TARGET, "select"])

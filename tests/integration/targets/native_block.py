@@ -1,5 +1,6 @@
 """A target for `dump --native`: the main thread blocks in a C call (time.sleep, zlib.compress of a
-large buffer in a loop, or select.select) under two Python frames. Prints one JSON line when
+large buffer in a loop, or select.select) under two Python frames; or (nested) in time.sleep called
+by a lambda that the C function map() calls. Prints one JSON line when
 ready; exits when its stdin closes (a helper thread waits for that)."""
 import json
 import os
@@ -26,6 +27,11 @@ def in_select():
         select.select([], [], [], 100)
 
 
+def in_nested():
+    # Python -> C (list, map) -> Python: two C-level eval calls, each running its own frames.
+    list(map(lambda _: time.sleep(100), [1]))
+
+
 def outer(fn):
     fn()
 
@@ -40,4 +46,4 @@ t.daemon = True
 t.start()
 sys.stdout.write(json.dumps({"pid": os.getpid()}) + "\n")
 sys.stdout.flush()
-outer({"sleep": in_sleep, "zlib": in_zlib, "select": in_select}[sys.argv[1]])
+outer({"sleep": in_sleep, "zlib": in_zlib, "select": in_select, "nested": in_nested}[sys.argv[1]])
