@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "attach/proc.h"
 #include "symbols/elf.h"
@@ -91,19 +92,25 @@ static const char *display_name(struct sym_cache *sc, const char *raw)
     return name;
 }
 
-/* Opens path as the target sees it: /proc/PID/root/path, else the mapping's map_files entry. */
+/* Opens path as the target sees it: /proc/PID/root/path when that is still the mapped file (same
+ * inode), else the mapping's map_files entry (a file replaced or deleted since it was mapped), and
+ * the path after all when map_files fails (overlayfs may report another inode in the maps). */
 static struct elf_file *open_target_file(pid_t pid, const char *path, const struct proc_map *m)
 {
-    char full[4200];
+    char full[4200], mapped[96];
     struct elf_file *ef = NULL;
+    struct stat st;
     proc_root_path(pid, path, full, sizeof full);
-    if (elf_open(&ef, full, NULL) == PT_OK)
+    bool same = !m || (stat(full, &st) == 0 && st.st_ino == m->inode);
+    if (same && elf_open(&ef, full, NULL) == PT_OK)
         return ef;
-    if (!m)
-        return NULL;
-    snprintf(full, sizeof full, "/proc/%d/map_files/%llx-%llx", (int)pid,
-             (unsigned long long)m->start, (unsigned long long)m->end);
-    return elf_open(&ef, full, NULL) == PT_OK ? ef : NULL;
+    if (m) {
+        snprintf(mapped, sizeof mapped, "/proc/%d/map_files/%llx-%llx", (int)pid,
+                 (unsigned long long)m->start, (unsigned long long)m->end);
+        if (elf_open(&ef, mapped, NULL) == PT_OK)
+            return ef;
+    }
+    return !same && elf_open(&ef, full, NULL) == PT_OK ? ef : NULL;
 }
 
 /* The separate debug file of mod, by build-id and then by .gnu_debuglink. */
@@ -139,8 +146,9 @@ static struct elf_file *open_debug_file(pid_t pid, struct sym_module *mod)
 /* The module of mapping m (opened on first use); -1 when it cannot be recorded. */
 static int module_for(struct sym_cache *sc, const struct proc_map *m)
 {
+    /* Same path and inode: the same file (a library replaced on disk gets a new inode). */
     for (size_t i = 0; i < sc->nmodules; i++)
-        if (strcmp(sc->modules[i].path, m->path) == 0)
+        if (sc->modules[i].map.inode == m->inode && strcmp(sc->modules[i].path, m->path) == 0)
             return (int)i;
     if (sc->nmodules == sc->cap_modules) {
         size_t cap = sc->cap_modules ? sc->cap_modules * 2 : 16;

@@ -4,7 +4,7 @@
  * A sym_cache belongs to one target process. It knows the process's executable mappings (from
  * /proc/PID/maps, re-read when an address falls outside every known one) and opens each mapped
  * module once, on the first address that lands in it, through /proc/PID/root (or map_files).
- * Modules are keyed by path (a file replaced at the same path keeps its first tables). Its separate
+ * Modules are keyed by path and inode (a library replaced on disk is a new module). Its separate
  * debug file is used too when present: /usr/lib/debug/.build-id/xx/yyyy.debug first, then the
  * .gnu_debuglink name beside the file, in its .debug/ and under /usr/lib/debug/<dir>/. C++ names
  * are demangled (libstdc++'s __cxa_demangle). A name that is only the nearest symbol below the
