@@ -33,6 +33,10 @@ struct target {
     struct py_snapshot snap;
     struct ptrace_group ptg;
     bool ptraced;
+    struct native_proc *native;      /* --native: unwinder and symbols of this process */
+    struct native_snap nsnap;
+    char *states;                    /* blocking: each thread's state before the stop, by index */
+    uint32_t cap_states;
     bool exited;
     bool owned;                      /* py was opened here (else it is the caller's root) */
     uint32_t fails;
@@ -71,6 +75,9 @@ static void register_python(struct session *S, struct target *t, struct pt_err *
         if (ptg_attach(&t->ptg, t->pid, err) == PT_OK)
             t->ptraced = true;
     }
+    /* Without native stacks for this process the samples are still recorded, Python only. */
+    if (S->o->native && S->sink->feed_native && t->ptraced && !t->native)
+        native_open(&t->native, t->pid, err);
 }
 
 static bool known(struct session *S, pid_t pid)
@@ -153,15 +160,61 @@ static void reap_child(struct session *S)
     S->child_status = si.si_code == CLD_EXITED ? si.si_status : -(int64_t)si.si_status;
 }
 
+/* Blocking mode: a stopped thread's /proc state reads 't', so remember each thread's state (the
+ * threads of the previous walk) just before stopping them; a thread new since reads as stopped. */
+static void states_before_stop(struct target *t)
+{
+    const struct py_snapshot *s = &t->snap;
+    if (s->nthreads > t->cap_states) {
+        char *n = realloc(t->states, s->nthreads);
+        if (!n)
+            return;
+        t->states = n;
+        t->cap_states = s->nthreads;
+    }
+    for (uint32_t i = 0; i < s->nthreads; i++) {
+        struct proc_tstat st;
+        int64_t tid = s->threads[i].native_id;
+        t->states[i] = tid > 0 && py_proc_thread_stat(t->py, (pid_t)tid, &st) == 0 ? st.state : 0;
+    }
+}
+
+/* Puts the states read before the stop into the new snapshot (matched by kernel tid). */
+static void states_apply(struct target *t, uint32_t nprev, const int64_t *prev_tids)
+{
+    struct py_snapshot *s = &t->snap;
+    for (uint32_t k = 0; k < s->nthreads; k++) {
+        struct py_thread *pt = &s->threads[k];
+        for (uint32_t i = 0; i < nprev && i < t->cap_states; i++) {
+            if (prev_tids[i] == pt->native_id && t->states[i]) {
+                pt->os_state = t->states[i];
+                pt->idle = t->states[i] != 'R';
+                break;
+            }
+        }
+    }
+}
+
 static void sample_target(struct session *S, struct target *t, uint64_t tick)
 {
     struct pt_err err;
+    static __thread int64_t prev_tids[PY_MAX_THREADS];
+    uint32_t nprev = 0;
+    if (t->ptraced) {
+        states_before_stop(t);
+        for (; nprev < t->snap.nthreads && nprev < PY_MAX_THREADS; nprev++)
+            prev_tids[nprev] = t->snap.threads[nprev].native_id;
+    }
     if (t->ptraced && ptg_stop_all(&t->ptg) != 0) {
         target_exit(S, t, tick);
         return;
     }
     unsigned flags = PY_WALK_OS_STATE;
     enum pt_status rc = py_walk(t->py, &t->snap, flags, &err);
+    if (rc == PT_OK && t->ptraced)
+        states_apply(t, nprev, prev_tids);
+    bool native = rc == PT_OK && t->native && t->ptraced &&
+                  native_sample(t->native, &t->ptg, &t->nsnap, &err) == PT_OK;
     if (rc == PT_OK && (t->snap.nthreads != t->last_nthreads || tick - t->last_names_ns >= NAMES_NS)) {
         /* New threads (or time to refresh): resolve names while the target is still paused. */
         py_thread_names(t->py, &t->snap);
@@ -170,7 +223,11 @@ static void sample_target(struct session *S, struct target *t, uint64_t tick)
     }
     if (t->ptraced)
         ptg_resume_all(&t->ptg);
-    if (rc == PT_OK) {
+    if (native) {   /* names after resuming: a module's first lookup takes milliseconds */
+        native_symbolize(t->native, &t->nsnap);
+        S->sink->feed_native(S->sink->ctx, t->proc, t->py, &t->snap, &t->nsnap, tick);
+        t->fails = 0;
+    } else if (rc == PT_OK) {
         t->fails = 0;
         S->sink->feed(S->sink->ctx, t->proc, t->py, &t->snap, tick);
     } else if (rc == PT_ENOPROC || !proc_alive(t->pid)) {
@@ -305,6 +362,11 @@ enum pt_status session_run(const struct session_opts *o, struct py_proc *root, p
         if (res->end == SESSION_TARGET_EXITED && !t->exited)
             target_exit(&S, t, end);
         py_snapshot_free(&t->snap);
+        native_snap_free(&t->nsnap);
+        free(t->states);
+        t->states = NULL;
+        native_close(t->native);
+        t->native = NULL;
         if (t->py && t->owned)
             py_proc_close(t->py);
         if (t->proc)

@@ -18,6 +18,7 @@
 
 #include "readers/runtime.h"
 #include "readers/walk.h"
+#include "symbols/native.h"
 
 struct session_opts {
     double rate_hz;
@@ -25,6 +26,7 @@ struct session_opts {
     double jitter;            /* fraction of the period, 0 = none */
     bool blocking;
     bool subprocesses;
+    bool native;              /* with blocking: unwind native stacks too (sink's feed_native) */
     uint64_t max_size;        /* bytes, 0 = unlimited */
     bool status_line;         /* live one-line status on stderr */
     const char *out_path;     /* for the status line */
@@ -43,6 +45,11 @@ struct session_sink {
     void (*feed)(void *ctx, uint32_t proc, struct py_proc *p, const struct py_snapshot *snap,
                  uint64_t t_ns);
     void (*feed_failed)(void *ctx, uint32_t proc, uint64_t t_ns);
+    /* With opts.native: feed with every thread's native stack (NULL: the sink takes no native
+     * stacks, feed is used). */
+    void (*feed_native)(void *ctx, uint32_t proc, struct py_proc *p,
+                        const struct py_snapshot *snap, const struct native_snap *ns,
+                        uint64_t t_ns);
     void (*process_exit)(void *ctx, uint32_t proc, uint64_t t_ns, int64_t status);
     enum pt_status (*tick)(void *ctx, uint64_t now_ns, struct pt_err *err);
     uint64_t (*samples)(void *ctx);

@@ -1,7 +1,8 @@
 /*
- * cmd_dump.c — `pytrace dump PID [--json]`: every thread's Python stack, now, without stopping the
- * target. A torn read (the target runs while we read) is retried a few times before a thread is
- * printed as partial.
+ * cmd_dump.c — `pytrace dump PID [--json] [--native]`: every thread's Python stack, now, without
+ * stopping the target. A torn read (the target runs while we read) is retried a few times before a
+ * thread is printed as partial. --native stops the threads for the length of the dump to unwind
+ * their C stacks and prints mixed stacks (symbols/native.h).
  */
 #include <getopt.h>
 #include <jansson.h>
@@ -11,14 +12,20 @@
 #include "attach/proc.h"
 #include "cli/cli.h"
 #include "readers/walk.h"
+#include "symbols/native.h"
+#include "symbols/unwind.h"
 
 #define DUMP_RETRIES 5
 
 static const char dump_usage[] =
-    "usage: pytrace dump PID [--json]\n"
+    "usage: pytrace dump PID [--json] [--native]\n"
     "  Print the Python stack of every thread of process PID, innermost frame first.\n"
     "  --json     one JSON object: {pid, python_version, threads: [{thread_id, native_id, name,\n"
-    "             holds_gil, idle, frames: [{function, qualname, file, line}]}]}\n";
+    "             holds_gil, idle, frames: [{function, qualname, file, line}]}]}\n"
+    "  --native   mixed stacks: C frames (symbol, module) between the Python ones; stops the\n"
+    "             target's threads (ptrace) for the length of the dump, then resumes them.\n"
+    "             JSON frames get kind \"python\" or \"native\" (symbol, module, offset,\n"
+    "             address, approximate).\n";
 
 static const char *thread_state(const struct py_thread *t)
 {
@@ -27,46 +34,166 @@ static const char *thread_state(const struct py_thread *t)
     return t->idle ? "idle" : "active";
 }
 
-static void print_text(struct py_proc *p, const struct py_snapshot *s)
+#define DUMP_MERGE_CAP (UNWIND_MAX_FRAMES + PY_MAX_FRAMES)
+
+/* The stacks to print: Python only, or merged with the native ones when ns is set. */
+struct dump_view {
+    struct py_proc *p;
+    const struct py_snapshot *s;
+    const struct native_snap *ns;    /* NULL without --native */
+    struct merge_item items[DUMP_MERGE_CAP];
+};
+
+/* Thread t's frames as merge items (Python-only frames when there is no native snapshot). */
+static uint32_t view_items(struct dump_view *v, const struct py_thread *t,
+                           const struct native_stack *nst, bool *uncertain)
 {
+    *uncertain = false;
+    if (v->ns)
+        return native_merge(v->ns, nst, v->s, t, v->items, DUMP_MERGE_CAP, uncertain);
+    uint32_t n = t->nframes < DUMP_MERGE_CAP ? t->nframes : DUMP_MERGE_CAP;
+    for (uint32_t k = 0; k < n; k++)
+        v->items[k] = (struct merge_item){MERGE_PYTHON, k};
+    return n;
+}
+
+static const char *base_name(const char *path)
+{
+    const char *slash = path ? strrchr(path, '/') : NULL;
+    return slash ? slash + 1 : path ? path : "?";
+}
+
+static void print_native_text(const struct native_frame *f)
+{
+    if (f->sym.name)
+        printf("    %s (%s+0x%llx)%s\n", f->sym.name, base_name(f->sym.module),
+               (unsigned long long)f->sym.offset, f->sym.approximate ? " [approximate]" : "");
+    else
+        printf("    0x%llx (%s)\n", (unsigned long long)f->ip, base_name(f->sym.module));
+}
+
+static void print_items_text(struct dump_view *v, const struct py_thread *t,
+                             const struct native_stack *nst, uint32_t n)
+{
+    for (uint32_t k = 0; k < n; k++) {
+        const struct merge_item *it = &v->items[k];
+        if (it->kind == MERGE_NATIVE) {
+            print_native_text(&v->ns->frames[nst->first + it->index]);
+            continue;
+        }
+        const struct py_frame *f = py_thread_frame(v->s, t, it->index);
+        if (f->code)
+            printf("    %s (%s:%d)\n", f->code->qualname, f->code->filename, f->line);
+        else
+            printf("    <unreadable code object at 0x%llx>\n", (unsigned long long)f->code_addr);
+    }
+}
+
+/* Stopped threads that have no Python thread state (native-only threads). */
+static bool is_python_thread(const struct py_snapshot *s, pid_t tid)
+{
+    for (uint32_t i = 0; i < s->nthreads; i++)
+        if (s->threads[i].native_id == tid)
+            return true;
+    return false;
+}
+
+static void print_text(struct dump_view *v)
+{
+    struct py_proc *p = v->p;
+    const struct py_snapshot *s = v->s;
     char ver[32], cmd[512] = "";
     py_version_str(&p->version, ver, sizeof ver);
     proc_cmdline(p->pid, cmd, sizeof cmd);
     printf("Process %d: %s\nPython v%s (%s)\n", (int)p->pid, cmd, ver, p->binary);
     for (uint32_t i = 0; i < s->nthreads; i++) {
         const struct py_thread *t = &s->threads[i];
-        printf("\nThread %lld (%s): \"%s\"%s%s\n", (long long)t->native_id, thread_state(t),
+        const struct native_stack *nst = v->ns ? native_find(v->ns, t->native_id) : NULL;
+        bool uncertain;
+        uint32_t n = view_items(v, t, nst, &uncertain);
+        printf("\nThread %lld (%s): \"%s\"%s%s%s%s\n", (long long)t->native_id, thread_state(t),
                t->name, t->bad ? " [partial: stack changed while read]" : "",
-               t->truncated ? " [truncated]" : "");
-        for (uint32_t k = 0; k < t->nframes; k++) {
-            const struct py_frame *f = py_thread_frame(s, t, k);
-            if (f->code)
-                printf("    %s (%s:%d)\n", f->code->qualname, f->code->filename, f->line);
-            else
-                printf("    <unreadable code object at 0x%llx>\n", (unsigned long long)f->code_addr);
-        }
+               t->truncated ? " [truncated]" : "",
+               v->ns && !nst ? " [no native stack]" : "",
+               uncertain ? " [merge uncertain]" : "");
+        print_items_text(v, t, nst, n);
+    }
+    for (uint32_t i = 0; v->ns && i < v->ns->nstacks; i++) {
+        const struct native_stack *nst = &v->ns->stacks[i];
+        if (is_python_thread(s, nst->tid))
+            continue;
+        printf("\nThread %d (native only)\n", (int)nst->tid);
+        for (uint32_t k = 0; k < nst->n; k++)
+            print_native_text(&v->ns->frames[nst->first + k]);
     }
 }
 
-static json_t *frame_json(const struct py_frame *f)
+static json_t *frame_json(const struct py_frame *f, bool kinds)
 {
+    json_t *j;
     if (!f->code)
-        return json_pack("{s:s, s:s, s:s, s:i, s:b}", "function", "<unknown>", "qualname",
-                         "<unknown>", "file", "", "line", -1, "unreadable", 1);
-    return json_pack("{s:s, s:s, s:s, s:i}", "function", f->code->name, "qualname",
-                     f->code->qualname, "file", f->code->filename, "line", f->line);
+        j = json_pack("{s:s, s:s, s:s, s:i, s:b}", "function", "<unknown>", "qualname",
+                      "<unknown>", "file", "", "line", -1, "unreadable", 1);
+    else
+        j = json_pack("{s:s, s:s, s:s, s:i}", "function", f->code->name, "qualname",
+                      f->code->qualname, "file", f->code->filename, "line", f->line);
+    if (kinds && j)
+        json_object_set_new(j, "kind", json_string("python"));
+    return j;
 }
 
-static int print_json(struct py_proc *p, const struct py_snapshot *s)
+static json_t *native_json(const struct native_frame *f)
 {
+    char addr[32];
+    snprintf(addr, sizeof addr, "0x%llx", (unsigned long long)f->ip);
+    return json_pack("{s:s, s:s?, s:s?, s:I, s:s, s:b}", "kind", "native", "symbol", f->sym.name,
+                     "module", f->sym.module, "offset", (json_int_t)f->sym.offset, "address", addr,
+                     "approximate", f->sym.approximate);
+}
+
+static json_t *frames_json(struct dump_view *v, const struct py_thread *t, bool *uncertain,
+                           bool *has_native)
+{
+    const struct native_stack *nst = v->ns ? native_find(v->ns, t->native_id) : NULL;
+    uint32_t n = view_items(v, t, nst, uncertain);
+    *has_native = nst != NULL;
+    json_t *frames = json_array();
+    for (uint32_t k = 0; k < n; k++) {
+        const struct merge_item *it = &v->items[k];
+        json_array_append_new(frames, it->kind == MERGE_NATIVE
+                                          ? native_json(&v->ns->frames[nst->first + it->index])
+                                          : frame_json(py_thread_frame(v->s, t, it->index), v->ns));
+    }
+    return frames;
+}
+
+static json_t *native_only_json(const struct dump_view *v)
+{
+    json_t *arr = json_array();
+    for (uint32_t i = 0; v->ns && i < v->ns->nstacks; i++) {
+        const struct native_stack *nst = &v->ns->stacks[i];
+        if (is_python_thread(v->s, nst->tid))
+            continue;
+        json_t *frames = json_array();
+        for (uint32_t k = 0; k < nst->n; k++)
+            json_array_append_new(frames, native_json(&v->ns->frames[nst->first + k]));
+        json_array_append_new(arr, json_pack("{s:i, s:o}", "native_id", (int)nst->tid, "frames",
+                                             frames));
+    }
+    return arr;
+}
+
+static int print_json(struct dump_view *v)
+{
+    struct py_proc *p = v->p;
+    const struct py_snapshot *s = v->s;
     char ver[32];
     py_version_str(&p->version, ver, sizeof ver);
     json_t *threads = json_array();
     for (uint32_t i = 0; i < s->nthreads; i++) {
         const struct py_thread *t = &s->threads[i];
-        json_t *frames = json_array();
-        for (uint32_t k = 0; k < t->nframes; k++)
-            json_array_append_new(frames, frame_json(py_thread_frame(s, t, k)));
+        bool uncertain, has_native;
+        json_t *frames = frames_json(v, t, &uncertain, &has_native);
         json_t *jt = json_pack("{s:I, s:I, s:s, s:b, s:b, s:I, s:b, s:b, s:o}",
                                "thread_id", (json_int_t)t->thread_id,
                                "native_id", (json_int_t)t->native_id,
@@ -77,6 +204,10 @@ static int print_json(struct py_proc *p, const struct py_snapshot *s)
                                "partial", t->bad,
                                "truncated", t->truncated,
                                "frames", frames);
+        if (v->ns) {
+            json_object_set_new(jt, "native_stack", json_boolean(has_native));
+            json_object_set_new(jt, "merge_uncertain", json_boolean(uncertain));
+        }
         json_array_append_new(threads, jt);
     }
     static const char *const anchors[] = {"", "symbol", "section", "scan"};
@@ -85,9 +216,30 @@ static int print_json(struct py_proc *p, const struct py_snapshot *s)
                              "layout", p->layout_from_debug_offsets ? "debug-offsets" : "table",
                              "runtime_found_by", anchors[p->anchor <= 3 ? p->anchor : 0],
                              "threads", threads);
+    if (v->ns) {
+        json_object_set_new(root, "native_only_threads", native_only_json(v));
+        json_object_set_new(root, "native_unwind_us", json_real((double)v->ns->unwind_ns / 1e3));
+        json_object_set_new(root, "native_symbols_us", json_real((double)v->ns->symbol_ns / 1e3));
+    }
     int rc = json_dumpf(root, stdout, JSON_INDENT(2) | JSON_ENSURE_ASCII) == 0 ? 0 : PT_EFAIL;
     putchar('\n');
     json_decref(root);
+    return rc;
+}
+
+/* Walks (and with native, stops, unwinds and resumes) into *s / *ns. */
+static enum pt_status dump_walk(struct py_proc *p, struct py_snapshot *s, struct native_proc *np,
+                                struct native_snap *ns, struct pt_err *err)
+{
+    enum pt_status rc = PT_OK;
+    for (int attempt = 0; attempt < DUMP_RETRIES; attempt++) {
+        code_cache_tick(p->codes);
+        if (np)   /* threads stopped: the Python stacks cannot tear */
+            return native_dump(np, p, s, PY_WALK_OS_STATE | PY_WALK_NAMES, ns, err);
+        rc = py_walk(p, s, PY_WALK_OS_STATE | PY_WALK_NAMES, err);
+        if (rc != PT_OK || s->bad_threads == 0)
+            break;
+    }
     return rc;
 }
 
@@ -100,16 +252,15 @@ int cmd_dump(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    int json = 0, c, pid;
+    int json = 0, native = 0, c, pid;
     optind = 1;
     while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
         switch (c) {
         case 'j': json = 1; break;
         case 'h': fputs(dump_usage, stdout); return 0;
-        case 'n':
+        case 'n': native = 1; break;
         case 'l':
-            fprintf(stderr, "pytrace dump: --%s is not available in this version yet\n",
-                    c == 'n' ? "native" : "locals");
+            fprintf(stderr, "pytrace dump: --locals is not available in this version yet\n");
             return PT_EFAIL;
         default: return cli_usage_error("dump", "unknown option");
         }
@@ -124,22 +275,26 @@ int cmd_dump(int argc, char **argv)
     struct py_proc *p = NULL;
     if (py_proc_open(&p, pid, &err) != PT_OK)
         return cli_report(&err);
+    struct native_proc *np = NULL;
+    if (native && native_open(&np, pid, &err) != PT_OK) {
+        py_proc_close(p);
+        return cli_report(&err);
+    }
     struct py_snapshot s;
     py_snapshot_init(&s);
-    enum pt_status rc = PT_OK;
-    for (int attempt = 0; attempt < DUMP_RETRIES; attempt++) {
-        code_cache_tick(p->codes);
-        rc = py_walk(p, &s, PY_WALK_OS_STATE | PY_WALK_NAMES, &err);
-        if (rc != PT_OK || s.bad_threads == 0)
-            break;
-    }
+    struct native_snap ns = {0};
+    enum pt_status rc = dump_walk(p, &s, np, &ns, &err);
     int exit_code = 0;
+    static struct dump_view v;
+    v = (struct dump_view){.p = p, .s = &s, .ns = np ? &ns : NULL};
     if (rc != PT_OK)
         exit_code = cli_report(&err);
     else if (json)
-        exit_code = print_json(p, &s);
+        exit_code = print_json(&v);
     else
-        print_text(p, &s);
+        print_text(&v);
+    native_snap_free(&ns);
+    native_close(np);
     py_snapshot_free(&s);
     py_proc_close(p);
     return exit_code;

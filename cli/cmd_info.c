@@ -186,6 +186,12 @@ static void print_function(const struct trace *t, uint32_t f, uint64_t n)
 {
     const struct trace_function *fn = &t->functions[f];
     const char *q = trace_str(t, fn->qualname);
+    if (trace_fn_native(t, f)) {
+        printf("  %10" PRIu64 "  %5.1f%%  %s (%s) [native%s]\n", n, pct(n, t->n_samples),
+               trace_str(t, fn->name), trace_str(t, fn->file),
+               trace_fn_native(t, f)->approximate ? ", approximate" : "");
+        return;
+    }
     printf("  %10" PRIu64 "  %5.1f%%  %s (%s:%d)\n", n, pct(n, t->n_samples),
            *q ? q : trace_str(t, fn->name), trace_str(t, fn->file), (int)fn->first_line);
 }
@@ -282,10 +288,15 @@ static json_t *top_json(const struct trace *t, const uint32_t *top, size_t n,
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++) {
         const struct trace_function *fn = &t->functions[top[i]];
-        json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:i, s:I, s:f}",
+        const struct trace_fn_native *nat = trace_fn_native(t, top[i]);
+        json_t *j = json_pack("{s:s, s:s, s:s, s:i, s:I, s:f}",
             "function", trace_str(t, fn->name), "qualname", trace_str(t, fn->qualname),
             "file", trace_str(t, fn->file), "line", (int)fn->first_line,
-            "samples", (json_int_t)count[top[i]], "percent", pct(count[top[i]], t->n_samples)));
+            "samples", (json_int_t)count[top[i]], "percent", pct(count[top[i]], t->n_samples));
+        json_object_set_new(j, "kind", json_string(nat ? "native" : "python"));
+        if (nat)
+            json_object_set_new(j, "approximate", json_boolean(nat->approximate));
+        json_array_append_new(arr, j);
     }
     return arr;
 }

@@ -27,6 +27,8 @@ const char record_usage[] =
     "  -d, --duration SEC   stop after SEC seconds (default: until Ctrl-C or the target exits)\n"
     "  -o, --output FILE    trace file (default pytrace-<name>-<pid>-<UTC time>-<id>.pytrace)\n"
     "      --blocking       pause the target's threads for each sample (consistent stacks)\n"
+    "      --native         also record native (C) frames between the Python ones; implies\n"
+    "                       --blocking (docs/native.md)\n"
     "      --subprocesses   also record child processes (multiprocessing, gunicorn workers)\n"
     "      --thread SPEC    record only threads whose name matches glob SPEC or whose tid is\n"
     "                       SPEC (repeatable; alias --threads)\n"
@@ -158,9 +160,7 @@ again:
             if (*end || o->jitter < 0 || o->jitter > 0.5)
                 return cli_usage_error(verb, "--jitter takes a fraction in [0, 0.5]");
             break;
-        case O_NATIVE:
-            fprintf(stderr, "pytrace %s: --native is not available in this version yet\n", verb);
-            return PT_EFAIL;
+        case O_NATIVE: o->native = true; break;
         case 'q': o->quiet = true; break;
         case O_FILTER:
             if (o->n_filters == REC_MAX_FILTERS)
@@ -184,6 +184,13 @@ again:
         }
         pass++;
         goto again;
+    }
+    if (o->native && !o->blocking) {
+        /* Native stacks can only be unwound from stopped threads. */
+        o->blocking = true;
+        if (!o->quiet)
+            fprintf(stderr, "pytrace %s: --native implies --blocking: the target's threads are "
+                    "paused for each sample\n", verb);
     }
     *next = optind;
     return record_config_rules(o->filters, o->n_filters, o->no_stdlib);
@@ -294,6 +301,7 @@ int record_and_report(const struct record_cli *o, struct py_proc *root, pid_t ro
         .jitter = o->jitter,
         .blocking = o->blocking,
         .subprocesses = o->subprocesses,
+        .native = o->native,
         .max_size = o->max_size,
         .status_line = !o->quiet && isatty(2),
         .out_path = path,

@@ -213,6 +213,12 @@ int export_frame_label(const struct export_view *v, const struct export_frame *f
     if (f->function >= t->n_functions)
         return snprintf(out, cap, "<unknown>");
     const struct trace_function *fn = &t->functions[f->function];
+    const struct trace_fn_native *nat = trace_fn_native(t, f->function);
+    if (nat) {   /* a C function (--native): "symbol (libfoo.so)", no line */
+        const char *mod = trace_str(t, nat->module), *slash = strrchr(mod, '/');
+        return snprintf(out, cap, "%s (%s)%s", trace_str(t, fn->name), slash ? slash + 1 : mod,
+                        nat->approximate ? " [approximate]" : "");
+    }
     return snprintf(out, cap, "%s (%s:%d)", trace_str(t, fn->name), trace_str(t, fn->file),
                     (int)f->line);
 }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "symbols/unwind.h"
 #include "util/rules.h"
 
 struct rec_thread {
@@ -256,38 +257,72 @@ static bool restarted(const struct rec_proc *rp, const struct py_code *code, int
     return to == 0 && rp->entry_offset_unique;
 }
 
+/* A thread's stack to record: its Python frames, or (--native) the merge of those with its
+ * native frames, innermost first. */
+struct rec_stack {
+    const struct py_snapshot *snap;
+    const struct py_thread *pt;
+    const struct native_snap *ns;        /* NULL: Python frames only */
+    const struct native_stack *nst;
+    const struct merge_item *items;
+    uint32_t n;
+};
+
+/* Native frames in the timeline: one "call" per function and depth (no frame address). */
+#define REC_NATIVE_ADDR (1ULL << 63)
+
+/* Root-first frame d of st as a function id and timeline frame; returns the py_frame or NULL. */
+static const struct py_frame *stack_frame(struct rec_sink *s, struct rec_proc *rp,
+                                          const struct rec_stack *st, uint32_t d,
+                                          uint32_t *fid, struct tl_frame *tf)
+{
+    uint32_t k = st->n - 1 - d;
+    if (st->items && st->items[k].kind == MERGE_NATIVE) {
+        const struct native_frame *nf = &st->ns->frames[st->nst->first + st->items[k].index];
+        *fid = trace_native_function(s->w, nf->sym.name, nf->sym.module, nf->sym.approximate);
+        *tf = (struct tl_frame){REC_NATIVE_ADDR | *fid, *fid, -1, -1, 0, false};
+        return NULL;
+    }
+    const struct py_frame *f = py_thread_frame(st->snap, st->pt, st->items ? st->items[k].index : k);
+    *fid = function_of(s, rp, f->code);
+    *tf = (struct tl_frame){f->addr, *fid, f->line, f->lasti, f->argsig, false};
+    return f;
+}
+
 /* Interns the thread's stack root-first, reusing the previous sample's nodes for the common
  * prefix; fills t->tlf for the timeline. Frames the rules exclude, and folded frames called by a
  * folded frame, are left out (t->depth counts the kept ones). Returns the leaf node (0 for an
  * empty stack). */
 static uint32_t intern_stack(struct rec_sink *s, struct rec_proc *rp, struct rec_thread *t,
-                             const struct py_snapshot *snap, const struct py_thread *pt)
+                             const struct rec_stack *st)
 {
-    uint32_t n = pt->nframes;
+    uint32_t n = st->n;
     t->depth_kept = 0;
     if (reserve_depth(t, n) != 0)
         return 0;
     uint32_t parent = 0, d = 0;
     bool same = true, in_fold = false;
     for (uint32_t i = 0; i < n; i++) {
-        const struct py_frame *f = py_thread_frame(snap, pt, n - 1 - i);
-        uint32_t fid = function_of(s, rp, f->code);
-        enum rule_action act = frame_action(s, fid, f->code);
+        uint32_t fid;
+        struct tl_frame tf;
+        const struct py_frame *f = stack_frame(s, rp, st, i, &fid, &tf);
+        /* Rules select Python frames (by module, file, function); native frames are kept. */
+        enum rule_action act = f ? frame_action(s, fid, f->code) : RULE_NONE;
         if (act == RULE_EXCLUDE || (act == RULE_FOLD && in_fold)) {
             s->excluded++;
             continue;
         }
         in_fold = act == RULE_FOLD;
-        if (!(same && d < t->depth && t->funcs[d] == fid && t->lines[d] == f->line)) {
+        if (!(same && d < t->depth && t->funcs[d] == fid && t->lines[d] == tf.line)) {
             same = false;
             t->funcs[d] = fid;
-            t->lines[d] = f->line;
-            t->nodes[d] = trace_stack(s->w, parent, fid, f->line);
+            t->lines[d] = tf.line;
+            t->nodes[d] = trace_stack(s->w, parent, fid, tf.line);
         }
         parent = t->nodes[d];
-        bool restart = d < t->depth && t->tlf[d].addr == f->addr && t->tlf[d].function == fid &&
-                       restarted(rp, f->code, t->tlf[d].lasti, f->lasti);
-        t->tlf[d] = (struct tl_frame){f->addr, fid, f->line, f->lasti, f->argsig, restart};
+        tf.restart = f && d < t->depth && t->tlf[d].addr == f->addr && t->tlf[d].function == fid &&
+                     restarted(rp, f->code, t->tlf[d].lasti, f->lasti);
+        t->tlf[d] = tf;
         d++;
     }
     t->depth = t->depth_kept = d;
@@ -341,8 +376,26 @@ static void end_thread(struct rec_sink *s, struct rec_proc *rp, struct rec_threa
     t->depth = t->cap = 0;
 }
 
-void rec_sink_feed(struct rec_sink *s, uint32_t proc, struct py_proc *p,
-                   const struct py_snapshot *snap, uint64_t t_ns)
+#define REC_MERGE_CAP (UNWIND_MAX_FRAMES + PY_MAX_FRAMES)
+
+/* Thread pt's stack to record, merged with its native stack when ns is given. */
+static struct rec_stack stack_of(const struct py_snapshot *snap, const struct py_thread *pt,
+                                 const struct native_snap *ns)
+{
+    static __thread struct merge_item items[REC_MERGE_CAP];
+    struct rec_stack st = {snap, pt, NULL, NULL, NULL, pt->nframes};
+    if (!ns)
+        return st;
+    bool uncertain;
+    st.ns = ns;
+    st.nst = native_find(ns, pt->native_id);
+    st.n = native_merge(ns, st.nst, snap, pt, items, REC_MERGE_CAP, &uncertain);
+    st.items = items;
+    return st;
+}
+
+static void feed(struct rec_sink *s, uint32_t proc, const struct py_snapshot *snap,
+                 const struct native_snap *ns, uint64_t t_ns)
 {
     struct rec_proc *rp = &s->procs[proc - 1];
     for (uint32_t i = 0; i < rp->n; i++)
@@ -369,7 +422,8 @@ void rec_sink_feed(struct rec_sink *s, uint32_t proc, struct py_proc *p,
             tl_feed_bad(s->tl, t->trace_thread, t_ns);
             continue;
         }
-        uint32_t leaf = intern_stack(s, rp, t, snap, pt);
+        struct rec_stack st = stack_of(snap, pt, ns);
+        uint32_t leaf = intern_stack(s, rp, t, &st);
         trace_sample(s->w, t->trace_thread, t_ns, leaf, flags);
         tl_feed(s->tl, t->trace_thread, t_ns, t->tlf, t->depth_kept);
     }
@@ -384,7 +438,21 @@ void rec_sink_feed(struct rec_sink *s, uint32_t proc, struct py_proc *p,
         write_counters(s, rp, t_ns);
         rp->last_counters_ns = t_ns;
     }
+}
+
+void rec_sink_feed(struct rec_sink *s, uint32_t proc, struct py_proc *p,
+                   const struct py_snapshot *snap, uint64_t t_ns)
+{
     (void)p;
+    feed(s, proc, snap, NULL, t_ns);
+}
+
+void rec_sink_feed_native(struct rec_sink *s, uint32_t proc, struct py_proc *p,
+                          const struct py_snapshot *snap, const struct native_snap *ns,
+                          uint64_t t_ns)
+{
+    (void)p;
+    feed(s, proc, snap, ns, t_ns);
 }
 
 void rec_sink_feed_failed(struct rec_sink *s, uint32_t proc, uint64_t t_ns)
@@ -433,6 +501,13 @@ static void sk_feed(void *c, uint32_t proc, struct py_proc *p, const struct py_s
     rec_sink_feed(c, proc, p, snap, t_ns);
 }
 
+static void sk_feed_native(void *c, uint32_t proc, struct py_proc *p,
+                           const struct py_snapshot *snap, const struct native_snap *ns,
+                           uint64_t t_ns)
+{
+    rec_sink_feed_native(c, proc, p, snap, ns, t_ns);
+}
+
 static void sk_feed_failed(void *c, uint32_t proc, uint64_t t_ns) { rec_sink_feed_failed(c, proc, t_ns); }
 
 static void sk_process_exit(void *c, uint32_t proc, uint64_t t_ns, int64_t status)
@@ -454,7 +529,7 @@ struct session_sink rec_sink_as_session_sink(struct rec_sink *s)
     return (struct session_sink){
         .process = sk_process, .feed = sk_feed, .feed_failed = sk_feed_failed,
         .process_exit = sk_process_exit, .tick = sk_tick, .samples = sk_samples,
-        .errors = sk_errors, .bytes = sk_bytes, .ctx = s,
+        .errors = sk_errors, .bytes = sk_bytes, .ctx = s, .feed_native = sk_feed_native,
     };
 }
 

@@ -17,6 +17,7 @@
 #include "attach/session.h"
 #include "output/trace.h"
 #include "readers/walk.h"
+#include "symbols/native.h"
 
 struct rec_sink;
 
@@ -46,6 +47,11 @@ uint32_t rec_sink_process(struct rec_sink *s, struct py_proc *p, uint32_t parent
 /* Records one snapshot of process `proc` taken at t_ns. */
 void rec_sink_feed(struct rec_sink *s, uint32_t proc, struct py_proc *p,
                    const struct py_snapshot *snap, uint64_t t_ns);
+
+/* The same with --native: each thread's stack merged with its native stack in ns (symbolized). */
+void rec_sink_feed_native(struct rec_sink *s, uint32_t proc, struct py_proc *p,
+                          const struct py_snapshot *snap, const struct native_snap *ns,
+                          uint64_t t_ns);
 
 /* Records that a round could not read process `proc` at all (every thread gets a bad sample). */
 void rec_sink_feed_failed(struct rec_sink *s, uint32_t proc, uint64_t t_ns);

@@ -99,6 +99,10 @@ enum pt_status trace_writer_open(struct trace_writer **out, const char *path, bo
 uint32_t trace_string(struct trace_writer *w, const char *s);
 uint32_t trace_function(struct trace_writer *w, const char *name, const char *qualname,
                         const char *file, int32_t first_line);
+/* A native (C) function (--native): name and qualname are the symbol ("??" when unknown), file and
+ * module the module's path (may be NULL), first_line 0. */
+uint32_t trace_native_function(struct trace_writer *w, const char *symbol, const char *module,
+                               bool approximate);
 /* A stack-trie node: `function` at `line` called from stack node `parent` (0 = root). */
 uint32_t trace_stack(struct trace_writer *w, uint32_t parent, uint32_t function, int32_t line);
 uint32_t trace_process(struct trace_writer *w, int64_t pid, int64_t nspid, const char *cmdline,
@@ -130,6 +134,9 @@ enum pt_status trace_writer_close(struct trace_writer *w, const struct trace_sum
 /* ---- Loading ------------------------------------------------------------------------------ */
 
 struct trace_function { uint32_t name, qualname, file; int32_t first_line; };
+/* What a native (C) function adds (Function fields 6-8); kind TRACE_FN_PYTHON for Python code. */
+enum { TRACE_FN_PYTHON = 0, TRACE_FN_NATIVE = 1 };
+struct trace_fn_native { uint32_t kind; bool approximate; uint32_t module; };
 struct trace_stack_node { uint32_t parent, function; int32_t line; };
 struct trace_process { int64_t pid, nspid; uint32_t cmdline, python_version, parent; };
 struct trace_thread { uint32_t process; int64_t tid; uint64_t thread_id; uint32_t name; };
@@ -153,6 +160,7 @@ struct trace {
 
     char **strings;                       size_t n_strings;
     struct trace_function *functions;     size_t n_functions;
+    struct trace_fn_native *fn_native;    /* parallel to functions; NULL: all Python code */
     struct trace_stack_node *stacks;      size_t n_stacks;
     struct trace_process *processes;      size_t n_processes;
     struct trace_thread *threads;         size_t n_threads;
@@ -174,6 +182,13 @@ struct trace {
  */
 enum pt_status trace_load(const char *path, struct trace **out, struct pt_err *err);
 void trace_free(struct trace *t);
+
+/* The native facts of function id, or NULL when it is Python code (or unknown). */
+static inline const struct trace_fn_native *trace_fn_native(const struct trace *t, size_t id)
+{
+    return t->fn_native && id < t->n_functions && t->fn_native[id].kind == TRACE_FN_NATIVE
+               ? &t->fn_native[id] : NULL;
+}
 
 /* Convenience: the string of id (or "" when out of range). */
 static inline const char *trace_str(const struct trace *t, uint32_t id)

@@ -184,34 +184,60 @@ uint32_t trace_string(struct trace_writer *w, const char *s)
 
 /* ---- functions and stack nodes -------------------------------------------------------------- */
 
+struct fn_key {
+    struct trace_function f;
+    struct trace_fn_native x;
+};
+
 static bool fn_eq(const struct trace_writer *w, uint32_t id, const void *key)
 {
-    const struct trace_function *a = &w->fns[id], *b = key;
-    return a->name == b->name && a->qualname == b->qualname && a->file == b->file &&
-           a->first_line == b->first_line;
+    const struct trace_function *a = &w->fns[id];
+    const struct fn_key *b = key;
+    const struct trace_fn_native *ax = &w->fnx[id];
+    return a->name == b->f.name && a->qualname == b->f.qualname && a->file == b->f.file &&
+           a->first_line == b->f.first_line && ax->kind == b->x.kind &&
+           ax->approximate == b->x.approximate && ax->module == b->x.module;
+}
+
+static uint32_t intern_function(struct trace_writer *w, const struct fn_key *key)
+{
+    uint32_t h = (uint32_t)hadd(hadd(hadd(hadd(hadd(1, key->f.name), key->f.qualname), key->f.file),
+                                     (uint32_t)key->f.first_line),
+                                key->x.kind * 2u + key->x.approximate), id;
+    struct trace_slot *slot = lookup(w, &w->fn_tab, h, fn_eq, key, &id);
+    if (!slot || id)
+        return id;
+    if (!room_for(w, (void **)&w->fns, &w->cap_fns, w->n_fns, sizeof *w->fns) ||
+        !room_for(w, (void **)&w->fnx, &w->cap_fnx, w->n_fns, sizeof *w->fnx))
+        return 0;
+    id = w->n_fns++;
+    w->fns[id] = key->f;
+    w->fnx[id] = key->x;
+    htab_put(&w->fn_tab, slot, id, h);
+    w->pending_bytes += key->x.kind ? 24 : 16;
+    return id;
 }
 
 uint32_t trace_function(struct trace_writer *w, const char *name, const char *qualname,
                         const char *file, int32_t first_line)
 {
-    struct trace_function key = {
-        .name = trace_string(w, name),
-        .qualname = trace_string(w, qualname),
-        .file = trace_string(w, file),
-        .first_line = first_line,
+    struct fn_key key = {
+        .f = {trace_string(w, name), trace_string(w, qualname), trace_string(w, file), first_line},
+        .x = {TRACE_FN_PYTHON, false, 0},
     };
-    uint32_t h = (uint32_t)hadd(hadd(hadd(hadd(1, key.name), key.qualname), key.file),
-                                (uint32_t)key.first_line), id;
-    struct trace_slot *slot = lookup(w, &w->fn_tab, h, fn_eq, &key, &id);
-    if (!slot || id)
-        return id;
-    if (!room_for(w, (void **)&w->fns, &w->cap_fns, w->n_fns, sizeof *w->fns))
-        return 0;
-    id = w->n_fns++;
-    w->fns[id] = key;
-    htab_put(&w->fn_tab, slot, id, h);
-    w->pending_bytes += 16;
-    return id;
+    return intern_function(w, &key);
+}
+
+uint32_t trace_native_function(struct trace_writer *w, const char *symbol, const char *module,
+                               bool approximate)
+{
+    uint32_t name = trace_string(w, symbol ? symbol : "??");
+    uint32_t mod = trace_string(w, module);
+    struct fn_key key = {
+        .f = {name, name, mod, 0},
+        .x = {TRACE_FN_NATIVE, approximate, mod},
+    };
+    return intern_function(w, &key);
 }
 
 static bool stack_eq(const struct trace_writer *w, uint32_t id, const void *key)
@@ -363,6 +389,7 @@ void trace_intern_free(struct trace_writer *w)
         free(w->strs[i]);
     free(w->strs);
     free(w->fns);
+    free(w->fnx);
     free(w->stacks);
     free(w->procs);
     for (uint32_t i = 1; i < w->n_threads; i++) {

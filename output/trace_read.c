@@ -19,7 +19,7 @@
 /* Table capacities while loading (struct trace only carries counts). */
 struct loader {
     struct trace *t;
-    size_t cap_strings, cap_functions, cap_stacks, cap_processes, cap_threads;
+    size_t cap_strings, cap_functions, cap_stacks, cap_processes, cap_threads, cap_fn_native;
     size_t cap_samples, cap_spans, cap_counters, cap_events;
 };
 
@@ -104,8 +104,10 @@ static const char *check_chunk(const struct trace *t, const Pytrace__Chunk *c, b
         const Pytrace__Function *f = c->functions[i];
         if (f->id != t->n_functions + i)
             return "function ids out of sequence";
-        if (f->name >= ns || f->qualname >= ns || f->file >= ns)
+        if (f->name >= ns || f->qualname >= ns || f->file >= ns || f->module >= ns)
             return "a function refers to an unknown string";
+        if (f->kind > TRACE_FN_NATIVE)
+            return "a function of an unknown kind";
     }
     for (size_t i = 0; i < c->n_stacks; i++) {
         const Pytrace__StackNode *k = c->stacks[i];
@@ -193,6 +195,7 @@ static int apply_tables(struct loader *L, const Pytrace__Chunk *c)
     struct trace *t = L->t;
     if (GROW(L, strings, t->n_strings + c->n_strings) || GROW(L, functions, t->n_functions +
         c->n_functions) || GROW(L, stacks, t->n_stacks + c->n_stacks) ||
+        GROW(L, fn_native, t->n_functions + c->n_functions) ||
         GROW(L, processes, t->n_processes + c->n_processes) ||
         GROW(L, threads, t->n_threads + c->n_threads))
         return -1;
@@ -203,6 +206,7 @@ static int apply_tables(struct loader *L, const Pytrace__Chunk *c)
     }
     for (size_t i = 0; i < c->n_functions; i++) {
         const Pytrace__Function *f = c->functions[i];
+        t->fn_native[t->n_functions] = (struct trace_fn_native){f->kind, f->approximate, f->module};
         t->functions[t->n_functions++] = (struct trace_function){
             .name = f->name, .qualname = f->qualname, .file = f->file,
             .first_line = f->first_line };
@@ -374,7 +378,7 @@ static struct trace *trace_new(struct loader *L)
 {
     struct trace *t = calloc(1, sizeof *t);
     L->t = t;
-    if (!t || GROW(L, strings, 1) || GROW(L, functions, 1) || GROW(L, stacks, 1) ||
+    if (!t || GROW(L, strings, 1) || GROW(L, functions, 1) || GROW(L, fn_native, 1) || GROW(L, stacks, 1) ||
         GROW(L, processes, 1) || GROW(L, threads, 1) || !(t->strings[0] = strdup(""))) {
         trace_free(t);
         return NULL;
@@ -382,6 +386,7 @@ static struct trace *trace_new(struct loader *L)
     /* Index 0 of every id table is the "none" placeholder. */
     t->n_strings = t->n_functions = t->n_stacks = t->n_processes = t->n_threads = 1;
     t->functions[0] = (struct trace_function){ 0 };
+    t->fn_native[0] = (struct trace_fn_native){ 0 };
     t->stacks[0] = (struct trace_stack_node){ 0 };
     t->processes[0] = (struct trace_process){ 0 };
     t->threads[0] = (struct trace_thread){ 0 };
@@ -460,6 +465,7 @@ void trace_free(struct trace *t)
         free(t->strings[i]);
     free(t->strings);
     free(t->functions);
+    free(t->fn_native);
     free(t->stacks);
     free(t->processes);
     free(t->threads);

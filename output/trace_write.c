@@ -108,6 +108,11 @@ static int build_chunk(struct trace_writer *w, Pytrace__Chunk *c)
         e->qualname = w->fns[id].qualname;
         e->file = w->fns[id].file;
         e->first_line = w->fns[id].first_line;
+        if (w->fnx && w->fnx[id].kind == TRACE_FN_NATIVE) {
+            e->kind = TRACE_FN_NATIVE;
+            e->approximate = w->fnx[id].approximate;
+            e->module = w->fnx[id].module;
+        }
         *pp++ = e;
     }
     c->n_stacks = nk;

@@ -70,6 +70,7 @@ struct trace_writer {
     /* Interned tables, indexed by id; n_* counts index 0. *_flushed: first id not yet written. */
     char **strs;                     uint32_t n_strs, strs_flushed;     size_t cap_strs;
     struct trace_function *fns;      uint32_t n_fns, fns_flushed;       size_t cap_fns;
+    struct trace_fn_native *fnx;     size_t cap_fnx;   /* parallel to fns */
     struct trace_stack_node *stacks; uint32_t n_stacks, stacks_flushed; size_t cap_stacks;
     struct trace_process *procs;     uint32_t n_procs, procs_flushed;   size_t cap_procs;
     struct trace_thread *threads;    uint32_t n_threads, threads_flushed; size_t cap_threads;

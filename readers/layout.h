@@ -108,6 +108,7 @@ struct py_layout {
     int8_t if_owner_interpreter;    /* owner value of interpreter-owned shim frames (3.14+), -1 */
     int8_t if_code_tagged;          /* f_executable is a tagged _PyStackRef (3.14+) */
     int8_t if_code_tag_mask;        /* low bits to clear from a tagged f_executable (3 in 3.14), 0 */
+    int32_t if_is_entry;            /* bool: first frame of a C-level eval call (3.11 only) */
 
     /* PyCodeObject */
     int32_t co_argcount;

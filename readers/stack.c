@@ -67,6 +67,8 @@ static int add_frame(struct py_proc *p, struct py_snapshot *s, struct py_thread 
                                         f->line, f->code};
     }
     f->argsig = arg_signature(f->code, slots, nslots);
+    /* Up to 3.10 every Python frame is its own eval call; 3.11+ set it from the frame below. */
+    f->entry = p->layout.frame_model == PY_FRAMES_OBJECTS;
     if (!f->code)
         t->bad = true;
     return 0;
@@ -305,6 +307,9 @@ static void walk_interp_frames(struct py_proc *p, struct py_snapshot *s, struct 
          * only Python frames read outside the copy make the walk worth re-checking. */
         if (w && w->last_miss && !shim)
             w->misses++;
+        /* The Python frame run by the C-level eval call this shim (3.12+) stands for. */
+        if (shim && L->if_owner_cstack >= 0 && owner == L->if_owner_cstack && t->nframes)
+            s->frames[s->nframes - 1].entry = true;
         if (!shim) {
             uint64_t instr = u64_at(fb, L->if_instr);
             int64_t lasti = -1;
@@ -315,6 +320,8 @@ static void walk_interp_frames(struct py_proc *p, struct py_snapshot *s, struct 
                 lasti = (int64_t)(instr - start);
             if (add_frame(p, s, t, frame, code, lasti, slots, nslots) != 0)
                 return;
+            if (L->if_is_entry >= 0 && (size_t)L->if_is_entry < need)
+                s->frames[s->nframes - 1].entry = buf[L->if_is_entry] != 0;
         }
         uint64_t prev = u64_at(fb, L->if_previous);
         /* From 3.12 every chain ends in a shim frame (C-stack entry, or 3.14's base frame): a

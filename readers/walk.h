@@ -27,6 +27,7 @@ struct py_frame {
     int32_t lasti;               /* byte offset of the instruction in progress, -1 unknown */
     int32_t line;
     uint64_t argsig;             /* hash of the first argument slots (new call hint), 0 unknown */
+    bool entry;                  /* outermost frame of one C-level eval call (native merge) */
 };
 
 struct py_thread {

@@ -86,6 +86,7 @@ OFFSETS = [
     ("if_owner", [rng((3, 11), HI, "offsetof(_PyInterpreterFrame, owner)")]),
     ("if_localsplus", [rng((3, 11), HI, "offsetof(_PyInterpreterFrame, localsplus)")]),
     ("if_size", [rng((3, 11), HI, "sizeof(_PyInterpreterFrame)")]),
+    ("if_is_entry", [rng((3, 11), (3, 11), "offsetof(_PyInterpreterFrame, is_entry)")]),
     # PyCodeObject
     ("co_argcount", [rng((2, 7), HI, "offsetof(PyCodeObject, co_argcount)")]),
     ("co_posonlyargcount", [rng((3, 8), HI, "offsetof(PyCodeObject, co_posonlyargcount)")]),
