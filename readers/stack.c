@@ -321,7 +321,7 @@ static void walk_interp_frames(struct py_proc *p, struct py_snapshot *s, struct 
             if (add_frame(p, s, t, frame, code, lasti, slots, nslots) != 0)
                 return;
             if (L->if_is_entry >= 0 && (size_t)L->if_is_entry < need)
-                s->frames[s->nframes - 1].entry = buf[L->if_is_entry] != 0;
+                s->frames[s->nframes - 1].entry = fb[L->if_is_entry] != 0;
         }
         uint64_t prev = u64_at(fb, L->if_previous);
         /* From 3.12 every chain ends in a shim frame (C-stack entry, or 3.14's base frame): a
