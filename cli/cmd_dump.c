@@ -6,19 +6,31 @@
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "attach/proc.h"
 #include "cli/cli.h"
+#include "readers/locals.h"
 #include "readers/walk.h"
+#include "util/rules.h"
 
 #define DUMP_RETRIES 5
 
 static const char dump_usage[] =
-    "usage: pytrace dump PID [--json]\n"
+    "usage: pytrace dump PID [--json] [--locals]\n"
     "  Print the Python stack of every thread of process PID, innermost frame first.\n"
     "  --json     one JSON object: {pid, python_version, threads: [{thread_id, native_id, name,\n"
-    "             holds_gil, idle, frames: [{function, qualname, file, line}]}]}\n";
+    "             holds_gil, idle, frames: [{function, qualname, file, line}]}]}\n"
+    "  --locals   also each frame's arguments and local variables (bounded renderings; names\n"
+    "             that look secret, such as password or api_key, are shown as <redacted>);\n"
+    "             with --json each frame gets \"locals\": [{name, value, arg, redacted}]\n";
+
+/* What --locals needs while printing: the rule chain and one reused buffer. */
+struct dump_locals {
+    const struct rules *rules;
+    struct py_locals *buf;
+};
 
 static const char *thread_state(const struct py_thread *t)
 {
@@ -27,7 +39,33 @@ static const char *thread_state(const struct py_thread *t)
     return t->idle ? "idle" : "active";
 }
 
-static void print_text(struct py_proc *p, const struct py_snapshot *s)
+/* Prints frame f's arguments, then its other locals, below its line. */
+static void print_locals_text(struct py_proc *p, const struct py_frame *f,
+                              const struct dump_locals *dl)
+{
+    struct pt_err err;
+    pt_err_clear(&err);
+    if (py_locals_read(p, f, dl->rules, dl->buf, &err) != PT_OK) {
+        printf("        <locals unreadable: %s>\n", err.msg);
+        return;
+    }
+    for (int pass = 1; pass >= 0; pass--) {
+        bool header = false;
+        for (uint32_t i = 0; i < dl->buf->n; i++) {
+            const struct py_local *l = &dl->buf->items[i];
+            if (l->arg != (pass == 1))
+                continue;
+            if (!header)
+                printf("        %s:\n", pass ? "Arguments" : "Locals");
+            header = true;
+            printf("            %s = %s\n", l->name, l->value);
+        }
+    }
+    if (dl->buf->truncated)
+        printf("            ... (more variables not shown)\n");
+}
+
+static void print_text(struct py_proc *p, const struct py_snapshot *s, const struct dump_locals *dl)
 {
     char ver[32], cmd[512] = "";
     py_version_str(&p->version, ver, sizeof ver);
@@ -40,24 +78,45 @@ static void print_text(struct py_proc *p, const struct py_snapshot *s)
                t->truncated ? " [truncated]" : "");
         for (uint32_t k = 0; k < t->nframes; k++) {
             const struct py_frame *f = py_thread_frame(s, t, k);
-            if (f->code)
+            if (f->code) {
                 printf("    %s (%s:%d)\n", f->code->qualname, f->code->filename, f->line);
-            else
+                if (dl->buf)
+                    print_locals_text(p, f, dl);
+            } else
                 printf("    <unreadable code object at 0x%llx>\n", (unsigned long long)f->code_addr);
         }
     }
 }
 
-static json_t *frame_json(const struct py_frame *f)
+static json_t *locals_json(struct py_proc *p, const struct py_frame *f,
+                           const struct dump_locals *dl)
+{
+    json_t *arr = json_array();
+    struct pt_err err;
+    pt_err_clear(&err);
+    if (py_locals_read(p, f, dl->rules, dl->buf, &err) != PT_OK)
+        return arr;
+    for (uint32_t i = 0; i < dl->buf->n; i++) {
+        const struct py_local *l = &dl->buf->items[i];
+        json_array_append_new(arr, json_pack("{s:s, s:s, s:b, s:b}", "name", l->name, "value",
+                                             l->value, "arg", l->arg, "redacted", l->redacted));
+    }
+    return arr;
+}
+
+static json_t *frame_json(struct py_proc *p, const struct py_frame *f, const struct dump_locals *dl)
 {
     if (!f->code)
         return json_pack("{s:s, s:s, s:s, s:i, s:b}", "function", "<unknown>", "qualname",
                          "<unknown>", "file", "", "line", -1, "unreadable", 1);
-    return json_pack("{s:s, s:s, s:s, s:i}", "function", f->code->name, "qualname",
-                     f->code->qualname, "file", f->code->filename, "line", f->line);
+    json_t *j = json_pack("{s:s, s:s, s:s, s:i}", "function", f->code->name, "qualname",
+                          f->code->qualname, "file", f->code->filename, "line", f->line);
+    if (dl->buf)
+        json_object_set_new(j, "locals", locals_json(p, f, dl));
+    return j;
 }
 
-static int print_json(struct py_proc *p, const struct py_snapshot *s)
+static int print_json(struct py_proc *p, const struct py_snapshot *s, const struct dump_locals *dl)
 {
     char ver[32];
     py_version_str(&p->version, ver, sizeof ver);
@@ -66,7 +125,7 @@ static int print_json(struct py_proc *p, const struct py_snapshot *s)
         const struct py_thread *t = &s->threads[i];
         json_t *frames = json_array();
         for (uint32_t k = 0; k < t->nframes; k++)
-            json_array_append_new(frames, frame_json(py_thread_frame(s, t, k)));
+            json_array_append_new(frames, frame_json(p, py_thread_frame(s, t, k), dl));
         json_t *jt = json_pack("{s:I, s:I, s:s, s:b, s:b, s:I, s:b, s:b, s:o}",
                                "thread_id", (json_int_t)t->thread_id,
                                "native_id", (json_int_t)t->native_id,
@@ -100,16 +159,15 @@ int cmd_dump(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    int json = 0, c, pid;
+    int json = 0, locals = 0, c, pid;
     optind = 1;
     while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
         switch (c) {
         case 'j': json = 1; break;
         case 'h': fputs(dump_usage, stdout); return 0;
+        case 'l': locals = 1; break;
         case 'n':
-        case 'l':
-            fprintf(stderr, "pytrace dump: --%s is not available in this version yet\n",
-                    c == 'n' ? "native" : "locals");
+            fprintf(stderr, "pytrace dump: --native is not available in this version yet\n");
             return PT_EFAIL;
         default: return cli_usage_error("dump", "unknown option");
         }
@@ -121,9 +179,24 @@ int cmd_dump(int argc, char **argv)
 
     struct pt_err err;
     pt_err_clear(&err);
+    struct dump_locals dl = {NULL, NULL};
+    struct rules *rules = NULL;
+    if (locals) {
+        if (rules_new(&rules, false, &err) != PT_OK)
+            return cli_report(&err);
+        dl.rules = rules;
+        dl.buf = malloc(sizeof *dl.buf);
+        if (!dl.buf) {
+            rules_free(rules);
+            return cli_report(&(struct pt_err){PT_EFAIL, "out of memory"});
+        }
+    }
     struct py_proc *p = NULL;
-    if (py_proc_open(&p, pid, &err) != PT_OK)
+    if (py_proc_open(&p, pid, &err) != PT_OK) {
+        free(dl.buf);
+        rules_free(rules);
         return cli_report(&err);
+    }
     struct py_snapshot s;
     py_snapshot_init(&s);
     enum pt_status rc = PT_OK;
@@ -137,10 +210,12 @@ int cmd_dump(int argc, char **argv)
     if (rc != PT_OK)
         exit_code = cli_report(&err);
     else if (json)
-        exit_code = print_json(p, &s);
+        exit_code = print_json(p, &s, &dl);
     else
-        print_text(p, &s);
+        print_text(p, &s, &dl);
     py_snapshot_free(&s);
     py_proc_close(p);
+    free(dl.buf);
+    rules_free(rules);
     return exit_code;
 }
