@@ -40,12 +40,12 @@ static const char *thread_state(const struct py_thread *t)
 }
 
 /* Prints frame f's arguments, then its other locals, below its line. */
-static void print_locals_text(struct py_proc *p, const struct py_frame *f,
+static void print_locals_text(struct py_proc *p, const struct py_thread *t, const struct py_frame *f,
                               const struct dump_locals *dl)
 {
     struct pt_err err;
     pt_err_clear(&err);
-    if (py_locals_read(p, f, dl->rules, dl->buf, &err) != PT_OK) {
+    if (py_locals_read(p, t, f, dl->rules, dl->buf, &err) != PT_OK) {
         printf("        <locals unreadable: %s>\n", err.msg);
         return;
     }
@@ -81,20 +81,20 @@ static void print_text(struct py_proc *p, const struct py_snapshot *s, const str
             if (f->code) {
                 printf("    %s (%s:%d)\n", f->code->qualname, f->code->filename, f->line);
                 if (dl->buf)
-                    print_locals_text(p, f, dl);
+                    print_locals_text(p, t, f, dl);
             } else
                 printf("    <unreadable code object at 0x%llx>\n", (unsigned long long)f->code_addr);
         }
     }
 }
 
-static json_t *locals_json(struct py_proc *p, const struct py_frame *f,
+static json_t *locals_json(struct py_proc *p, const struct py_thread *t, const struct py_frame *f,
                            const struct dump_locals *dl)
 {
     json_t *arr = json_array();
     struct pt_err err;
     pt_err_clear(&err);
-    if (py_locals_read(p, f, dl->rules, dl->buf, &err) != PT_OK)
+    if (py_locals_read(p, t, f, dl->rules, dl->buf, &err) != PT_OK)
         return arr;
     for (uint32_t i = 0; i < dl->buf->n; i++) {
         const struct py_local *l = &dl->buf->items[i];
@@ -104,7 +104,8 @@ static json_t *locals_json(struct py_proc *p, const struct py_frame *f,
     return arr;
 }
 
-static json_t *frame_json(struct py_proc *p, const struct py_frame *f, const struct dump_locals *dl)
+static json_t *frame_json(struct py_proc *p, const struct py_thread *t, const struct py_frame *f,
+                          const struct dump_locals *dl)
 {
     if (!f->code)
         return json_pack("{s:s, s:s, s:s, s:i, s:b}", "function", "<unknown>", "qualname",
@@ -112,7 +113,7 @@ static json_t *frame_json(struct py_proc *p, const struct py_frame *f, const str
     json_t *j = json_pack("{s:s, s:s, s:s, s:i}", "function", f->code->name, "qualname",
                           f->code->qualname, "file", f->code->filename, "line", f->line);
     if (dl->buf)
-        json_object_set_new(j, "locals", locals_json(p, f, dl));
+        json_object_set_new(j, "locals", locals_json(p, t, f, dl));
     return j;
 }
 
@@ -125,7 +126,7 @@ static int print_json(struct py_proc *p, const struct py_snapshot *s, const stru
         const struct py_thread *t = &s->threads[i];
         json_t *frames = json_array();
         for (uint32_t k = 0; k < t->nframes; k++)
-            json_array_append_new(frames, frame_json(p, py_thread_frame(s, t, k), dl));
+            json_array_append_new(frames, frame_json(p, t, py_thread_frame(s, t, k), dl));
         json_t *jt = json_pack("{s:I, s:I, s:s, s:b, s:b, s:I, s:b, s:b, s:o}",
                                "thread_id", (json_int_t)t->thread_id,
                                "native_id", (json_int_t)t->native_id,

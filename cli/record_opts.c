@@ -18,6 +18,7 @@
 #include "attach/proc.h"
 #include "cli/cli.h"
 #include "output/record.h"
+#include "util/rules.h"
 
 #define PYTRACE_VERSION_STR "0.1.0"
 
@@ -35,6 +36,8 @@ const char record_usage[] =
     "      --tag KEY=VALUE  stored in the header (repeatable)\n"
     "      --max-size SIZE  stop when the file reaches SIZE bytes (K, M, G suffixes)\n"
     "      --jitter FRAC    random offset of each tick, a fraction of the period (default 0)\n"
+    "      --locals         store each call's arguments and locals, read when it is first seen\n"
+    "                       (secret-looking names are redacted; docs/locals.md)\n"
     "  -q, --quiet          no status line and no summary\n";
 
 static int parse_size(const char *s, uint64_t *out)
@@ -64,7 +67,7 @@ int record_parse(const char *verb, int argc, char **argv, struct record_cli *o, 
      * before or after the PID (GNU getopt moves the PID to the end). */
     const char *shortopts = strcmp(verb, "run") == 0 ? "+r:d:o:qh" : "r:d:o:qh";
     enum { O_BLOCKING = 256, O_SUBP, O_THREAD, O_GIL, O_IDLE, O_NAME, O_TAG, O_MAXSIZE, O_JITTER,
-           O_NATIVE };
+           O_NATIVE, O_LOCALS };
     static const struct option opts[] = {
         {"rate", required_argument, NULL, 'r'},
         {"duration", required_argument, NULL, 'd'},
@@ -80,6 +83,7 @@ int record_parse(const char *verb, int argc, char **argv, struct record_cli *o, 
         {"max-size", required_argument, NULL, O_MAXSIZE},
         {"jitter", required_argument, NULL, O_JITTER},
         {"native", no_argument, NULL, O_NATIVE},
+        {"locals", no_argument, NULL, O_LOCALS},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -134,6 +138,7 @@ int record_parse(const char *verb, int argc, char **argv, struct record_cli *o, 
         case O_NATIVE:
             fprintf(stderr, "pytrace %s: --native is not available in this version yet\n", verb);
             return PT_EFAIL;
+        case O_LOCALS: o->locals = true; break;
         case 'q': o->quiet = true; break;
         case 'h': return -1;
         default: return cli_usage_error(verb, "unknown option");
@@ -229,6 +234,7 @@ int record_and_report(const struct record_cli *o, struct py_proc *root, pid_t ro
         .tags = tags,
         .n_tags = n_tags,
         .filters = "",
+        .locals = o->locals,
     };
     meta.start_mono_ns = clock_ns(CLOCK_MONOTONIC);
     meta.start_wall_ns = clock_ns(CLOCK_REALTIME);
@@ -239,6 +245,15 @@ int record_and_report(const struct record_cli *o, struct py_proc *root, pid_t ro
     struct rec_thread_filter filter = {o->threads, o->n_threads};
     if (rec_sink_open(&sink, path, o->output != NULL, &meta, &filter, 10000000ULL, &err) != PT_OK)
         return cli_report(&err);
+    struct rules *rules = NULL;
+    if (o->locals && (rules_new(&rules, false, &err) != PT_OK ||
+                      rec_sink_capture_locals(sink, rules, &err) != PT_OK)) {
+        struct trace_summary none = {.exit_status = INT64_MIN};
+        struct pt_err ignored;
+        rec_sink_close(sink, 0, &none, &ignored);
+        rules_free(rules);
+        return cli_report(&err);
+    }
 
     struct session_opts so = {
         .rate_hz = o->rate_hz,
@@ -260,9 +275,11 @@ int record_and_report(const struct record_cli *o, struct py_proc *root, pid_t ro
         .achieved_hz = res->achieved_hz,
         .exit_status = res->root_exit_status,
     };
+    struct rec_locals_stats ls = rec_sink_locals_stats(sink);
     struct pt_err cerr;
     pt_err_clear(&cerr);
     enum pt_status crc = rec_sink_close(sink, res->end_ns, &sum, &cerr);
+    rules_free(rules);
     if (rc != PT_OK)
         return cli_report(&err);
     if (crc != PT_OK)
@@ -287,6 +304,14 @@ int record_and_report(const struct record_cli *o, struct py_proc *root, pid_t ro
                 secs, sum.samples, res->achieved_hz, o->rate_hz,
                 sum.samples ? 100.0 * (double)sum.errors / (double)sum.samples : 0.0, why, path,
                 size);
+        if (o->locals)
+            fprintf(stderr, "pytrace: --locals: %" PRIu64 " calls' variables read (%" PRIu64
+                    " unreadable), %.1f us and %.1f memory reads each, %.1f us per sample; %"
+                    PRIu64 " values redacted, %" PRIu64 " dropped\n", ls.captures, ls.failed,
+                    ls.captures ? (double)ls.ns / 1e3 / (double)ls.captures : 0.0,
+                    ls.captures ? (double)ls.reads / (double)ls.captures : 0.0,
+                    sum.samples ? (double)ls.ns / 1e3 / (double)sum.samples : 0.0, sum.redacted,
+                    sum.dropped);
     }
     return 0;
 }

@@ -4,10 +4,14 @@
  */
 #include "output/record.h"
 
+#include "readers/locals.h"
+
 #include <fnmatch.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct rec_thread {
     uint64_t thread_id;
@@ -36,6 +40,13 @@ struct rec_proc {
     bool entry_offset_unique;   /* no jump targets offset 0 (3.11+) */
 };
 
+/* The interned variables of one open span (--locals); blocks are reused once the span is written,
+ * so recording allocates only while more spans with locals are open than ever before. */
+struct rec_lblock {
+    struct rec_lblock *next_free, *next_all;
+    struct tl_local items[PY_LOCALS_MAX];
+};
+
 struct rec_sink {
     struct trace_writer *w;
     struct timeline *tl;
@@ -45,12 +56,98 @@ struct rec_sink {
     uint64_t counter_interval_ns;
     uint64_t samples, errors;
     uint32_t unknown_function;
+    /* --locals: the rule chain, a reused read buffer, span blocks, counts */
+    const struct rules *rules;
+    struct py_locals *lbuf;
+    struct rec_lblock *lfree, *lall;
+    uint64_t redacted, dropped;
+    struct rec_locals_stats lstats;
+    /* The sample tl_feed() is looking at, for the begin hook. */
+    struct py_proc *cur_p;
+    const struct py_snapshot *cur_snap;
+    const struct py_thread *cur_pt;
 };
 
 static void emit_span(const struct tl_span *span, void *ctx)
 {
     struct rec_sink *s = ctx;
     trace_span(s->w, span);
+    if (span->locals) {
+        struct rec_lblock *b = (struct rec_lblock *)(void *)((char *)span->locals -
+                                                             offsetof(struct rec_lblock, items));
+        b->next_free = s->lfree;
+        s->lfree = b;
+    }
+}
+
+static struct rec_lblock *lblock_get(struct rec_sink *s)
+{
+    struct rec_lblock *b = s->lfree;
+    if (b) {
+        s->lfree = b->next_free;
+        return b;
+    }
+    b = malloc(sizeof *b);
+    if (b) {
+        b->next_all = s->lall;
+        s->lall = b;
+    }
+    return b;
+}
+
+/* A call seen for the first time: with --locals, keep its variables as they are now. */
+static void begin_span(struct tl_span *span, size_t index, void *ctx)
+{
+    struct rec_sink *s = ctx;
+    const struct py_thread *pt = s->cur_pt;
+    if (!s->lbuf || !pt || index >= pt->nframes)
+        return;
+    const struct py_frame *f = py_thread_frame(s->cur_snap, pt, pt->nframes - 1 - (uint32_t)index);
+    struct pt_err err;
+    if (!f->code)
+        return;
+    struct timespec t0, t1;
+    uint64_t reads = s->cur_p->mem->reads;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    enum pt_status rc = py_locals_read(s->cur_p, pt, f, s->rules, s->lbuf, &err);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    s->lstats.captures++;
+    s->lstats.ns += (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec));
+    s->lstats.reads += s->cur_p->mem->reads - reads;
+    if (rc != PT_OK) {
+        s->lstats.failed++;
+        span->locals_flags = TL_LOCALS_UNREADABLE;
+        return;
+    }
+    s->redacted += s->lbuf->redacted;
+    s->dropped += s->lbuf->dropped;
+    span->locals_flags = s->lbuf->truncated ? TL_LOCALS_TRUNCATED : 0;
+    struct rec_lblock *b = s->lbuf->n ? lblock_get(s) : NULL;
+    if (!b)
+        return;
+    for (uint32_t i = 0; i < s->lbuf->n; i++) {
+        const struct py_local *l = &s->lbuf->items[i];
+        b->items[i] = (struct tl_local){
+            trace_string(s->w, l->name), trace_string(s->w, l->value),
+            (l->arg ? TL_LOCAL_ARG : 0u) | (l->redacted ? TL_LOCAL_REDACTED : 0u)};
+    }
+    span->locals = b->items;
+    span->n_locals = s->lbuf->n;
+}
+
+struct rec_locals_stats rec_sink_locals_stats(const struct rec_sink *s)
+{
+    return s->lstats;
+}
+
+enum pt_status rec_sink_capture_locals(struct rec_sink *s, const struct rules *rules,
+                                       struct pt_err *err)
+{
+    if (!s->lbuf && !(s->lbuf = malloc(sizeof *s->lbuf)))
+        return pt_fail(err, PT_EFAIL, "out of memory");
+    s->rules = rules;
+    tl_set_begin_hook(s->tl, begin_span);
+    return PT_OK;
 }
 
 enum pt_status rec_sink_open(struct rec_sink **out, const char *path, bool overwrite,
@@ -311,7 +408,11 @@ void rec_sink_feed(struct rec_sink *s, uint32_t proc, struct py_proc *p,
         }
         uint32_t leaf = intern_stack(s, rp, t, snap, pt);
         trace_sample(s->w, t->trace_thread, t_ns, leaf, flags);
+        s->cur_p = p;
+        s->cur_snap = snap;
+        s->cur_pt = pt;
         tl_feed(s->tl, t->trace_thread, t_ns, t->tlf, pt->nframes);
+        s->cur_pt = NULL;
     }
     /* A thread missing from a torn thread list may still live: end threads only when the lists
      * were read to their ends. */
@@ -322,7 +423,6 @@ void rec_sink_feed(struct rec_sink *s, uint32_t proc, struct py_proc *p,
         write_counters(s, rp, snap, t_ns);
         rp->last_counters_ns = t_ns;
     }
-    (void)p;
 }
 
 void rec_sink_feed_failed(struct rec_sink *s, uint32_t proc, uint64_t t_ns)
@@ -402,6 +502,8 @@ enum pt_status rec_sink_close(struct rec_sink *s, uint64_t t_ns, struct trace_su
     tl_finish(s->tl, t_ns);
     sum->samples = s->samples;
     sum->errors = s->errors;
+    sum->redacted += s->redacted;
+    sum->dropped += s->dropped;
     enum pt_status rc = trace_writer_close(s->w, sum, err);
     tl_free(s->tl);
     for (uint32_t i = 0; i < s->n_procs; i++) {
@@ -416,6 +518,12 @@ enum pt_status rec_sink_close(struct rec_sink *s, uint64_t t_ns, struct trace_su
         free(rp->fid_by_code);
     }
     free(s->procs);
+    while (s->lall) {
+        struct rec_lblock *b = s->lall;
+        s->lall = b->next_all;
+        free(b);
+    }
+    free(s->lbuf);
     free(s);
     return rc;
 }

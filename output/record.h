@@ -29,6 +29,23 @@ enum pt_status rec_sink_open(struct rec_sink **out, const char *path, bool overw
                              const struct trace_meta *meta, const struct rec_thread_filter *filter,
                              uint64_t counter_interval_ns, struct pt_err *err);
 
+/*
+ * --locals: from now on every call's arguments and locals are read at its first sighting (the
+ * timeline's begin hook, right after the walk that saw it) and written with its span; names are
+ * checked against rules (not copied: it must outlive s; NULL redacts nothing). Values redacted and
+ * dropped are counted into the trailer. PT_EFAIL when out of memory.
+ */
+struct rules;
+enum pt_status rec_sink_capture_locals(struct rec_sink *s, const struct rules *rules,
+                                       struct pt_err *err);
+
+/* What --locals cost so far: calls whose variables were read, reads that failed (frame gone or
+ * changing), time spent and memory reads made. */
+struct rec_locals_stats {
+    uint64_t captures, failed, ns, reads;
+};
+struct rec_locals_stats rec_sink_locals_stats(const struct rec_sink *s);
+
 /* Registers a traced process (parent = 0 for the root); returns its process index. */
 uint32_t rec_sink_process(struct rec_sink *s, struct py_proc *p, uint32_t parent);
 

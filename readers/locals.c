@@ -15,6 +15,7 @@
 #define CO_VARARGS 0x4
 #define CO_VARKEYWORDS 0x8
 #define LOCALS_FRAME_READ 4096   /* frame header + local slots read at once */
+#define LOCALS_ATTEMPTS 3        /* reads of a frame that keeps changing before giving up */
 
 static struct py_varnames *varnames_alloc(uint32_t n)
 {
@@ -196,16 +197,41 @@ static void add_local(struct py_proc *p, const struct py_code *code, const struc
     out->n++;
 }
 
-enum pt_status py_locals_read(struct py_proc *p, const struct py_frame *f, const struct rules *rules,
-                              struct py_locals *out, struct pt_err *err)
+/*
+ * After the values were read: is the frame still running the call they came from? Its code and
+ * slots must be unchanged (a slot that changed may have freed what we rendered), and an
+ * interpreter frame in its thread's current data-stack chunk must still lie below the top: a
+ * returned frame keeps its stale slots there (3.11+ does not clear them).
+ */
+static bool still_same(struct py_proc *p, uint64_t tstate, uint64_t frame, const uint8_t *buf,
+                       size_t base, size_t len, size_t code_off)
+{
+    const struct py_layout *L = &p->layout;
+    static __thread uint8_t again[LOCALS_FRAME_READ];
+    uint64_t chunk = 0, top = 0;
+    struct mem_iov iov[3] = {{frame, again, len}};
+    int n = 1;
+    if (tstate && L->frame_model == PY_FRAMES_INTERP && L->ts_datastack_chunk >= 0 &&
+        L->ts_datastack_top >= 0) {
+        iov[n++] = (struct mem_iov){tstate + (uint64_t)L->ts_datastack_chunk, &chunk, 8};
+        iov[n++] = (struct mem_iov){tstate + (uint64_t)L->ts_datastack_top, &top, 8};
+    }
+    /* Only the code pointer and the slots matter: the rest of the frame moves as it runs. */
+    if (mem_readv(p->mem, iov, n) != n || memcmp(again + code_off, buf + code_off, 8) != 0 ||
+        memcmp(again + base, buf + base, len - base) != 0)
+        return false;
+    /* A frame below the chunk (an older chunk, a generator's own frame) cannot be placed. */
+    return !(chunk && frame >= chunk && frame >= top);
+}
+
+/* One attempt: 1 when the frame changed while it was read (worth another try). */
+static int read_once(struct py_proc *p, uint64_t tstate, const struct py_frame *f,
+                     const struct py_varnames *v, const struct rules *rules,
+                     struct py_locals *out, struct pt_err *err)
 {
     const struct py_layout *L = &p->layout;
     out->n = out->redacted = out->dropped = out->used = 0;
     out->truncated = false;
-    const struct py_varnames *v = py_varnames_of(p, f->code);
-    if (!v)
-        return pt_fail(err, PT_EFAIL, "frame at 0x%llx: the names of its variables cannot be read",
-                       (unsigned long long)f->addr);
     bool interp = L->frame_model == PY_FRAMES_INTERP;
     int32_t base = interp ? L->if_localsplus : L->fo_localsplus;
     int32_t code_off = interp ? L->if_code : L->fo_code;
@@ -215,7 +241,8 @@ enum pt_status py_locals_read(struct py_proc *p, const struct py_frame *f, const
         return pt_fail(err, PT_EFAIL, "no local slots in this version's frame layout");
     if ((size_t)base + (size_t)n * 8 > sizeof buf)
         n = (uint32_t)((sizeof buf - (size_t)base) / 8);
-    if (mem_read(p->mem, f->addr, buf, (size_t)base + (size_t)n * 8) != 0)
+    size_t len = (size_t)base + (size_t)n * 8;
+    if (mem_read(p->mem, f->addr, buf, len) != 0)
         return pt_fail(err, PT_EFAIL, "frame at 0x%llx is no longer readable",
                        (unsigned long long)f->addr);
     uint64_t code;
@@ -235,5 +262,24 @@ enum pt_status py_locals_read(struct py_proc *p, const struct py_frame *f, const
     }
     if (n < v->n)
         out->truncated = true;
-    return PT_OK;
+    return still_same(p, tstate, f->addr, buf, (size_t)base, len, (size_t)code_off) ? PT_OK : 1;
+}
+
+enum pt_status py_locals_read(struct py_proc *p, const struct py_thread *t, const struct py_frame *f,
+                              const struct rules *rules, struct py_locals *out, struct pt_err *err)
+{
+    out->n = out->redacted = out->dropped = out->used = 0;
+    out->truncated = false;
+    const struct py_varnames *v = py_varnames_of(p, f->code);
+    if (!v)
+        return pt_fail(err, PT_EFAIL, "frame at 0x%llx: the names of its variables cannot be read",
+                       (unsigned long long)f->addr);
+    for (int attempt = 0; attempt < LOCALS_ATTEMPTS; attempt++) {
+        int rc = read_once(p, t ? t->tstate : 0, f, v, rules, out, err);
+        if (rc != 1)
+            return (enum pt_status)rc;
+    }
+    out->n = 0;
+    return pt_fail(err, PT_EFAIL, "frame at 0x%llx changed while its variables were read",
+                   (unsigned long long)f->addr);
 }

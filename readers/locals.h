@@ -62,13 +62,15 @@ enum {
 };
 
 /*
- * Reads frame f (from a walk of p just done) into out, asking rules about each name (rules may
- * be NULL: nothing is redacted). Returns PT_OK (some values may be "<unreadable>"), or PT_EFAIL
- * when the frame or its code's names cannot be read or the frame now runs other code (out->n is
- * then 0).
+ * Reads frame f of thread t (from a walk of p just done; t may be NULL) into out, asking rules
+ * about each name (rules may be NULL: nothing is redacted). The values are read while the target
+ * runs, so the frame is read again afterwards: its code and slots must be unchanged and (3.11+)
+ * it must still be on t's data stack, else the whole read is retried (3 times at most). Returns
+ * PT_OK (some values may be "<unreadable>"), or PT_EFAIL when the frame or its code's names
+ * cannot be read, the frame runs other code now or kept changing (out->n is then 0).
  */
-enum pt_status py_locals_read(struct py_proc *p, const struct py_frame *f, const struct rules *rules,
-                              struct py_locals *out, struct pt_err *err);
+enum pt_status py_locals_read(struct py_proc *p, const struct py_thread *t, const struct py_frame *f,
+                              const struct rules *rules, struct py_locals *out, struct pt_err *err);
 
 /* The names of code's local slots, decoded now or from the cache entry; NULL when unreadable. */
 const struct py_varnames *py_varnames_of(struct py_proc *p, const struct py_code *code);

@@ -8,7 +8,7 @@ import tempfile
 
 import pytest
 
-from conftest import TARGETS, interpreter_params, py_version, require, run_pytrace
+from conftest import PYTRACE as PYTRACE_BIN, TARGETS, interpreter_params, py_version, require, run_pytrace
 
 TARGET = os.path.join(TARGETS, "locals_target.py")
 
@@ -82,7 +82,7 @@ def test_dump_locals_renders_every_type(python):
         for name, want in _expected(ver, info["widget"]).items():
             assert got.get(name) == want, "%s: got %r, want %r" % (name, got.get(name), want)
         opts = got["options"]
-        assert opts[0].startswith("dict(2) {") and opts[1] and not opts[2], opts
+        assert opts[0].startswith("dict(3) {") and opts[1] and not opts[2], opts
         assert got["inner"][0].startswith("<function at 0x"), got["inner"]
         # Arguments come first, in signature order.
         names = [l["name"] for l in frame["locals"]]
@@ -129,3 +129,66 @@ def test_filter_file_changes_redaction(tmp_path):
         assert "count" not in got
     finally:
         _stop(p)
+
+
+def _record(python, out, *extra):
+    """`pytrace attach -d 1` to the looping target (each call pauses 20 ms), once it is looping."""
+    p = subprocess.Popen([python, TARGET, "--loop", "--pause"], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        line = p.stdout.readline()
+        assert line, "target died: %s" % p.stderr.read().decode(errors="replace")
+        pid = json.loads(line.decode())["pid"]
+        r = run_pytrace("attach", pid, "-d", "1", "-o", out, *extra)
+        return r.returncode, r.stderr.decode(errors="replace")
+    finally:
+        _stop(p)
+
+
+def _spans(path, fn):
+    out = path + ".ndjson"
+    r = run_pytrace("export", path, "-f", "ndjson", "-o", out)
+    assert r.returncode == 0, r.stderr.decode()
+    with open(out) as f:
+        objs = [json.loads(line) for line in f]
+    return [o for o in objs if o.get("type") == "span" and o["function"] == fn], objs
+
+
+@pytest.mark.parametrize("python", interpreter_params())
+def test_recording_with_locals_stores_each_calls_inputs(python, tmp_path):
+    require(python)
+    ver = py_version(python)
+    path = str(tmp_path / "locals.pytrace")
+    rc, err = _record(python, path, "--locals")
+    assert rc == 0, err
+    spans, _ = _spans(path, "inspect_me")
+    assert spans, "no inspect_me span recorded"
+    with_locals = [s for s in spans if s.get("locals")]
+    assert with_locals, spans[0]
+    exp = _expected(ver, None)
+    for s in with_locals:
+        got = {l["name"]: (l["value"], l["arg"], l["redacted"]) for l in s["locals"]}
+        for name in ("none_arg", "flag", "count", "big", "neg", "ratio", "text", "blob", "items",
+                     "pair", "mapping", "members", "password", "api_key", "rest"):
+            assert got.get(name) == exp[name], (name, got.get(name), exp[name])
+        assert got["widget"][0].startswith("<Widget at 0x")
+        assert "seq" in got["options"][0]
+    # Each call's own inputs: the seq keyword differs from call to call.
+    seqs = set(s["locals"][-1]["value"] for s in with_locals if s["locals"][-1]["name"] == "options")
+    assert len(seqs) == len([s for s in with_locals if s["locals"][-1]["name"] == "options"])
+    # Secrets never reach the file, and the trailer counts what was redacted.
+    with open(path, "rb") as f:
+        data = f.read()
+    assert b"hunter2" not in data and b"k-123" not in data
+    r = run_pytrace("info", path, "--json")
+    assert r.returncode == 0, r.stderr.decode()
+    assert "pytrace: --locals: " in err and " values redacted" in err, err
+
+
+def test_recording_without_locals_stores_none(tmp_path):
+    python = require("/usr/bin/python3.11")
+    path = str(tmp_path / "plain.pytrace")
+    rc, err = _record(python, path)
+    assert rc == 0, err
+    spans, objs = _spans(path, "inspect_me")
+    assert spans and not any("locals" in s for s in spans)

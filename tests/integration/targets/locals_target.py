@@ -2,11 +2,13 @@
 """Target for `dump --locals` and `--locals` recording (2.7 and 3.x): inspect_me() holds one
 argument or local of every rendered type, plus secret-looking names. Prints {"pid", "widget"} once
 parked inside it (every local bound); exits when stdin closes. With --loop it instead calls
-inspect_me() again and again (new spans for a recording) until stdin closes."""
+inspect_me() again and again (new spans for a recording; --pause: each call sleeps 20 ms) until
+stdin closes."""
 import json
 import os
 import sys
 import threading
+import time
 
 
 class Widget(object):
@@ -24,6 +26,8 @@ def inspect_me(none_arg, flag, count, big, neg, ratio, text, blob, items, pair, 
     def inner():
         return captured
 
+    if options.get("pause"):
+        time.sleep(options["pause"])
     if options.get("park"):
         print(json.dumps({"pid": os.getpid(), "widget": "0x%x" % id(widget)}))
         sys.stdout.flush()
@@ -31,10 +35,10 @@ def inspect_me(none_arg, flag, count, big, neg, ratio, text, blob, items, pair, 
     return inner
 
 
-def call(i, park):
+def call(i, park, pause=0):
     return inspect_me(None, True, 42, 1234567890123456789012345678901234567890, -17, 2.5,
                       u"h\u00e9llo w\u00f6rld", b"\x00ab\xff", [1, 2, 3], (u"a", 1), {u"k": 1},
-                      set([7]), Widget(), u"hunter2", park=park, seq=i)
+                      set([7]), Widget(), u"hunter2", park=park, pause=pause, seq=i)
 
 
 def main():
@@ -51,8 +55,9 @@ def main():
         print(json.dumps({"pid": os.getpid()}))
         sys.stdout.flush()
         i = 0
+        pause = 0.02 if "--pause" in sys.argv else 0
         while not done:
-            call(i, False)
+            call(i, False, pause)
             i += 1
     else:
         call(0, True)
