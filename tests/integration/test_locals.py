@@ -183,6 +183,15 @@ def test_recording_with_locals_stores_each_calls_inputs(python, tmp_path):
     r = run_pytrace("info", path, "--json")
     assert r.returncode == 0, r.stderr.decode()
     assert "pytrace: --locals: " in err and " values redacted" in err, err
+    # chrome://tracing and ui.perfetto.dev show them in the slice's args.
+    out = path + ".json"
+    r = run_pytrace("export", path, "-f", "chrome", "-o", out)
+    assert r.returncode == 0, r.stderr.decode()
+    with open(out) as f:
+        events = json.load(f)["traceEvents"]
+    args = [e["args"]["locals"] for e in events
+            if e.get("name") == "inspect_me" and "locals" in e.get("args", {})]
+    assert args and args[0]["count"] == "42" and args[0]["password"] == "<redacted>", args[:1]
 
 
 def test_recording_without_locals_stores_none(tmp_path):
