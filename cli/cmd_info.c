@@ -209,6 +209,17 @@ static void print_header(const struct trace *t, const char *path)
     printf("Started:     %s (CLOCK_MONOTONIC %" PRIu64 " ns)\n", when, t->start_mono_ns);
 }
 
+
+/* ", 3 values redacted, 1 dropped" from the trailer, or "" when there is none. */
+static const char *redaction_note(const struct trace *t)
+{
+    static char buf[96];
+    buf[0] = '\0';
+    if (t->has_trailer)
+        snprintf(buf, sizeof buf, ", %" PRIu64 " values redacted, %" PRIu64 " dropped",
+                 t->summary.redacted, t->summary.dropped);
+    return buf;
+}
 static void print_text(const struct trace *t, const struct info_stats *s, const char *path)
 {
     print_header(t, path);
@@ -233,6 +244,8 @@ static void print_text(const struct trace *t, const struct info_stats *s, const 
     for (size_t i = 0; i < t->n_tags; i++)
         printf("%s%s=%s", i ? ", " : "", t->tag_keys[i], t->tag_values[i]);
     printf("%s\nFilters:     %s\n", t->n_tags ? "" : "none", *t->filters ? t->filters : "none");
+    if (t->has_locals)
+        printf("Locals:      recorded (--locals)%s\n", redaction_note(t));
 
     printf("\nThreads (%zu):\n  %10s  %10s  %6s  %6s  %s\n", t->n_threads - 1, "tid", "samples",
            "GIL", "idle", "name");
@@ -327,7 +340,10 @@ static int print_json(const struct trace *t, const struct info_stats *s, const c
         "top_total", top_json(t, s->top_total, s->n_top_total, s->total));
     if (!root)
         return PT_EFAIL;
+    json_object_set_new(root, "locals", json_boolean(t->has_locals));
     if (t->has_trailer) {
+        json_object_set_new(root, "redacted", json_integer((json_int_t)t->summary.redacted));
+        json_object_set_new(root, "dropped", json_integer((json_int_t)t->summary.dropped));
         json_object_set_new(root, "missed", json_integer((json_int_t)t->summary.missed));
         json_object_set_new(root, "overruns", json_integer((json_int_t)t->summary.overruns));
         json_object_set_new(root, "walks", json_integer((json_int_t)t->summary.walks));

@@ -182,6 +182,8 @@ def test_recording_with_locals_stores_each_calls_inputs(python, tmp_path):
     assert b"hunter2" not in data and b"k-123" not in data
     r = run_pytrace("info", path, "--json")
     assert r.returncode == 0, r.stderr.decode()
+    info = json.loads(r.stdout.decode())
+    assert info["locals"] is True and info["redacted"] >= 2 * len(with_locals), info["redacted"]
     assert "pytrace: --locals: " in err and " values redacted" in err, err
     # chrome://tracing and ui.perfetto.dev show them in the slice's args.
     out = path + ".json"
