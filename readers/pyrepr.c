@@ -36,6 +36,25 @@ struct repr {
     int depth;
 };
 
+/* The first bytes of the object being rendered, read once: most fields of small objects (sizes,
+ * digits, a float, a tuple's first items) are served from it instead of a read each. */
+#define HEAD_BYTES 64
+struct head {
+    uint64_t addr;
+    size_t n;
+    uint8_t b[HEAD_BYTES];
+};
+
+/* Reads [at, at + len) from the head when it holds all of it, else from the target. */
+static int hread(struct repr *r, const struct head *h, uint64_t at, void *buf, size_t len)
+{
+    if (at >= h->addr && at - h->addr <= h->n && len <= h->n - (at - h->addr)) {
+        memcpy(buf, h->b + (at - h->addr), len);
+        return 0;
+    }
+    return mem_read(r->p->mem, at, buf, len);
+}
+
 static void put(struct out *o, const char *s, size_t n)
 {
     if (o->full)
@@ -228,12 +247,13 @@ size_t pyrepr_digits(const uint32_t *digits, size_t n, int negative, char *out, 
     return len < 0 ? 0 : (size_t)len < cap ? (size_t)len : cap - 1;
 }
 
-static void render_int(struct repr *r, uint64_t addr)
+static void render_int(struct repr *r, const struct head *h)
 {
     const struct py_layout *L = &r->p->layout;
+    uint64_t addr = h->addr;
     uint8_t head[64];
     uint32_t digits[PYREPR_INT_DIGITS];
-    if ((size_t)L->long_digit > sizeof head - 8 || mem_read(r->p->mem, addr, head, (size_t)L->long_digit) != 0)
+    if ((size_t)L->long_digit > sizeof head - 8 || hread(r, h, addr, head, (size_t)L->long_digit) != 0)
         goto bad;
     int64_t nd;
     int neg;
@@ -253,7 +273,7 @@ static void render_int(struct repr *r, uint64_t addr)
     if (nd > PYREPR_INT_DIGITS) {
         /* Approximate from the top two digits: value ~ top * 2^(30 * (nd - 2)). */
         uint32_t top[2];
-        if (mem_read(r->p->mem, addr + (uint64_t)L->long_digit + (uint64_t)(nd - 2) * 4, top, 8) != 0)
+        if (hread(r, h, addr + (uint64_t)L->long_digit + (uint64_t)(nd - 2) * 4, top, 8) != 0)
             goto bad;
         double m = (double)(top[1] & 0x3fffffffu) * 1073741824.0 + (double)(top[0] & 0x3fffffffu);
         double lg = log10(m) + (double)(nd - 2) * 30.0 * log10(2.0);
@@ -261,7 +281,7 @@ static void render_int(struct repr *r, uint64_t addr)
         putf(r->o, "%s~%.6fe+%.0f", neg ? "-" : "", pow(10.0, lg - ex), ex);
         return;
     }
-    if (nd && mem_read(r->p->mem, addr + (uint64_t)L->long_digit, digits, (size_t)nd * 4) != 0)
+    if (nd && hread(r, h, addr + (uint64_t)L->long_digit, digits, (size_t)nd * 4) != 0)
         goto bad;
     char text[12 * PYREPR_INT_DIGITS + 2];
     size_t n = pyrepr_digits(digits, (size_t)nd, neg, text, sizeof text);
@@ -277,10 +297,10 @@ bad:
     puts_(r->o, "<unreadable>");
 }
 
-static void render_int27(struct repr *r, uint64_t addr, bool as_bool)
+static void render_int27(struct repr *r, const struct head *h, bool as_bool)
 {
     int64_t v;
-    if (mem_read(r->p->mem, addr + (uint64_t)r->p->layout.int27_ival, &v, 8) != 0) {
+    if (hread(r, h, h->addr + (uint64_t)r->p->layout.int27_ival, &v, 8) != 0) {
         puts_(r->o, "<unreadable>");
         return;
     }
@@ -290,26 +310,32 @@ static void render_int27(struct repr *r, uint64_t addr, bool as_bool)
         putf(r->o, "%lld", (long long)v);
 }
 
-static void render_bool(struct repr *r, uint64_t addr)
+static void render_bool(struct repr *r, const struct head *h)
 {
     const struct py_layout *L = &r->p->layout;
     if (L->int27_ival >= 0) {
-        render_int27(r, addr, true);
+        render_int27(r, h, true);
         return;
     }
-    int64_t v;
-    if (pyobj_read_long(r->p->mem, L, addr, &v) != 0) {
+    /* False has no digits (or a zero one), True the digit 1. */
+    int64_t size = 0;
+    uint32_t digit = 0;
+    int32_t size_at = L->long_tag >= 0 ? L->long_tag : L->ob_size;
+    if (hread(r, h, h->addr + (uint64_t)size_at, &size, 8) != 0 ||
+        hread(r, h, h->addr + (uint64_t)L->long_digit, &digit, 4) != 0) {
         puts_(r->o, "<unreadable>");
         return;
     }
-    puts_(r->o, v ? "True" : "False");
+    if (L->long_tag >= 0)
+        size = (size & 3) == 1 ? 0 : size >> 3;
+    puts_(r->o, size != 0 && digit != 0 ? "True" : "False");
 }
 
-static void render_float(struct repr *r, uint64_t addr)
+static void render_float(struct repr *r, const struct head *h)
 {
     double v;
     char buf[48];
-    if (mem_read(r->p->mem, addr + (uint64_t)r->p->layout.float_fval, &v, sizeof v) != 0) {
+    if (hread(r, h, h->addr + (uint64_t)r->p->layout.float_fval, &v, sizeof v) != 0) {
         puts_(r->o, "<unreadable>");
         return;
     }
@@ -353,20 +379,21 @@ static char quote_for(const char *s, size_t n)
     return memchr(s, '\'', n) && !memchr(s, '"', n) ? '"' : '\'';
 }
 
-static int64_t str_length(struct repr *r, uint64_t addr, bool py2_bytes)
+static int64_t str_length(struct repr *r, const struct head *h, bool py2_bytes)
 {
     const struct py_layout *L = &r->p->layout;
     int64_t n;
     int32_t off = py2_bytes ? L->ob_size : L->uni_length;
-    if (mem_read(r->p->mem, addr + (uint64_t)off, &n, 8) != 0 || n < 0 || n > ((int64_t)1 << 40))
+    if (hread(r, h, h->addr + (uint64_t)off, &n, 8) != 0 || n < 0 || n > ((int64_t)1 << 40))
         return -1;
     return n;
 }
 
-static void render_str(struct repr *r, uint64_t addr, const char *prefix)
+static void render_str(struct repr *r, const struct head *h, const char *prefix)
 {
     char text[PYREPR_STR * 4 + 8];
-    int64_t total = str_length(r, addr, false);
+    uint64_t addr = h->addr;
+    int64_t total = str_length(r, h, false);
     int n = total < 0 ? -1 : pyobj_read_str(r->p->mem, &r->p->layout, &r->p->types, addr, text,
                                             sizeof text);
     if (n < 0) {
@@ -382,13 +409,13 @@ static void render_str(struct repr *r, uint64_t addr, const char *prefix)
         putf(r->o, "...(%lld chars)", (long long)total);
 }
 
-static void render_bytes(struct repr *r, uint64_t addr, const char *prefix)
+static void render_bytes(struct repr *r, const struct head *h, const char *prefix)
 {
     const struct py_layout *L = &r->p->layout;
     uint8_t data[PYREPR_STR];
-    int64_t total = str_length(r, addr, true);
+    int64_t total = str_length(r, h, true);
     size_t take = total < 0 ? 0 : (size_t)total < sizeof data ? (size_t)total : sizeof data;
-    if (total < 0 || (take && mem_read(r->p->mem, addr + (uint64_t)L->bytes_sval, data, take) != 0)) {
+    if (total < 0 || (take && hread(r, h, h->addr + (uint64_t)L->bytes_sval, data, take) != 0)) {
         puts_(r->o, "<unreadable>");
         return;
     }
@@ -431,21 +458,22 @@ static void render_items(struct repr *r, const uint64_t *items, size_t n, int64_
         puts_(r->o, n ? ", ..." : "...");
 }
 
-static int64_t read_len(struct repr *r, uint64_t addr, int32_t off)
+static int64_t read_len(struct repr *r, const struct head *h, int32_t off)
 {
     int64_t n;
-    if (off < 0 || mem_read(r->p->mem, addr + (uint64_t)off, &n, 8) != 0 || n < 0 ||
+    if (off < 0 || hread(r, h, h->addr + (uint64_t)off, &n, 8) != 0 || n < 0 ||
         n > ((int64_t)1 << 40))
         return -1;
     return n;
 }
 
-static void render_seq(struct repr *r, uint64_t addr, enum repr_kind k, bool open)
+static void render_seq(struct repr *r, const struct head *h, enum repr_kind k, bool open)
 {
     const struct py_layout *L = &r->p->layout;
+    uint64_t addr = h->addr;
     uint64_t items[PYREPR_ITEMS];
     const char *name = k == K_LIST ? "list" : "tuple";
-    int64_t n = read_len(r, addr, L->ob_size);
+    int64_t n = read_len(r, h, L->ob_size);
     if (n < 0) {
         puts_(r->o, "<unreadable>");
         return;
@@ -456,11 +484,11 @@ static void render_seq(struct repr *r, uint64_t addr, enum repr_kind k, bool ope
         int rc;
         if (k == K_LIST) {
             uint64_t arr;
-            rc = mem_read_ptr(r->p->mem, addr + (uint64_t)L->list_item, &arr);
+            rc = hread(r, h, addr + (uint64_t)L->list_item, &arr, 8);
             if (rc == 0)
                 rc = mem_read(r->p->mem, arr, items, take * 8);
         } else {
-            rc = mem_read(r->p->mem, addr + (uint64_t)L->tuple_item, items, take * 8);
+            rc = hread(r, h, addr + (uint64_t)L->tuple_item, items, take * 8);
         }
         if (rc != 0)
             puts_(r->o, "<unreadable>");
@@ -487,9 +515,10 @@ static int dict_pick_fn(uint64_t key, uint64_t value, void *ctx)
     return ++d->n == PYREPR_ITEMS;
 }
 
-static void render_dict(struct repr *r, uint64_t addr, bool open)
+static void render_dict(struct repr *r, const struct head *h, bool open)
 {
-    int64_t n = read_len(r, addr, r->p->layout.dict_ma_used);
+    uint64_t addr = h->addr;
+    int64_t n = read_len(r, h, r->p->layout.dict_ma_used);
     if (n < 0) {
         puts_(r->o, "<unreadable>");
         return;
@@ -519,13 +548,14 @@ static void render_dict(struct repr *r, uint64_t addr, bool open)
 #define SET_SCAN_MAX 4096   /* table slots looked at per set, at most */
 
 /* Up to PYREPR_ITEMS keys of the set at addr (table of mask + 1 entries); -1 when unreadable. */
-static int set_pick(struct repr *r, uint64_t addr, uint64_t *keys)
+static int set_pick(struct repr *r, const struct head *h, uint64_t *keys)
 {
+    uint64_t addr = h->addr;
     const struct py_layout *L = &r->p->layout;
     uint8_t head[64], ents[64 * 32];
     size_t esz = (size_t)L->set_entry_size;
     if (L->set_table < 0 || esz < 16 || esz > 32 || (size_t)L->set_table + 8 > sizeof head ||
-        mem_read(r->p->mem, addr, head, (size_t)L->set_table + 8) != 0)
+        hread(r, h, addr, head, (size_t)L->set_table + 8) != 0)
         return -1;
     int64_t mask = i64_of(head, L->set_mask);
     uint64_t table = u64_of(head, L->set_table);
@@ -550,17 +580,17 @@ static int set_pick(struct repr *r, uint64_t addr, uint64_t *keys)
     return got;
 }
 
-static void render_set(struct repr *r, uint64_t addr, enum repr_kind k, bool open)
+static void render_set(struct repr *r, const struct head *h, enum repr_kind k, bool open)
 {
     uint64_t keys[PYREPR_ITEMS];
-    int64_t n = read_len(r, addr, r->p->layout.set_used);
+    int64_t n = read_len(r, h, r->p->layout.set_used);
     if (n < 0) {
         puts_(r->o, "<unreadable>");
         return;
     }
     putf(r->o, "%s(%lld) {", k == K_SET ? "set" : "frozenset", (long long)n);
     if (open && n) {
-        int got = set_pick(r, addr, keys);
+        int got = set_pick(r, h, keys);
         if (got < 0)
             puts_(r->o, "<unreadable>");
         else
@@ -573,19 +603,20 @@ static void render_set(struct repr *r, uint64_t addr, enum repr_kind k, bool ope
 
 /* ---- dispatch ------------------------------------------------------------------------------- */
 
-static void render_container(struct repr *r, uint64_t addr, enum repr_kind k)
+static void render_container(struct repr *r, const struct head *h, enum repr_kind k)
 {
+    uint64_t addr = h->addr;
     bool open = r->depth < PYREPR_DEPTH;
     for (int i = 0; i < r->depth; i++)
         if (r->open[i] == addr)
             open = false;   /* a cycle: it is being rendered further out */
     r->open[r->depth++] = addr;
     if (k == K_LIST || k == K_TUPLE)
-        render_seq(r, addr, k, open);
+        render_seq(r, h, k, open);
     else if (k == K_DICT)
-        render_dict(r, addr, open);
+        render_dict(r, h, open);
     else
-        render_set(r, addr, k, open);
+        render_set(r, h, k, open);
     r->depth--;
 }
 
@@ -593,24 +624,32 @@ static void render(struct repr *r, uint64_t addr)
 {
     uint64_t type = 0;
     char name[96];
+    struct head h = {.addr = addr, .n = HEAD_BYTES};
     if (r->o->full)
         return;
-    if (!addr || (addr & 7) || pyobj_type(r->p->mem, &r->p->layout, addr, &type) != 0 || !type) {
+    /* An object near the end of a mapping: fall back to its PyObject header. */
+    if (addr && !(addr & 7) && mem_read(r->p->mem, addr, h.b, HEAD_BYTES) != 0) {
+        h.n = 16;
+        if (mem_read(r->p->mem, addr, h.b, h.n) != 0)
+            h.n = 0;
+    }
+    if (!addr || (addr & 7) || h.n == 0 || (size_t)r->p->layout.ob_type + 8 > h.n ||
+        (memcpy(&type, h.b + r->p->layout.ob_type, 8), !type)) {
         puts_(r->o, "<unreadable>");
         return;
     }
     enum repr_kind k = kind_of(r->p, addr, type, name, sizeof name);
     switch (k) {
     case K_NONE: puts_(r->o, "None"); break;
-    case K_BOOL: render_bool(r, addr); break;
-    case K_INT: render_int(r, addr); break;
-    case K_INT27: render_int27(r, addr, false); break;
-    case K_FLOAT: render_float(r, addr); break;
-    case K_STR: render_str(r, addr, ""); break;
-    case K_UNICODE27: render_str(r, addr, "u"); break;
-    case K_BYTES: render_bytes(r, addr, r->p->layout.strings == PY_STR_BYTES27 ? "" : "b"); break;
+    case K_BOOL: render_bool(r, &h); break;
+    case K_INT: render_int(r, &h); break;
+    case K_INT27: render_int27(r, &h, false); break;
+    case K_FLOAT: render_float(r, &h); break;
+    case K_STR: render_str(r, &h, ""); break;
+    case K_UNICODE27: render_str(r, &h, "u"); break;
+    case K_BYTES: render_bytes(r, &h, r->p->layout.strings == PY_STR_BYTES27 ? "" : "b"); break;
     case K_LIST: case K_TUPLE: case K_DICT: case K_SET: case K_FROZENSET:
-        render_container(r, addr, k);
+        render_container(r, &h, k);
         break;
     case K_OTHER:
         if (!name[0] && pyobj_type_name(r->p->mem, &r->p->layout, type, name, sizeof name) < 0)
