@@ -194,6 +194,15 @@ def test_recording_with_locals_stores_each_calls_inputs(python, tmp_path):
     args = [e["args"]["locals"] for e in events
             if e.get("name") == "inspect_me" and "locals" in e.get("args", {})]
     assert args and args[0]["count"] == "42" and args[0]["password"] == "<redacted>", args[:1]
+    # The HTML viewer's data carries them too (shown in the timeline's tooltip).
+    bundle = os.path.join(os.path.dirname(os.path.abspath(PYTRACE_BIN)), "viewer.bundle.html")
+    if os.path.exists(bundle):
+        html = path + ".html"
+        r = run_pytrace("view", path, "-o", html)
+        assert r.returncode == 0, r.stderr.decode()
+        with open(html, encoding="utf-8") as f:
+            page = f.read()
+        assert "count = 42" in page and "password = \\u003credacted>" in page
 
 
 def test_recording_without_locals_stores_none(tmp_path):
