@@ -153,17 +153,19 @@ static uint64_t slot_value(struct py_proc *p, const struct py_varnames *v, uint3
     return ref;
 }
 
-/* ≤3.10 moves a cell argument's value into its cell: the cell slot is then that argument. */
-static bool is_arg(const struct py_varnames *v, uint32_t i)
+/*
+ * Up to 3.10 an argument a closure captures also has a cell slot, after the plain locals: 3.x
+ * moves the value into the cell and empties the argument's slot, 2.7 keeps both. The cell slot
+ * of argument i (or -1), so the value is reported once, in the argument's place.
+ */
+static int arg_cell(const struct py_varnames *v, uint32_t i)
 {
-    if (i < v->nargs)
-        return true;
-    if (i < v->nlocals || !(v->kinds[i] & PY_VAR_CELL) || v->nlocals == v->n)
-        return false;
-    for (uint32_t j = 0; j < v->nargs; j++)
-        if (strcmp(v->names[j], v->names[i]) == 0)
-            return true;
-    return false;
+    if (i >= v->nargs || v->nlocals == v->n)
+        return -1;
+    for (uint32_t j = v->nlocals; j < v->n; j++)
+        if ((v->kinds[j] & PY_VAR_CELL) && strcmp(v->names[j], v->names[i]) == 0)
+            return (int)j;
+    return -1;
 }
 
 static void add_local(struct py_proc *p, const struct py_code *code, const struct rules *rules,
@@ -251,14 +253,23 @@ static int read_once(struct py_proc *p, uint64_t tstate, const struct py_frame *
     if (code != f->code_addr)
         return pt_fail(err, PT_EFAIL, "frame at 0x%llx runs other code now",
                        (unsigned long long)f->addr);
+    uint8_t done[PY_LOCALS_SLOTS] = {0};   /* cell slots already reported as their argument */
     for (uint32_t i = 0; i < n; i++) {
-        if (v->kinds[i] & PY_VAR_HIDDEN)
+        if ((v->kinds[i] & PY_VAR_HIDDEN) || done[i])
             continue;
         uint64_t slot;
         memcpy(&slot, buf + base + 8 * i, 8);
         uint64_t obj = slot_value(p, v, i, slot);
+        int cell = arg_cell(v, i);
+        if (cell >= 0 && (uint32_t)cell < n) {
+            done[cell] = 1;
+            if (!obj) {
+                memcpy(&slot, buf + base + 8 * (uint32_t)cell, 8);
+                obj = slot_value(p, v, (uint32_t)cell, slot);
+            }
+        }
         if (obj)
-            add_local(p, f->code, rules, out, v->names[i], is_arg(v, i), obj);
+            add_local(p, f->code, rules, out, v->names[i], i < v->nargs, obj);
     }
     if (n < v->n)
         out->truncated = true;

@@ -84,8 +84,9 @@ def test_dump_locals_renders_every_type(python):
         opts = got["options"]
         assert opts[0].startswith("dict(3) {") and opts[1] and not opts[2], opts
         assert got["inner"][0].startswith("<function at 0x"), got["inner"]
-        # Arguments come first, in signature order.
+        # Arguments come first, in signature order; no name twice (count is also a cell).
         names = [l["name"] for l in frame["locals"]]
+        assert len(names) == len(set(names)), names
         assert names[:3] == ["none_arg", "flag", "count"], names
         # The text form shows the same values under Arguments / Locals.
         r = run_pytrace("dump", info["pid"], "--locals")

@@ -24,7 +24,7 @@ def inspect_me(none_arg, flag, count, big, neg, ratio, text, blob, items, pair, 
     captured = u"cell"
 
     def inner():
-        return captured
+        return captured, count   # count: an argument that lives in a cell
 
     if options.get("pause"):
         time.sleep(options["pause"])
