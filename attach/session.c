@@ -21,6 +21,7 @@
 #define CHORE_NS 200000000ULL        /* discovery / exit checks every 200 ms */
 #define STATUS_NS 250000000ULL
 #define NAMES_NS 1000000000ULL       /* re-read thread names at least every second */
+#define CODES_NS 100000000ULL        /* re-validate cached code objects every 100 ms (code.h) */
 #define REOPEN_AFTER_FAILS 50        /* consecutive failed walks before re-opening (exec?) */
 #define MAX_TARGETS 256
 
@@ -38,6 +39,7 @@ struct target {
     uint32_t open_tries;
     uint32_t last_nthreads;
     uint64_t last_names_ns;
+    uint64_t last_codes_ns;
 };
 
 struct session {
@@ -160,6 +162,12 @@ static void sample_target(struct session *S, struct target *t, uint64_t tick)
         return;
     }
     unsigned flags = PY_WALK_OS_STATE;
+    if (tick - t->last_codes_ns >= CODES_NS) {
+        /* A freed code object's address gets reused by another one (module bodies run once at
+         * import): without re-validation its frames would keep the old name for good. */
+        code_cache_tick(t->py->codes);
+        t->last_codes_ns = tick;
+    }
     enum pt_status rc = py_walk(t->py, &t->snap, flags, &err);
     if (rc == PT_OK && (t->snap.nthreads != t->last_nthreads || tick - t->last_names_ns >= NAMES_NS)) {
         /* New threads (or time to refresh): resolve names while the target is still paused. */
