@@ -21,7 +21,7 @@
 #define CHORE_NS 200000000ULL        /* discovery / exit checks every 200 ms */
 #define STATUS_NS 250000000ULL
 #define NAMES_NS 1000000000ULL       /* re-read thread names at least every second */
-#define CODE_REVALIDATE_NS 1000000000ULL  /* re-check cached code objects every second */
+#define CODES_NS 100000000ULL        /* re-validate cached code objects every 100 ms (code.h) */
 #define REOPEN_AFTER_FAILS 50        /* consecutive failed walks before re-opening (exec?) */
 #define MAX_TARGETS 256
 
@@ -43,6 +43,7 @@ struct target {
     uint32_t open_tries;
     uint32_t last_nthreads;
     uint64_t last_names_ns;
+    uint64_t last_codes_ns;
 };
 
 struct session {
@@ -210,6 +211,12 @@ static void sample_target(struct session *S, struct target *t, uint64_t tick)
         return;
     }
     unsigned flags = PY_WALK_OS_STATE;
+    if (tick - t->last_codes_ns >= CODES_NS) {
+        /* A freed code object's address gets reused by another one (module bodies run once at
+         * import): without re-validation its frames would keep the old name for good. */
+        code_cache_tick(t->py->codes);
+        t->last_codes_ns = tick;
+    }
     enum pt_status rc = py_walk(t->py, &t->snap, flags, &err);
     if (rc == PT_OK && t->ptraced)
         states_apply(t, nprev, prev_tids);
@@ -294,7 +301,7 @@ enum pt_status session_run(const struct session_opts *o, struct py_proc *root, p
 
     struct sampler smp;
     sampler_init(&smp, o->rate_hz, o->jitter);
-    uint64_t start = smp.start_ns, last_chore = 0, last_status = 0, last_code_tick = start;
+    uint64_t start = smp.start_ns, last_chore = 0, last_status = 0;
     uint64_t deadline = o->duration_s > 0 ? start + (uint64_t)(o->duration_s * 1e9) : UINT64_MAX;
     res->end = SESSION_STOPPED;
     for (;;) {
@@ -312,14 +319,6 @@ enum pt_status session_run(const struct session_opts *o, struct py_proc *root, p
             if (S.targets[i].py && !S.targets[i].exited)
                 sample_target(&S, &S.targets[i], tick);
         uint64_t now = sampler_now_ns();
-        if (now - last_code_tick >= CODE_REVALIDATE_NS) {
-            /* A code object may have been freed and its address reused by another: every
-             * cached one is checked again (one small read each) the next time it is seen. */
-            last_code_tick = now;
-            for (int i = 0; i < S.n; i++)
-                if (S.targets[i].py)
-                    code_cache_tick(S.targets[i].py->codes);
-        }
         if (now - last_chore >= CHORE_NS) {
             last_chore = now;
             reap_child(&S);

@@ -11,21 +11,34 @@
 
 #include "attach/proc.h"
 #include "cli/cli.h"
+#include "readers/locals.h"
 #include "readers/walk.h"
 #include "symbols/native.h"
 #include "symbols/unwind.h"
+#include "util/rules.h"
 
 #define DUMP_RETRIES 5
 
 static const char dump_usage[] =
-    "usage: pytrace dump PID [--json] [--native]\n"
+    "usage: pytrace dump PID [--json] [--native] [--locals [--filter FILE]...]\n"
     "  Print the Python stack of every thread of process PID, innermost frame first.\n"
     "  --json     one JSON object: {pid, python_version, threads: [{thread_id, native_id, name,\n"
     "             holds_gil, idle, frames: [{function, qualname, file, line}]}]}\n"
     "  --native   mixed stacks: C frames (symbol, module) between the Python ones; stops the\n"
     "             target's threads (ptrace) for the length of the dump, then resumes them.\n"
     "             JSON frames get kind \"python\" or \"native\" (symbol, module, offset,\n"
-    "             address, approximate).\n";
+    "             address, approximate).\n"
+    "  --locals   also each frame's arguments and local variables (bounded renderings; names\n"
+    "             that look secret, such as password or api_key, are shown as <redacted>);\n"
+    "             with --json each frame gets \"locals\": [{name, value, arg, redacted}]\n"
+    "  --filter FILE  value rules (allow/redact/drop, docs/filters.md) for --locals, after the\n"
+    "             built-in secret-name defaults (repeatable; also PYTRACE_FILTER, ':'-separated)\n";
+
+/* What --locals needs while printing: the rule chain and one reused buffer. */
+struct dump_locals {
+    const struct rules *rules;
+    struct py_locals *buf;       /* NULL without --locals */
+};
 
 static const char *thread_state(const struct py_thread *t)
 {
@@ -41,6 +54,7 @@ struct dump_view {
     struct py_proc *p;
     const struct py_snapshot *s;
     const struct native_snap *ns;    /* NULL without --native */
+    const struct dump_locals *dl;
     struct merge_item items[DUMP_MERGE_CAP];
 };
 
@@ -72,6 +86,46 @@ static void print_native_text(const struct native_frame *f)
         printf("    0x%llx (%s)\n", (unsigned long long)f->ip, base_name(f->sym.module));
 }
 
+static void print_locals_text(struct py_proc *p, const struct py_thread *t, const struct py_frame *f,
+                              const struct dump_locals *dl)
+{
+    struct pt_err err;
+    pt_err_clear(&err);
+    if (py_locals_read(p, t, f, dl->rules, dl->buf, &err) != PT_OK) {
+        printf("        <locals unreadable: %s>\n", err.msg);
+        return;
+    }
+    for (int pass = 1; pass >= 0; pass--) {
+        bool header = false;
+        for (uint32_t i = 0; i < dl->buf->n; i++) {
+            const struct py_local *l = &dl->buf->items[i];
+            if (l->arg != (pass == 1))
+                continue;
+            if (!header)
+                printf("        %s:\n", pass ? "Arguments" : "Locals");
+            header = true;
+            printf("            %s = %s\n", l->name, l->value);
+        }
+    }
+    if (dl->buf->truncated)
+        printf("            ... (more variables not shown)\n");
+}
+static json_t *locals_json(struct py_proc *p, const struct py_thread *t, const struct py_frame *f,
+                           const struct dump_locals *dl)
+{
+    json_t *arr = json_array();
+    struct pt_err err;
+    pt_err_clear(&err);
+    if (py_locals_read(p, t, f, dl->rules, dl->buf, &err) != PT_OK)
+        return arr;
+    for (uint32_t i = 0; i < dl->buf->n; i++) {
+        const struct py_local *l = &dl->buf->items[i];
+        json_array_append_new(arr, json_pack("{s:s, s:s, s:b, s:b}", "name", l->name, "value",
+                                             l->value, "arg", l->arg, "redacted", l->redacted));
+    }
+    return arr;
+}
+
 static void print_items_text(struct dump_view *v, const struct py_thread *t,
                              const struct native_stack *nst, uint32_t n)
 {
@@ -82,9 +136,11 @@ static void print_items_text(struct dump_view *v, const struct py_thread *t,
             continue;
         }
         const struct py_frame *f = py_thread_frame(v->s, t, it->index);
-        if (f->code)
+        if (f->code) {
             printf("    %s (%s:%d)\n", f->code->qualname, f->code->filename, f->line);
-        else
+            if (v->dl->buf)
+                print_locals_text(v->p, t, f, v->dl);
+        } else
             printf("    <unreadable code object at 0x%llx>\n", (unsigned long long)f->code_addr);
     }
 }
@@ -128,7 +184,8 @@ static void print_text(struct dump_view *v)
     }
 }
 
-static json_t *frame_json(const struct py_frame *f, bool kinds)
+static json_t *frame_json(const struct dump_view *v, const struct py_thread *t,
+                          const struct py_frame *f, bool kinds)
 {
     json_t *j;
     if (!f->code)
@@ -139,6 +196,8 @@ static json_t *frame_json(const struct py_frame *f, bool kinds)
                       f->code->qualname, "file", f->code->filename, "line", f->line);
     if (kinds && j)
         json_object_set_new(j, "kind", json_string("python"));
+    if (j && f->code && v->dl->buf)
+        json_object_set_new(j, "locals", locals_json(v->p, t, f, v->dl));
     return j;
 }
 
@@ -162,7 +221,8 @@ static json_t *frames_json(struct dump_view *v, const struct py_thread *t, bool 
         const struct merge_item *it = &v->items[k];
         json_array_append_new(frames, it->kind == MERGE_NATIVE
                                           ? native_json(&v->ns->frames[nst->first + it->index])
-                                          : frame_json(py_thread_frame(v->s, t, it->index), v->ns));
+                                          : frame_json(v, t, py_thread_frame(v->s, t, it->index),
+                                                       v->ns));
     }
     return frames;
 }
@@ -243,25 +303,54 @@ static enum pt_status dump_walk(struct py_proc *p, struct py_snapshot *s, struct
     return rc;
 }
 
+/* The value rules for --locals: the built-in defaults, then PYTRACE_FILTER's files (':'-separated),
+ * then each --filter FILE. A bad rule fails with FILE:LINE (exit 2). */
+static enum pt_status dump_rules(struct rules **out, const char *const *files, size_t n,
+                                 struct pt_err *err)
+{
+    if (rules_new(out, false, err) != PT_OK)
+        return err->code;
+    const char *env = getenv("PYTRACE_FILTER");
+    char list[4096];
+    snprintf(list, sizeof list, "%s", env ? env : "");
+    for (char *save = NULL, *f = strtok_r(list, ":", &save); f; f = strtok_r(NULL, ":", &save))
+        if (rules_load_file(*out, f, err) != PT_OK)
+            goto fail;
+    for (size_t i = 0; i < n; i++)
+        if (rules_load_file(*out, files[i], err) != PT_OK)
+            goto fail;
+    return PT_OK;
+fail:
+    rules_free(*out);
+    *out = NULL;
+    return err->code;
+}
+
 int cmd_dump(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"json", no_argument, NULL, 'j'},
         {"native", no_argument, NULL, 'n'},
         {"locals", no_argument, NULL, 'l'},
+        {"filter", required_argument, NULL, 'f'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    int json = 0, native = 0, c, pid;
+    int json = 0, native = 0, locals = 0, c, pid;
+    const char *filters[16];
+    size_t n_filters = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
         switch (c) {
         case 'j': json = 1; break;
         case 'h': fputs(dump_usage, stdout); return 0;
         case 'n': native = 1; break;
-        case 'l':
-            fprintf(stderr, "pytrace dump: --locals is not available in this version yet\n");
-            return PT_EFAIL;
+        case 'l': locals = 1; break;
+        case 'f':
+            if (n_filters == sizeof filters / sizeof filters[0])
+                return cli_usage_error("dump", "too many --filter options");
+            filters[n_filters++] = optarg;
+            break;
         default: return cli_usage_error("dump", "unknown option");
         }
     }
@@ -272,12 +361,22 @@ int cmd_dump(int argc, char **argv)
 
     struct pt_err err;
     pt_err_clear(&err);
-    struct py_proc *p = NULL;
-    if (py_proc_open(&p, pid, &err) != PT_OK)
+    struct dump_locals dl = {NULL, NULL};
+    struct rules *rules = NULL;
+    if (locals && dump_rules(&rules, filters, n_filters, &err) != PT_OK)
         return cli_report(&err);
+    if (locals && !(dl.buf = malloc(sizeof *dl.buf))) {
+        rules_free(rules);
+        return cli_report(&(struct pt_err){PT_EFAIL, "out of memory"});
+    }
+    dl.rules = rules;
+    struct py_proc *p = NULL;
     struct native_proc *np = NULL;
-    if (native && native_open(&np, pid, &err) != PT_OK) {
+    if (py_proc_open(&p, pid, &err) != PT_OK ||
+        (native && native_open(&np, pid, &err) != PT_OK)) {
         py_proc_close(p);
+        free(dl.buf);
+        rules_free(rules);
         return cli_report(&err);
     }
     struct py_snapshot s;
@@ -286,7 +385,7 @@ int cmd_dump(int argc, char **argv)
     enum pt_status rc = dump_walk(p, &s, np, &ns, &err);
     int exit_code = 0;
     static struct dump_view v;
-    v = (struct dump_view){.p = p, .s = &s, .ns = np ? &ns : NULL};
+    v = (struct dump_view){.p = p, .s = &s, .ns = np ? &ns : NULL, .dl = &dl};
     if (rc != PT_OK)
         exit_code = cli_report(&err);
     else if (json)
@@ -297,5 +396,7 @@ int cmd_dump(int argc, char **argv)
     native_close(np);
     py_snapshot_free(&s);
     py_proc_close(p);
+    free(dl.buf);
+    rules_free(rules);
     return exit_code;
 }

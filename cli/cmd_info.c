@@ -258,6 +258,8 @@ static void print_text(const struct trace *t, const struct info_stats *s, const 
         printf("%s%s=%s", i ? ", " : "", t->tag_keys[i], t->tag_values[i]);
     printf("%s\n", t->n_tags ? "" : "none");
     print_filters(t);
+    if (t->has_locals)
+        printf("Locals:      recorded (--locals): each call's arguments and locals\n");
 
     printf("\nThreads (%zu):\n  %10s  %10s  %6s  %6s  %s\n", t->n_threads - 1, "tid", "samples",
            "GIL", "idle", "name");
@@ -357,7 +359,10 @@ static int print_json(const struct trace *t, const struct info_stats *s, const c
         "top_total", top_json(t, s->top_total, s->n_top_total, s->total));
     if (!root)
         return PT_EFAIL;
+    json_object_set_new(root, "locals", json_boolean(t->has_locals));
     if (t->has_trailer) {
+        json_object_set_new(root, "redacted", json_integer((json_int_t)t->summary.redacted));
+        json_object_set_new(root, "dropped", json_integer((json_int_t)t->summary.dropped));
         json_object_set_new(root, "missed", json_integer((json_int_t)t->summary.missed));
         json_object_set_new(root, "overruns", json_integer((json_int_t)t->summary.overruns));
         json_object_set_new(root, "walks", json_integer((json_int_t)t->summary.walks));

@@ -13,7 +13,7 @@
 static const char usage[] =
     "usage: pytrace VERB [options]\n"
     "\n"
-    "  dump    PID [--json]                 all threads' Python stacks, now\n"
+    "  dump    PID [--json] [--locals]      all threads' Python stacks, now\n"
     "  top     PID [-r HZ] [--window SEC] [--once] [--gil] [--idle] [--thread SPEC]\n"
     "                                       live view of the functions running now\n"
     "  attach  PID [-r HZ] [-d SEC] [-o FILE] record a running process\n"

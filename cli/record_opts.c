@@ -19,6 +19,7 @@
 #include "cli/cli.h"
 #include "cli/record_config.h"
 #include "output/record.h"
+#include "util/rules.h"
 
 #define PYTRACE_VERSION_STR "0.1.0"
 
@@ -38,6 +39,8 @@ const char record_usage[] =
     "      --tag KEY=VALUE  stored in the header (repeatable)\n"
     "      --max-size SIZE  stop when the file reaches SIZE bytes (K, M, G suffixes)\n"
     "      --jitter FRAC    random offset of each tick, a fraction of the period (default 0)\n"
+    "      --locals         store each call's arguments and locals, read when it is first seen\n"
+    "                       (secret-looking names are redacted; docs/locals.md)\n"
     "  -q, --quiet          no status line and no summary\n"
     "      --filter FILE    filter/redaction rules (repeatable; docs/filters.md)\n"
     "      --no-stdlib      fold standard-library frames into their first caller's frame\n"
@@ -71,7 +74,7 @@ int record_parse(const char *verb, int argc, char **argv, struct record_cli *o, 
      * before or after the PID (GNU getopt moves the PID to the end). */
     const char *shortopts = strcmp(verb, "run") == 0 ? "+r:d:o:qh" : "r:d:o:qh";
     enum { O_BLOCKING = 256, O_SUBP, O_THREAD, O_GIL, O_IDLE, O_NAME, O_TAG, O_MAXSIZE, O_JITTER,
-           O_NATIVE, O_FILTER, O_NOSTDLIB, O_OUTDIR, O_CONFIG };
+           O_NATIVE, O_FILTER, O_NOSTDLIB, O_OUTDIR, O_CONFIG, O_LOCALS };
     static const struct option opts[] = {
         {"rate", required_argument, NULL, 'r'},
         {"duration", required_argument, NULL, 'd'},
@@ -91,6 +94,7 @@ int record_parse(const char *verb, int argc, char **argv, struct record_cli *o, 
         {"no-stdlib", no_argument, NULL, O_NOSTDLIB},
         {"output-dir", required_argument, NULL, O_OUTDIR},
         {"config", required_argument, NULL, O_CONFIG},
+        {"locals", no_argument, NULL, O_LOCALS},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -161,6 +165,7 @@ again:
                 return cli_usage_error(verb, "--jitter takes a fraction in [0, 0.5]");
             break;
         case O_NATIVE: o->native = true; break;
+        case O_LOCALS: o->locals = true; break;
         case 'q': o->quiet = true; break;
         case O_FILTER:
             if (o->n_filters == REC_MAX_FILTERS)
@@ -282,6 +287,7 @@ int record_and_report(const struct record_cli *o, struct py_proc *root, pid_t ro
         .native = o->native,
         .tags = tags,
         .n_tags = n_tags,
+        .locals = o->locals,
     };
     const struct rules *rules = record_config_rule_chain(&meta.filters);
     meta.start_mono_ns = clock_ns(CLOCK_MONOTONIC);
@@ -294,6 +300,12 @@ int record_and_report(const struct record_cli *o, struct py_proc *root, pid_t ro
     if (rec_sink_open(&sink, path, o->output != NULL, &meta, &filter, 10000000ULL, &err) != PT_OK)
         return cli_report(&err);
     rec_sink_set_rules(sink, rules);
+    if (o->locals && rec_sink_capture_locals(sink, rules, &err) != PT_OK) {
+        struct trace_summary none = {.exit_status = INT64_MIN};
+        struct pt_err ignored;
+        rec_sink_close(sink, 0, &none, &ignored);
+        return cli_report(&err);
+    }
 
     struct session_opts so = {
         .rate_hz = o->rate_hz,
@@ -317,6 +329,7 @@ int record_and_report(const struct record_cli *o, struct py_proc *root, pid_t ro
         .busy_ns = res->busy_ns,
         .exit_status = res->root_exit_status,
     };
+    struct rec_locals_stats ls = rec_sink_locals_stats(sink);
     struct pt_err cerr;
     pt_err_clear(&cerr);
     enum pt_status crc = rec_sink_close(sink, res->end_ns, &sum, &cerr);
@@ -344,6 +357,14 @@ int record_and_report(const struct record_cli *o, struct py_proc *root, pid_t ro
                 secs, sum.samples, res->achieved_hz, o->rate_hz,
                 sum.samples ? 100.0 * (double)sum.errors / (double)sum.samples : 0.0, why, path,
                 size);
+        if (o->locals)
+            fprintf(stderr, "pytrace: --locals: %" PRIu64 " calls' variables read (%" PRIu64
+                    " unreadable), %.1f us and %.1f memory reads each, %.1f us per sample; %"
+                    PRIu64 " values redacted, %" PRIu64 " dropped\n", ls.captures, ls.failed,
+                    ls.captures ? (double)ls.ns / 1e3 / (double)ls.captures : 0.0,
+                    ls.captures ? (double)ls.reads / (double)ls.captures : 0.0,
+                    sum.samples ? (double)ls.ns / 1e3 / (double)sum.samples : 0.0, sum.redacted,
+                    sum.dropped);
     }
     return 0;
 }

@@ -22,6 +22,7 @@ struct record_cli {
     const char *output;
     const char *name;
     bool blocking, subprocesses, native, quiet, gil, idle;
+    bool locals;                 /* --locals: spans carry their call's variables */
     double jitter;
     uint64_t max_size;
     struct trace_tag tags[REC_MAX_TAGS];

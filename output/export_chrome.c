@@ -168,6 +168,13 @@ static json_t *ch_call_args(const struct trace *t, const struct tl_span *s)
         json_object_set_new(args, "open_begin", json_true());
     if (s->open_end)     /* ... or still running when it stopped */
         json_object_set_new(args, "open_end", json_true());
+    if (s->n_locals && s->locals) {   /* --locals: the call's variables at its first sighting */
+        json_t *vars = json_object();
+        for (uint32_t k = 0; k < s->n_locals; k++)
+            json_object_set_new(vars, trace_str(t, s->locals[k].name),
+                                json_string(trace_str(t, s->locals[k].value)));
+        json_object_set_new(args, "locals", vars);
+    }
     return args;
 }
 

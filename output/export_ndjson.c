@@ -83,6 +83,21 @@ static void stack_cache_free(struct stack_cache *c)
     free(c);
 }
 
+/* A span's variables (--locals): [{name, value, arg, redacted}], in slot order. */
+static json_t *locals_json(const struct trace *t, const struct tl_span *s)
+{
+    json_t *arr = json_array();
+    for (uint32_t k = 0; k < s->n_locals && s->locals; k++) {
+        const struct tl_local *l = &s->locals[k];
+        json_array_append_new(arr, json_pack("{s:s, s:s, s:b, s:b}", "name",
+                                             trace_str(t, l->name), "value",
+                                             trace_str(t, l->value), "arg",
+                                             (l->flags & TL_LOCAL_ARG) != 0, "redacted",
+                                             (l->flags & TL_LOCAL_REDACTED) != 0));
+    }
+    return arr;
+}
+
 enum pt_status export_ndjson(const struct export_view *v, FILE *out, struct pt_err *err)
 {
     const struct trace *t = v->t;
@@ -122,6 +137,8 @@ enum pt_status export_ndjson(const struct export_view *v, FILE *out, struct pt_e
         json_object_set_new(o, "samples", json_integer((json_int_t)s->samples));
         json_object_set_new(o, "open_begin", json_boolean(s->open_begin));
         json_object_set_new(o, "open_end", json_boolean(s->open_end));
+        if (s->n_locals || s->locals_flags)
+            json_object_set_new(o, "locals", locals_json(t, s));
         bad |= emit(out, o);
     }
     struct stack_cache *cache = calloc(1, sizeof *cache);

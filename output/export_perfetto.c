@@ -14,6 +14,7 @@
  */
 #include "output/export.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "output/export_tracks.h"
@@ -263,6 +264,24 @@ static size_t pf_span_args(const struct tl_span *s, PtPerfetto__DebugAnnotation 
     return n;
 }
 
+/* --locals: a span's variables as string annotations "locals.NAME" (the UI nests them under
+ * "locals" in the slice's arguments). Returns the count; names are built in names[]. */
+#define PF_MAX_LOCALS 64
+static size_t pf_locals_args(const struct trace *t, const struct tl_span *s,
+                             PtPerfetto__DebugAnnotation *a, char (*names)[96])
+{
+    size_t n = 0;
+    for (uint32_t k = 0; k < s->n_locals && s->locals && n < PF_MAX_LOCALS; k++, n++) {
+        snprintf(names[n], sizeof names[n], "locals.%s", trace_str(t, s->locals[k].name));
+        a[n] = (PtPerfetto__DebugAnnotation)PT_PERFETTO__DEBUG_ANNOTATION__INIT;
+        a[n].name_field_case = PT_PERFETTO__DEBUG_ANNOTATION__NAME_FIELD_NAME;
+        a[n].name = names[n];
+        a[n].value_case = PT_PERFETTO__DEBUG_ANNOTATION__VALUE_STRING_VALUE;
+        a[n].string_value = (char *)trace_str(t, s->locals[k].value);
+    }
+    return n;
+}
+
 /* A function's EventName and SourceLocation, interned where the function first appears. */
 struct pf_names {
     PtPerfetto__InternedData interned;
@@ -303,7 +322,10 @@ static void pf_begin(struct pf *w, const struct export_slice *sl)
     const struct trace *t = w->v->t;
     const struct tl_span *s = &t->spans[sl->span];
     uint64_t category = PF_CATEGORY_IID;
-    PtPerfetto__DebugAnnotation args[4], *arg_ptrs[4] = {&args[0], &args[1], &args[2], &args[3]};
+    PtPerfetto__DebugAnnotation args[4 + PF_MAX_LOCALS], *arg_ptrs[4 + PF_MAX_LOCALS];
+    static char local_names[PF_MAX_LOCALS][96];
+    for (size_t i = 0; i < 4 + PF_MAX_LOCALS; i++)
+        arg_ptrs[i] = &args[i];
     PtPerfetto__TrackEvent ev = PT_PERFETTO__TRACK_EVENT__INIT;
     ev.has_type = ev.has_track_uuid = true;
     ev.type = PT_PERFETTO__TRACK_EVENT__TYPE__TYPE_SLICE_BEGIN;
@@ -311,6 +333,7 @@ static void pf_begin(struct pf *w, const struct export_slice *sl)
     ev.n_category_iids = 1;
     ev.category_iids = &category;
     ev.n_debug_annotations = pf_span_args(s, args);
+    ev.n_debug_annotations += pf_locals_args(t, s, args + ev.n_debug_annotations, local_names);
     ev.debug_annotations = arg_ptrs;
 
     PtPerfetto__TracePacket p = PT_PERFETTO__TRACE_PACKET__INIT;

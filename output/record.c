@@ -4,10 +4,14 @@
  */
 #include "output/record.h"
 
+#include "readers/locals.h"
+
 #include <fnmatch.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "symbols/unwind.h"
 #include "util/rules.h"
@@ -40,6 +44,13 @@ struct rec_proc {
     bool entry_offset_unique;   /* no jump targets offset 0 (3.11+) */
 };
 
+/* The interned variables of one open span (--locals); blocks are reused once the span is written,
+ * so recording allocates only while more spans with locals are open than ever before. */
+struct rec_lblock {
+    struct rec_lblock *next_free, *next_all;
+    struct tl_local items[PY_LOCALS_MAX];
+};
+
 struct rec_sink {
     struct trace_writer *w;
     struct timeline *tl;
@@ -54,12 +65,100 @@ struct rec_sink {
     uint8_t *action_by_fid;     /* rules_frame() + 1 by function id, 0 = not decided yet */
     uint32_t n_action;
     uint64_t excluded;          /* frames removed by exclude/fold, summed over samples */
+    /* --locals: the rule chain, a reused read buffer, span blocks, counts */
+    const struct rules *locals_rules;
+    struct py_locals *lbuf;
+    struct rec_lblock *lfree, *lall;
+    uint64_t redacted, dropped;
+    struct rec_locals_stats lstats;
+    /* The sample tl_feed() is looking at, for the begin hook: its kept frames by timeline depth
+     * (root first; NULL for a native frame), as intern_stack() laid them out. */
+    struct py_proc *cur_p;
+    const struct py_thread *cur_pt;
+    const struct py_frame **cur_frames;
+    uint32_t cur_n, cap_cur_frames;
 };
 
 static void emit_span(const struct tl_span *span, void *ctx)
 {
     struct rec_sink *s = ctx;
     trace_span(s->w, span);
+    if (span->locals) {
+        struct rec_lblock *b = (struct rec_lblock *)(void *)((char *)span->locals -
+                                                             offsetof(struct rec_lblock, items));
+        b->next_free = s->lfree;
+        s->lfree = b;
+    }
+}
+
+static struct rec_lblock *lblock_get(struct rec_sink *s)
+{
+    struct rec_lblock *b = s->lfree;
+    if (b) {
+        s->lfree = b->next_free;
+        return b;
+    }
+    b = malloc(sizeof *b);
+    if (b) {
+        b->next_all = s->lall;
+        s->lall = b;
+    }
+    return b;
+}
+
+/* A call seen for the first time: with --locals, keep its variables as they are now. */
+static void begin_span(struct tl_span *span, size_t index, void *ctx)
+{
+    struct rec_sink *s = ctx;
+    const struct py_thread *pt = s->cur_pt;
+    if (!s->lbuf || !pt || index >= s->cur_n)
+        return;
+    const struct py_frame *f = s->cur_frames[index];
+    struct pt_err err;
+    if (!f || !f->code)
+        return;
+    struct timespec t0, t1;
+    uint64_t reads = s->cur_p->mem->reads;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    enum pt_status rc = py_locals_read(s->cur_p, pt, f, s->locals_rules, s->lbuf, &err);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    s->lstats.captures++;
+    s->lstats.ns += (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec));
+    s->lstats.reads += s->cur_p->mem->reads - reads;
+    if (rc != PT_OK) {
+        s->lstats.failed++;
+        span->locals_flags = TL_LOCALS_UNREADABLE;
+        return;
+    }
+    s->redacted += s->lbuf->redacted;
+    s->dropped += s->lbuf->dropped;
+    span->locals_flags = s->lbuf->truncated ? TL_LOCALS_TRUNCATED : 0;
+    struct rec_lblock *b = s->lbuf->n ? lblock_get(s) : NULL;
+    if (!b)
+        return;
+    for (uint32_t i = 0; i < s->lbuf->n; i++) {
+        const struct py_local *l = &s->lbuf->items[i];
+        b->items[i] = (struct tl_local){
+            trace_string(s->w, l->name), trace_string(s->w, l->value),
+            (l->arg ? TL_LOCAL_ARG : 0u) | (l->redacted ? TL_LOCAL_REDACTED : 0u)};
+    }
+    span->locals = b->items;
+    span->n_locals = s->lbuf->n;
+}
+
+struct rec_locals_stats rec_sink_locals_stats(const struct rec_sink *s)
+{
+    return s->lstats;
+}
+
+enum pt_status rec_sink_capture_locals(struct rec_sink *s, const struct rules *rules,
+                                       struct pt_err *err)
+{
+    if (!s->lbuf && !(s->lbuf = malloc(sizeof *s->lbuf)))
+        return pt_fail(err, PT_EFAIL, "out of memory");
+    s->locals_rules = rules;
+    tl_set_begin_hook(s->tl, begin_span);
+    return PT_OK;
 }
 
 enum pt_status rec_sink_open(struct rec_sink **out, const char *path, bool overwrite,
@@ -298,8 +397,17 @@ static uint32_t intern_stack(struct rec_sink *s, struct rec_proc *rp, struct rec
 {
     uint32_t n = st->n;
     t->depth_kept = 0;
+    s->cur_n = 0;
     if (reserve_depth(t, n) != 0)
         return 0;
+    if (s->lbuf && n > s->cap_cur_frames) {
+        /* --locals: the begin hook finds each kept depth's Python frame here. */
+        const struct py_frame **cf = realloc(s->cur_frames, n * sizeof *cf);
+        if (!cf)
+            return 0;
+        s->cur_frames = cf;
+        s->cap_cur_frames = n;
+    }
     uint32_t parent = 0, d = 0;
     bool same = true, in_fold = false;
     for (uint32_t i = 0; i < n; i++) {
@@ -323,9 +431,12 @@ static uint32_t intern_stack(struct rec_sink *s, struct rec_proc *rp, struct rec
         tf.restart = f && d < t->depth && t->tlf[d].addr == f->addr && t->tlf[d].function == fid &&
                      restarted(rp, f->code, t->tlf[d].lasti, f->lasti);
         t->tlf[d] = tf;
+        if (s->lbuf)
+            s->cur_frames[d] = f;
         d++;
     }
     t->depth = t->depth_kept = d;
+    s->cur_n = s->lbuf ? d : 0;
     return parent;
 }
 
@@ -394,8 +505,8 @@ static struct rec_stack stack_of(const struct py_snapshot *snap, const struct py
     return st;
 }
 
-static void feed(struct rec_sink *s, uint32_t proc, const struct py_snapshot *snap,
-                 const struct native_snap *ns, uint64_t t_ns)
+static void feed(struct rec_sink *s, uint32_t proc, struct py_proc *p,
+                 const struct py_snapshot *snap, const struct native_snap *ns, uint64_t t_ns)
 {
     struct rec_proc *rp = &s->procs[proc - 1];
     for (uint32_t i = 0; i < rp->n; i++)
@@ -425,7 +536,10 @@ static void feed(struct rec_sink *s, uint32_t proc, const struct py_snapshot *sn
         struct rec_stack st = stack_of(snap, pt, ns);
         uint32_t leaf = intern_stack(s, rp, t, &st);
         trace_sample(s->w, t->trace_thread, t_ns, leaf, flags);
+        s->cur_p = p;
+        s->cur_pt = pt;
         tl_feed(s->tl, t->trace_thread, t_ns, t->tlf, t->depth_kept);
+        s->cur_pt = NULL;
     }
     /* A thread missing from a torn thread list may still live: end threads only when the lists
      * were read to their ends. */
@@ -443,16 +557,14 @@ static void feed(struct rec_sink *s, uint32_t proc, const struct py_snapshot *sn
 void rec_sink_feed(struct rec_sink *s, uint32_t proc, struct py_proc *p,
                    const struct py_snapshot *snap, uint64_t t_ns)
 {
-    (void)p;
-    feed(s, proc, snap, NULL, t_ns);
+    feed(s, proc, p, snap, NULL, t_ns);
 }
 
 void rec_sink_feed_native(struct rec_sink *s, uint32_t proc, struct py_proc *p,
                           const struct py_snapshot *snap, const struct native_snap *ns,
                           uint64_t t_ns)
 {
-    (void)p;
-    feed(s, proc, snap, ns, t_ns);
+    feed(s, proc, p, snap, ns, t_ns);
 }
 
 void rec_sink_feed_failed(struct rec_sink *s, uint32_t proc, uint64_t t_ns)
@@ -539,9 +651,8 @@ enum pt_status rec_sink_close(struct rec_sink *s, uint64_t t_ns, struct trace_su
     tl_finish(s->tl, t_ns);
     sum->samples = s->samples;
     sum->errors = s->errors;
-    struct rules_counts counts = rules_get_counts(s->value_rules);
-    sum->redacted = counts.redacted;
-    sum->dropped = counts.dropped;
+    sum->redacted = s->redacted;   /* values captured with --locals, as written */
+    sum->dropped = s->dropped;
     sum->excluded = s->excluded;
     enum pt_status rc = trace_writer_close(s->w, sum, err);
     tl_free(s->tl);
@@ -558,6 +669,13 @@ enum pt_status rec_sink_close(struct rec_sink *s, uint64_t t_ns, struct trace_su
     }
     free(s->procs);
     free(s->action_by_fid);
+    while (s->lall) {
+        struct rec_lblock *b = s->lall;
+        s->lall = b->next_all;
+        free(b);
+    }
+    free(s->lbuf);
+    free(s->cur_frames);
     free(s);
     return rc;
 }

@@ -40,6 +40,21 @@ struct rules;
 void rec_sink_set_rules(struct rec_sink *s, const struct rules *r);
 /* The chain given to rec_sink_set_rules (NULL when none): locals capture asks it rules_value(). */
 const struct rules *rec_sink_rules(const struct rec_sink *s);
+/*
+ * --locals: from now on every call's arguments and locals are read at its first sighting (the
+ * timeline's begin hook, right after the walk that saw it) and written with its span; names are
+ * checked against rules (not copied: it must outlive s; NULL redacts nothing). Values redacted and
+ * dropped are counted into the trailer. PT_EFAIL when out of memory.
+ */
+enum pt_status rec_sink_capture_locals(struct rec_sink *s, const struct rules *rules,
+                                       struct pt_err *err);
+
+/* What --locals cost so far: calls whose variables were read, reads that failed (frame gone or
+ * changing), time spent and memory reads made. */
+struct rec_locals_stats {
+    uint64_t captures, failed, ns, reads;
+};
+struct rec_locals_stats rec_sink_locals_stats(const struct rec_sink *s);
 
 /* Registers a traced process (parent = 0 for the root); returns its process index. */
 uint32_t rec_sink_process(struct rec_sink *s, struct py_proc *p, uint32_t parent);

@@ -30,6 +30,7 @@ struct tl_thread {
 
 struct timeline {
     tl_emit_fn emit;
+    tl_begin_fn begin;
     void *ctx;
     struct tl_thread *threads;
     size_t nthreads;        /* entries allocated; indices are the caller's thread numbers */
@@ -43,6 +44,11 @@ struct timeline *tl_new(tl_emit_fn emit, void *ctx)
     tl->emit = emit;
     tl->ctx = ctx;
     return tl;
+}
+
+void tl_set_begin_hook(struct timeline *tl, tl_begin_fn fn)
+{
+    tl->begin = fn;
 }
 
 void tl_free(struct timeline *tl)
@@ -181,8 +187,11 @@ int tl_feed(struct timeline *tl, uint32_t thread, uint64_t t_ns, const struct tl
     tl_close(tl, th, k, t_ns, false);
     for (size_t i = 0; i < k; i++)
         tl_extend(&th->open[i], &frames[i], i ? frames[i - 1].lasti : -1, t_ns);
-    for (size_t i = k; i < n; i++)
+    for (size_t i = k; i < n; i++) {
         tl_begin(&th->open[i], thread, th, frames, i, t_ns);
+        if (tl->begin)
+            tl->begin(&th->open[i].span, i, tl->ctx);
+    }
     th->n = n;
     th->last_t = t_ns;
     th->seen = true;

@@ -32,6 +32,14 @@ struct tl_frame {
                             * sample (its offset went back where no loop of its code leads) */
 };
 
+/* One captured argument or local of a call: StringEntry ids (output/trace.h), flags TL_LOCAL_*. */
+struct tl_local {
+    uint32_t name, value;
+    uint32_t flags;
+};
+enum { TL_LOCAL_ARG = 1, TL_LOCAL_REDACTED = 2 };
+enum { TL_LOCALS_TRUNCATED = 1, TL_LOCALS_UNREADABLE = 2 };
+
 struct tl_span {
     uint32_t thread;       /* caller's thread index */
     uint32_t function;
@@ -42,6 +50,11 @@ struct tl_span {
     uint64_t samples;      /* samples in which this call was on the stack */
     bool open_begin;       /* already running when the recording started (begin_lo unknown) */
     bool open_end;         /* still running when the recording stopped (end_hi unknown) */
+    const struct tl_local *locals;  /* the call's variables at its first sighting (--locals), set
+                                     * by the begin hook; owned by whoever set it (the recorder, or
+                                     * a loaded trace's locals array); NULL = none */
+    uint32_t n_locals;
+    uint32_t locals_flags; /* TL_LOCALS_* */
 };
 
 /* Receives every finished span, innermost first when several end at once. */
@@ -49,7 +62,14 @@ typedef void (*tl_emit_fn)(const struct tl_span *span, void *ctx);
 
 struct timeline;
 
+/* Called for every call as it is first seen (depth `index` of the sample just fed, root first),
+ * before tl_feed() returns; it may set span->locals. */
+typedef void (*tl_begin_fn)(struct tl_span *span, size_t index, void *ctx);
+
 struct timeline *tl_new(tl_emit_fn emit, void *ctx);
+
+/* Installs a begin hook (called with the emit ctx); NULL removes it. */
+void tl_set_begin_hook(struct timeline *tl, tl_begin_fn fn);
 void tl_free(struct timeline *tl);
 
 /*

@@ -70,6 +70,7 @@ struct trace_meta {
     const struct trace_tag *tags;
     size_t n_tags;
     const char *filters;         /* the rule chain, rules_describe() (util/rules.h) */
+    bool locals;                 /* --locals: spans carry their call's variables */
 };
 
 /* What the trailer records. */
@@ -155,6 +156,7 @@ struct trace {
     uint64_t start_wall_ns, start_mono_ns;
     double rate_hz;
     bool blocking, native;
+    bool has_locals;                      /* recorded with --locals */
     char **tag_keys, **tag_values;
     size_t n_tags;
 
@@ -167,6 +169,8 @@ struct trace {
     struct trace_sample *samples;         size_t n_samples;   /* file order: chunk by chunk,
                                                                   per thread within a chunk */
     struct tl_span *spans;                size_t n_spans;
+    struct tl_local *locals;              size_t n_locals;    /* spans' variables; each span's
+                                                                  locals point into this array */
     struct trace_counter *counters;       size_t n_counters;
     struct trace_event *events;           size_t n_events;
 

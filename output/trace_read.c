@@ -20,7 +20,10 @@
 struct loader {
     struct trace *t;
     size_t cap_strings, cap_functions, cap_stacks, cap_processes, cap_threads, cap_fn_native;
-    size_t cap_samples, cap_spans, cap_counters, cap_events;
+    size_t cap_samples, cap_spans, cap_counters, cap_events, cap_locals;
+    uint32_t *span_locals;    /* per span: index of its first local in t->locals (fixed up at the
+                                 end, since t->locals moves while it grows) */
+    size_t cap_span_locals;
 };
 
 static int grow(void **p, size_t *cap, size_t need, size_t elem)
@@ -137,9 +140,13 @@ static const char *check_chunk(const struct trace *t, const Pytrace__Chunk *c, b
     const char *why = check_blocks(c, nt, nk);
     if (why)
         return why;
-    for (size_t i = 0; i < c->n_spans; i++)
+    for (size_t i = 0; i < c->n_spans; i++) {
         if (c->spans[i]->thread == 0 || c->spans[i]->thread >= nt || c->spans[i]->function >= nf)
             return "a span refers to an unknown thread or function";
+        for (size_t k = 0; k < c->spans[i]->n_locals; k++)
+            if (c->spans[i]->locals[k]->name >= ns || c->spans[i]->locals[k]->value >= ns)
+                return "a span's local variable refers to an unknown string";
+    }
     for (size_t i = 0; i < c->n_counters; i++) {
         const Pytrace__CounterSeries *s = c->counters[i];
         if (s->n_dt_ns != s->n_dvalue)
@@ -165,6 +172,7 @@ static int apply_header(struct trace *t, const Pytrace__Header *h)
     t->rate_hz = h->rate_hz;
     t->blocking = h->blocking;
     t->native = h->native;
+    t->has_locals = h->locals;
     if (h->n_nspid) {
         if (!(t->nspid = malloc(h->n_nspid * sizeof *t->nspid)))
             return -1;
@@ -267,12 +275,24 @@ static int apply_records(struct loader *L, const Pytrace__Chunk *c)
     size_t ncounters = t->n_counters;
     for (size_t i = 0; i < c->n_counters; i++)
         ncounters += c->counters[i]->n_dt_ns;
+    size_t nlocals = t->n_locals;
+    for (size_t i = 0; i < c->n_spans; i++)
+        nlocals += c->spans[i]->n_locals;
+    if (grow((void **)&L->span_locals, &L->cap_span_locals, t->n_spans + c->n_spans,
+             sizeof *L->span_locals) || GROW(L, locals, nlocals))
+        return -1;
     if (apply_samples(L, c) || GROW(L, spans, t->n_spans + c->n_spans) ||
         GROW(L, counters, ncounters) || GROW(L, events, t->n_events + c->n_events))
         return -1;
     for (size_t i = 0; i < c->n_spans; i++) {
         const Pytrace__Span *s = c->spans[i];
+        L->span_locals[t->n_spans] = (uint32_t)t->n_locals;
+        for (size_t k = 0; k < s->n_locals; k++)
+            t->locals[t->n_locals++] = (struct tl_local){
+                .name = s->locals[k]->name, .value = s->locals[k]->value,
+                .flags = s->locals[k]->flags };
         t->spans[t->n_spans++] = (struct tl_span){
+            .n_locals = (uint32_t)s->n_locals, .locals_flags = s->locals_flags,
             .thread = s->thread, .function = s->function, .depth = s->depth,
             .call_line = s->call_line, .first_line = s->first_line,
             .begin_lo = s->begin - (uint64_t)s->begin_lo, .begin = s->begin,
@@ -430,6 +450,9 @@ enum pt_status trace_load(const char *path, struct trace **out, struct pt_err *e
         off += 8 + len;
         t->valid_bytes = off;
     }
+    for (size_t i = 0; i < t->n_spans; i++)
+        t->spans[i].locals = t->spans[i].n_locals ? t->locals + L.span_locals[i] : NULL;
+    free(L.span_locals);
     if (rc == PT_OK && off == 8 && !t->truncated)
         rc = pt_fail(err, PT_ECORRUPT, "%s: truncated after the magic, before any chunk", path);
     free(buf);
@@ -471,6 +494,7 @@ void trace_free(struct trace *t)
     free(t->threads);
     free(t->samples);
     free(t->spans);
+    free(t->locals);
     free(t->counters);
     free(t->events);
     free(t);

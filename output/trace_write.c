@@ -82,6 +82,7 @@ static int build_chunk(struct trace_writer *w, Pytrace__Chunk *c)
                    nk * sizeof(Pytrace__StackNode) + np * sizeof(Pytrace__Process) +
                    nt * sizeof(Pytrace__Thread);
     size_t nptr = ns + nf + nk + np + nt + w->renames.n + w->active_threads.n + w->spans.n +
+                  w->locals.n +
                   w->active_series.n + w->events.n;
     if (trace_grow(&w->msgs.p, &w->msgs.cap, bytes, 1) != 0 ||
         trace_grow(&w->ptrs.p, &w->ptrs.cap, nptr, sizeof(void *)) != 0)
@@ -172,6 +173,14 @@ static int build_chunk(struct trace_writer *w, Pytrace__Chunk *c)
     c->spans = (Pytrace__Span **)pp;
     for (size_t i = 0; i < w->spans.n; i++)
         *pp++ = (Pytrace__Span *)w->spans.p + i;
+    for (size_t i = 0; i < w->spans.n && w->span_locals.n == w->spans.n; i++) {
+        Pytrace__Span *sp = (Pytrace__Span *)w->spans.p + i;
+        const struct trace_lrange *r = (const struct trace_lrange *)w->span_locals.p + i;
+        sp->n_locals = r->n;
+        sp->locals = (Pytrace__Local **)pp;
+        for (uint32_t k = 0; k < r->n; k++)
+            *pp++ = (Pytrace__Local *)w->locals.p + r->first + k;
+    }
     c->n_counters = w->active_series.n;
     c->counters = (Pytrace__CounterSeries **)pp;
     for (size_t i = 0; i < w->active_series.n; i++) {
@@ -208,6 +217,7 @@ static void reset_pending(struct trace_writer *w)
         s->n = 0;
     }
     w->renames.n = w->spans.n = w->events.n = 0;
+    w->locals.n = w->span_locals.n = 0;
     w->active_threads.n = w->active_series.n = 0;
     w->pending_bytes = 0;
 }
@@ -343,7 +353,23 @@ void trace_span(struct trace_writer *w, const struct tl_span *span)
     s.end_hi = (int64_t)(span->end_hi - span->begin);
     s.samples = span->samples;
     s.open = (span->open_begin ? 1u : 0u) | (span->open_end ? 2u : 0u);
-    if (trace_vec_push(&w->spans, &s, sizeof s) != 0)
+    s.locals_flags = span->locals_flags;
+    struct trace_lrange r = {(uint32_t)w->locals.n, 0};
+    for (uint32_t k = 0; k < span->n_locals && span->locals; k++) {
+        const struct tl_local *l = &span->locals[k];
+        Pytrace__Local m = PYTRACE__LOCAL__INIT;
+        m.name = l->name < w->n_strs ? l->name : 0;
+        m.value = l->value < w->n_strs ? l->value : 0;
+        m.flags = l->flags;
+        if (trace_vec_push(&w->locals, &m, sizeof m) != 0) {
+            w->oom = true;
+            break;
+        }
+        r.n++;
+        w->pending_bytes += 10;
+    }
+    if (trace_vec_push(&w->spans, &s, sizeof s) != 0 ||
+        trace_vec_push(&w->span_locals, &r, sizeof r) != 0)
         w->oom = true;
     w->pending_bytes += 40;
 }
@@ -444,6 +470,7 @@ static enum pt_status write_header(struct trace_writer *w, const struct trace_me
     h.rate_hz = m->rate_hz;
     h.blocking = m->blocking;
     h.native = m->native;
+    h.locals = m->locals;
     h.n_tags = m->n_tags;
     h.tags = tagp;
     for (size_t i = 0; i < m->n_tags; i++) {
@@ -471,6 +498,8 @@ static void writer_free(struct trace_writer *w)
     trace_intern_free(w);
     free(w->renames.p);
     free(w->spans.p);
+    free(w->locals.p);
+    free(w->span_locals.p);
     free(w->events.p);
     free(w->active_threads.p);
     free(w->active_series.p);

@@ -51,6 +51,11 @@ struct trace_series {
     bool active;
 };
 
+/* Where a pending span's locals are in trace_writer.locals. */
+struct trace_lrange {
+    uint32_t first, n;
+};
+
 /* A growable buffer of fixed-size elements. */
 struct trace_vec {
     void *p;
@@ -81,6 +86,8 @@ struct trace_writer {
     /* Records of the pending chunk. */
     struct trace_vec renames;  /* Pytrace__ThreadName */
     struct trace_vec spans;    /* Pytrace__Span */
+    struct trace_vec locals;   /* Pytrace__Local of the pending spans (--locals) */
+    struct trace_vec span_locals;  /* struct trace_lrange per pending span: its locals */
     struct trace_vec events;   /* Pytrace__Event */
     struct trace_vec active_threads;  /* uint32_t thread ids with samples, in first-sample order */
     struct trace_series *series;      uint32_t n_series; size_t cap_series;  /* id = index + 1 */

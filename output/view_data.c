@@ -8,6 +8,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -189,6 +190,7 @@ struct vspan {
     uint64_t b, e;                /* midpoint estimates */
     uint64_t seen_b, seen_e;      /* first and last sighting */
     uint32_t thread, depth, function;
+    const struct tl_span *span;   /* for its locals (--locals) */
 };
 
 static uint64_t vspan_dur(const struct vspan *s)
@@ -232,7 +234,27 @@ static bool vspan_from(const struct trace *t, const struct tl_span *s, struct vs
     out->thread = s->thread;
     out->depth = s->depth;
     out->function = s->function;
+    out->span = s;
     return true;
+}
+
+/* "name = value" lines of a span's locals (arguments first as recorded), or NULL when none. */
+static json_t *vspan_locals(const struct trace *t, const struct tl_span *s)
+{
+    if (!s->n_locals || !s->locals)
+        return NULL;
+    size_t cap = 1, len = 0;
+    for (uint32_t k = 0; k < s->n_locals; k++)
+        cap += strlen(trace_str(t, s->locals[k].name)) + strlen(trace_str(t, s->locals[k].value)) + 4;
+    char *text = malloc(cap);
+    if (!text)
+        return NULL;
+    for (uint32_t k = 0; k < s->n_locals; k++)
+        len += (size_t)snprintf(text + len, cap - len, "%s%s = %s", k ? "\n" : "",
+                                trace_str(t, s->locals[k].name), trace_str(t, s->locals[k].value));
+    json_t *j = json_string(text);
+    free(text);
+    return j;
 }
 
 /* Adds "spans", "span_total", "span_kept", "span_min_us". */
@@ -256,8 +278,14 @@ static int add_spans(const struct vctx *c, const struct vthreads *vt, json_t *do
     for (size_t i = 0; i < n;) {
         uint32_t th = v[i].thread, max_depth = 0;
         uint64_t prev = 0;
-        json_t *data = json_array();
-        for (; i < n && v[i].thread == th; i++) {
+        json_t *data = json_array(), *locals = json_object();
+        for (size_t first = i; i < n && v[i].thread == th; i++) {
+            json_t *lv = vspan_locals(t, v[i].span);
+            if (lv) {   /* keyed by the span's index within its thread */
+                char key[24];
+                snprintf(key, sizeof key, "%zu", i - first);
+                json_object_set_new(locals, key, lv);
+            }
             uint64_t b = rel_us(c, v[i].b);
             max_depth = v[i].depth > max_depth ? v[i].depth : max_depth;
             json_array_append_new(data, jint(b - prev));
@@ -267,9 +295,13 @@ static int add_spans(const struct vctx *c, const struct vthreads *vt, json_t *do
             json_array_append_new(data, jint(v[i].function));
             json_array_append_new(data, jint(idle_pct(vt, th, v[i].seen_b, v[i].seen_e)));
         }
-        json_array_append_new(spans, json_pack("{s:I, s:I, s:o}", "thread", (json_int_t)th,
-                                               "max_depth", (json_int_t)max_depth,
-                                               "data", data));
+        json_t *js = json_pack("{s:I, s:I, s:o}", "thread", (json_int_t)th, "max_depth",
+                               (json_int_t)max_depth, "data", data);
+        if (json_object_size(locals))
+            json_object_set_new(js, "locals", locals);
+        else
+            json_decref(locals);
+        json_array_append_new(spans, js);
     }
     free(v);
     json_object_set_new(doc, "spans", spans);

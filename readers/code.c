@@ -49,6 +49,9 @@ static void code_clear(struct py_code *c)
     free(c->filename);
     free(c->lines);
     free(c->loops);
+    free(c->vars);
+    c->vars = NULL;
+    c->vars_failed = false;
     c->name = c->qualname = c->filename = NULL;
     c->lines = NULL;
     c->nlines = 0;

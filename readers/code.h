@@ -46,6 +46,9 @@ struct py_code {
                                    facts (3.14+), and any move back is taken as possible */
     uint32_t nloops;
     struct loop_jump *loops;    /* backward edges by src (loops.h); NULL when none or unknown */
+    struct py_varnames *vars;   /* names of the frame's local slots, decoded on first need by
+                                   readers/locals.c (one malloc'd block, freed with the entry) */
+    bool vars_failed;           /* decoding them failed: not retried until the entry is re-read */
 };
 
 struct code_cache;

@@ -173,6 +173,15 @@ struct py_layout {
     int32_t managed_dict;           /* MANAGED_DICT_OFFSET (negative, 3.11+) */
     int32_t int27_ival;             /* 2.7 PyIntObject.ob_ival */
     enum py_idict_model idict_model;
+
+    /* Sets and cells, for rendering locals (readers/pyrepr.c, readers/locals.c) */
+    int32_t set_used;               /* PySetObject.used: live entries */
+    int32_t set_mask;               /* PySetObject.mask: table size - 1 */
+    int32_t set_table;              /* PySetObject.table: pointer to setentry[mask + 1] */
+    int32_t set_entry_key;          /* setentry.key */
+    int32_t set_entry_hash;         /* setentry.hash (-1 marks a deleted entry, 3.x) */
+    int32_t set_entry_size;         /* sizeof(setentry) */
+    int32_t cell_ref;               /* PyCellObject.ob_ref */
 };
 
 /* The generated tables (layouts_gen.c). */

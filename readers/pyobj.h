@@ -18,6 +18,7 @@
 /* Addresses of a few type objects in the target (0 when unknown), to tell objects apart. */
 struct py_types {
     uint64_t code, str, unicode, bytes, tuple, dict, list, long_, int27, float_, bool_, none;
+    uint64_t set_, frozenset, cell;   /* for locals (readers/pyrepr.c) */
 };
 
 /*

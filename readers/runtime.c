@@ -253,6 +253,9 @@ static void find_types(struct py_proc *p, struct candidate *c)
     t->float_ = sym_addr(c, "PyFloat_Type");
     t->bool_ = sym_addr(c, "PyBool_Type");
     t->none = sym_addr(c, "_Py_NoneStruct");
+    t->set_ = sym_addr(c, "PySet_Type");
+    t->frozenset = sym_addr(c, "PyFrozenSet_Type");
+    t->cell = sym_addr(c, "PyCell_Type");
 }
 
 /* Version from Py_Version (3.11+), else the file name, with the micro from .rodata. */

@@ -160,6 +160,14 @@ OFFSETS = [
                       rng((3, 12), (3, 12), "-3 * (long)sizeof(PyObject *)"),
                       rng((3, 13), HI, "MANAGED_DICT_OFFSET")]),
     ("int27_ival", [rng((2, 7), (2, 7), "offsetof(PyIntObject, ob_ival)")]),
+    # Locals (readers/locals.c, readers/pyrepr.c): sets, cells.
+    ("set_used", [rng((2, 7), HI, "offsetof(PySetObject, used)")]),
+    ("set_mask", [rng((2, 7), HI, "offsetof(PySetObject, mask)")]),
+    ("set_table", [rng((2, 7), HI, "offsetof(PySetObject, table)")]),
+    ("set_entry_key", [rng((2, 7), HI, "offsetof(setentry, key)")]),
+    ("set_entry_hash", [rng((2, 7), HI, "offsetof(setentry, hash)")]),
+    ("set_entry_size", [rng((2, 7), HI, "sizeof(setentry)")]),
+    ("cell_ref", [rng((2, 7), HI, "offsetof(PyCellObject, ob_ref)")]),
 ]
 
 # Facts read from header macros or enums by the same program (name, versions, C expression).

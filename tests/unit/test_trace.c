@@ -403,6 +403,60 @@ static void test_every_record_kind_round_trips_exactly(void **state)
     free(e);
 }
 
+/* ---- --locals: a span's variables ---------------------------------------------------------- */
+
+static void test_span_locals_round_trip(void **state)
+{
+    (void)state;
+    struct trace_meta meta = test_meta();
+    meta.locals = true;
+    const char *path = tmp_path("locals.pytrace");
+    struct trace_writer *w = open_writer(path, &meta);
+    uint32_t proc = trace_process(w, 4242, 4242, "python3 app.py", "3.12.1", 0);
+    uint32_t th = trace_thread(w, proc, 4242, 1, "MainThread");
+    uint32_t fn = trace_function(w, "f", "f", "app.py", 3);
+    struct tl_local vars[3] = {
+        {trace_string(w, "a"), trace_string(w, "list(3) [1, 2, 3]"), TL_LOCAL_ARG},
+        {trace_string(w, "password"), trace_string(w, "<redacted>"), TL_LOCAL_ARG | TL_LOCAL_REDACTED},
+        {trace_string(w, "x"), trace_string(w, "'h\xc3\xa9'"), 0},
+    };
+    for (int i = 0; i < 4; i++) {
+        struct tl_span s = {.thread = th, .function = fn, .depth = 0, .call_line = -1,
+                            .begin_lo = T0 + (uint64_t)i * MS, .begin = T0 + (uint64_t)i * MS + 1,
+                            .end = T0 + (uint64_t)i * MS + 2, .end_hi = T0 + (uint64_t)i * MS + 3,
+                            .samples = 1};
+        if (i != 1) {   /* span 1 has none; span 3 was unreadable */
+            s.locals = vars;
+            s.n_locals = i == 3 ? 0 : (uint32_t)(3 - i / 2);
+        }
+        s.locals_flags = i == 3 ? TL_LOCALS_UNREADABLE : i == 2 ? TL_LOCALS_TRUNCATED : 0;
+        trace_span(w, &s);
+        if (i == 1)
+            flush_ok(w);   /* spans in two chunks */
+    }
+    struct trace_summary sum = {.exit_status = INT64_MIN, .redacted = 2, .dropped = 1};
+    close_ok(w, &sum);
+
+    struct trace *t = load_ok(path);
+    assert_true(t->has_locals);
+    assert_int_equal(t->n_spans, 4);
+    assert_int_equal(t->n_locals, 3 + 2);
+    assert_int_equal(t->spans[0].n_locals, 3);
+    assert_string_equal(trace_str(t, t->spans[0].locals[0].name), "a");
+    assert_string_equal(trace_str(t, t->spans[0].locals[0].value), "list(3) [1, 2, 3]");
+    assert_int_equal(t->spans[0].locals[1].flags, TL_LOCAL_ARG | TL_LOCAL_REDACTED);
+    assert_string_equal(trace_str(t, t->spans[0].locals[2].value), "'h\xc3\xa9'");
+    assert_int_equal(t->spans[1].n_locals, 0);
+    assert_null(t->spans[1].locals);
+    assert_int_equal(t->spans[2].n_locals, 2);
+    assert_int_equal(t->spans[2].locals_flags, TL_LOCALS_TRUNCATED);
+    assert_string_equal(trace_str(t, t->spans[2].locals[1].name), "password");
+    assert_int_equal(t->spans[3].locals_flags, TL_LOCALS_UNREADABLE);
+    assert_int_equal(t->summary.redacted, 2);
+    assert_int_equal(t->summary.dropped, 1);
+    trace_free(t);
+}
+
 /* ---- interning ------------------------------------------------------------------------------- */
 
 static void test_equal_content_gives_equal_ids(void **state)
@@ -878,6 +932,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_record_kind_round_trips_exactly),
         cmocka_unit_test(test_equal_content_gives_equal_ids),
+        cmocka_unit_test(test_span_locals_round_trip),
         cmocka_unit_test(test_invalid_utf8_becomes_replacement_character),
         cmocka_unit_test(test_unchanged_sample_costs_about_two_bytes),
         cmocka_unit_test(test_every_prefix_loads_or_is_corrupt),

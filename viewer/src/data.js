@@ -89,6 +89,7 @@ function loadSpans(s) {
     idle: new Uint8Array(n),
     vdepth: new Int32Array(n), // depth among the spans shown (hidden kinds removed)
     visMaxDepth: s.max_depth,
+    locals: s.locals || {}, // --locals: span index -> "name = value" lines
   };
   for (let i = 0, k = 0, b = 0; i < n; i++, k += 5) {
     b += d[k];

@@ -34,6 +34,15 @@ function cpuShare(points) {
   return out;
 }
 
+// A span's recorded variables for the tooltip: the first 12 lines, each cut at 100 characters.
+function localsText(text) {
+  if (!text) return '';
+  const lines = text.split('\n');
+  const shown = lines.slice(0, 12).map((l) => (l.length > 100 ? l.slice(0, 99) + '\u2026' : l));
+  if (lines.length > 12) shown.push(`\u2026 ${lines.length - 12} more`);
+  return '\n' + shown.join('\n');
+}
+
 export class Timeline {
   constructor(el, model, palette, tooltip) {
     this.el = el;
@@ -369,7 +378,7 @@ export class Timeline {
     this.scroller.addEventListener('scroll', () => this.scheduleRender());
   }
 
-  // The span under the pointer, shown in the tooltip.
+  // The span under the pointer, shown in the tooltip (with its variables, --locals).
   hover(e) {
     const box = this.canvas.getBoundingClientRect();
     const x = e.clientX - box.left;
@@ -396,7 +405,7 @@ export class Timeline {
     const fn = s.fn[found];
     this.tooltip.show(e, `${m.fnQual[fn]}\n${shortPath(m.fnFile[fn], 80)}:${m.fnLine[fn]}\n` +
       `${fmtUs(s.end[found] - s.begin[found])} from ${fmtUs(s.begin[found])} (${row.thread.name})\n` +
-      `idle ${s.idle[found]}% of its samples`);
+      `idle ${s.idle[found]}% of its samples` + localsText(s.locals[found]));
   }
 
   stats() {
