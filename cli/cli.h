@@ -14,6 +14,7 @@ int cmd_info(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_view(int argc, char **argv);
 int cmd_top(int argc, char **argv);
+int cmd_daemon(int argc, char **argv);
 
 /* Prints "pytrace: <msg>" for a failed status and returns its exit code. */
 int cli_report(const struct pt_err *err);

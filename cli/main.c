@@ -23,6 +23,7 @@ static const char usage[] =
     "                                       ndjson, otlp\n"
     "  view    FILE [-o OUT.html]           self-contained HTML viewer: timeline, flame graph,\n"
     "                                       call tree\n"
+    "  daemon  [--match RE] [--dir DIR] ...  sidecar: trace every Python process, rotated files\n"
     "\n"
     "Exit codes: 0 ok, 1 failure, 2 usage, 3 no such process, 4 permission denied,\n"
     "5 not a Python process, 6 unsupported Python version, 7 corrupt or truncated input file.\n"
@@ -86,6 +87,8 @@ int main(int argc, char **argv)
         return cmd_view(argc - 1, argv + 1);
     if (!strcmp(verb, "top"))
         return cmd_top(argc - 1, argv + 1);
+    if (!strcmp(verb, "daemon"))
+        return cmd_daemon(argc - 1, argv + 1);
 #endif
     fprintf(stderr, "pytrace: unknown verb '%s'\n%s", verb, usage);
     return PT_EUSAGE;

@@ -70,6 +70,8 @@ struct trace_meta {
     const struct trace_tag *tags;
     size_t n_tags;
     const char *filters;         /* summary of the filter/redaction rule chain */
+    uint32_t rotation_seq;       /* daemon: number of this file among a process's rotated files */
+    const char *recording_id;    /* daemon: shared by a process's rotated files; NULL = none */
 };
 
 /* What the trailer records. */
@@ -147,6 +149,8 @@ struct trace {
     bool blocking, native;
     char **tag_keys, **tag_values;
     size_t n_tags;
+    uint32_t rotation_seq;                /* daemon rotation (header fields 20, 21) */
+    char *recording_id;
 
     char **strings;                       size_t n_strings;
     struct trace_function *functions;     size_t n_functions;

@@ -13,6 +13,7 @@ DEPS=(
   libjansson-dev zlib1g-dev libcurl4-openssl-dev libncurses-dev
   libcmocka-dev clang llvm binutils util-linux procps
   python3 python3-pytest
+  gunicorn python3-flask curl
 )
 
 need_install=0
