@@ -206,6 +206,9 @@ static void print_header(const struct trace *t, const char *path)
     printf("Command:     %s\n", t->cmdline);
     printf("Host:        %s\n", t->host);
     printf("Recorded by: pytrace %s\n", t->pytrace_version);
+    if (t->recording_id[0])
+        printf("Rotation:    file %u of recording %s (pytrace daemon)\n", t->rotation_seq,
+               t->recording_id);
     printf("Started:     %s (CLOCK_MONOTONIC %" PRIu64 " ns)\n", when, t->start_mono_ns);
 }
 
@@ -327,6 +330,10 @@ static int print_json(const struct trace *t, const struct info_stats *s, const c
         "top_total", top_json(t, s->top_total, s->n_top_total, s->total));
     if (!root)
         return PT_EFAIL;
+    if (t->recording_id[0]) {   /* a daemon's rotated file */
+        json_object_set_new(root, "recording_id", json_string(t->recording_id));
+        json_object_set_new(root, "rotation_seq", json_integer((json_int_t)t->rotation_seq));
+    }
     if (t->has_trailer) {
         json_object_set_new(root, "missed", json_integer((json_int_t)t->summary.missed));
         json_object_set_new(root, "overruns", json_integer((json_int_t)t->summary.overruns));
