@@ -62,7 +62,7 @@ def test_target_in_its_own_pid_and_mount_namespaces_is_found_and_named(daemon, t
         assert len(kids) == 1, kids
         outer = kids[0]
         assert not os.path.exists(str(mnt / "python")), "the tmpfs leaked out of the namespace"
-        d.wait_for(r"tracing pid %d \(nspid 1\)" % outer)
+        d.wait_for(r"^info \S+ tracing pid %d \(nspid 1\)" % outer)
         d.wait_for(r"finished \S+-ns1-pid%d-" % outer)
         rc, took = d.stop()
     finally:
@@ -107,7 +107,7 @@ def test_gunicorn_pool_every_worker_traced_with_its_handler_and_cpu_under_5_perc
         assert port, "gunicorn did not start"
         first = _gunicorn_workers(glog)[0]
         for pid in first:
-            d.wait_for(r"tracing pid %d " % pid)
+            d.wait_for(r"^info \S+ tracing pid %d " % pid)
         cpu0, t0 = d.cpu_seconds(), time.time()
         served = {}
         for _ in range(330):   # the bounded request loop: ~6 recycles at --max-requests 50
@@ -118,7 +118,7 @@ def test_gunicorn_pool_every_worker_traced_with_its_handler_and_cpu_under_5_perc
         workers, text = _gunicorn_workers(glog)
         for pid in workers:
             if os.path.exists("/proc/%d" % pid):
-                d.wait_for(r"tracing pid %d " % pid)
+                d.wait_for(r"^info \S+ tracing pid %d " % pid)
         cpu = (d.cpu_seconds() - cpu0) / (time.time() - t0)
         with open(str(tmp_path / "cpu.json"), "w") as f:
             json.dump({"daemon_cpu_fraction": cpu, "workers": len(workers)}, f)
@@ -144,3 +144,119 @@ def test_gunicorn_pool_every_worker_traced_with_its_handler_and_cpu_under_5_perc
             stacks = "".join(collapsed(f) for f in by_pid[pid])
             assert "handle_request" in stacks, "worker %d served %d requests" % (pid, served[pid])
     assert cpu < 0.05, "daemon used %.1f%% of a core" % (100 * cpu)
+
+
+def _cpu_target():
+    return Target([DEBIAN_PY, os.path.join(TARGETS, "ns_target.py")])
+
+
+def test_rotation_by_time_size_and_sighup_keeps_one_recording_id(daemon):
+    d = daemon("--match", "ns_target", "--rotate", "1s", "--by-date")
+    t = _cpu_target()
+    try:
+        d.wait_for(r"^info \S+ tracing pid %d " % t.pid)
+        d.wait_for(r"finished \S+-pid%d-" % t.pid, count=2)
+        d.send(signal.SIGHUP)   # rotates now, without waiting for the second
+        d.wait_for(r"finished \S+-pid%d-" % t.pid, count=3, timeout=0.9)
+        rc, took = d.stop()
+    finally:
+        t.close()
+    assert rc == 0 and took < 2, (rc, took, d.log())
+    files = [f for f in d.files() if parse_name(f)["pid"] == str(t.pid)]
+    assert len(files) >= 4, files
+    infos = sorted((info(f) for f in files), key=lambda i: i["rotation_seq"])
+    assert [i["rotation_seq"] for i in infos] == list(range(len(infos)))
+    assert len({i["recording_id"] for i in infos}) == 1
+    for f in files:
+        folder = os.path.basename(os.path.dirname(f))
+        assert re.match(r"^\d{4}_\d\d_\d\d_\d\d_\d\d_\d\d$", folder), f
+    for i in infos:
+        assert not i["truncated"] and i["samples"] > 0, i
+    # Files follow each other: each starts where the previous one ended.
+    for a, b in zip(infos, infos[1:]):
+        gap = b["start_wall_ns"] - (a["start_wall_ns"] + a["duration_s"] * 1e9)
+        assert abs(gap) < 50e6, (a["file"], b["file"], gap)
+
+
+def test_rotation_by_size(daemon):
+    d = daemon("--match", "ns_target", "--rotate", "0", "--rotate-size", "1K")
+    t = _cpu_target()
+    try:
+        d.wait_for(r"finished \S+-pid%d-" % t.pid, count=3)
+        rc, _ = d.stop()
+    finally:
+        t.close()
+    assert rc == 0
+    files = [f for f in d.files() if parse_name(f)["pid"] == str(t.pid)]
+    finished = [f for f in files if int(parse_name(f)["seq"]) < len(files) - 1]
+    for f in finished:
+        # A chunk is written about once a second: a file passes the limit by at most one chunk.
+        assert 1024 <= os.path.getsize(f) < 16 * 1024, (f, os.path.getsize(f))
+
+
+def test_max_disk_deletes_oldest_finished_files_first(daemon):
+    d = daemon("--match", "ns_target", "--rotate", "300ms", "--max-disk", "40K")
+    t = _cpu_target()
+    try:
+        d.wait_for(r"deleted \S+-pid%d-" % t.pid, count=3)
+        rc, _ = d.stop()
+    finally:
+        t.close()
+    assert rc == 0
+    deleted = re.findall(r"deleted (\S+) \(--max-disk\)", d.log())
+    left = d.files()
+    total = sum(os.path.getsize(f) for f in left)
+    assert total <= 40 * 1024, (total, left)
+    seqs_left = sorted(int(parse_name(f)["seq"]) for f in left)
+    seqs_deleted = sorted(int(parse_name(f)["seq"]) for f in deleted)
+    assert seqs_left and seqs_deleted and max(seqs_deleted) < min(seqs_left), (
+        seqs_deleted, seqs_left)
+    assert seqs_deleted == list(range(len(seqs_deleted))), seqs_deleted
+
+
+def test_sigterm_finishes_every_open_file_and_exits_0_within_2s(daemon):
+    d = daemon("--match", "ns_target", "--rotate", "10m")
+    targets = [_cpu_target() for _ in range(3)]
+    try:
+        for t in targets:
+            d.wait_for(r"^info \S+ tracing pid %d " % t.pid)
+        rc, took = d.stop()
+    finally:
+        for t in targets:
+            t.close()
+    assert rc == 0 and took < 2, (rc, took, d.log())
+    assert re.search(r"^info \S+ stopped after", d.log(), re.M)
+    files = d.files()
+    assert sorted(int(parse_name(f)["pid"]) for f in files) == sorted(t.pid for t in targets)
+    for f in files:
+        i = info(f)
+        assert not i["truncated"] and "missed" in i and i["walks"] is not None, i
+
+
+def test_exited_process_is_finished_and_exec_into_python_is_detected(daemon, tmp_path):
+    d = daemon("--match", "exec_marker|ns_target", "--log-level", "debug")
+    # A shell (not Python) that execs Python when told to: same pid, new image.
+    sh = subprocess.Popen(["sh", "-c", "read go; exec %s %s exec_marker" % (
+        DEBIAN_PY, os.path.join(TARGETS, "ns_target.py"))], stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE)
+    try:
+        d.wait_for(r"not tracing pid %d \(not a Python process\)" % sh.pid)
+        sh.stdin.write(b"go\n")
+        sh.stdin.flush()
+        assert json.loads(sh.stdout.readline().decode())["ready"]
+        t0 = time.time()
+        d.wait_for(r"^info \S+ tracing pid %d " % sh.pid, timeout=3)
+        assert time.time() - t0 < 1.5, "exec'd process picked up late"
+        sh.stdin.close()
+        sh.wait(timeout=10)
+        d.wait_for(r"finished \S+-pid%d-" % sh.pid)
+        rc, _ = d.stop()
+    finally:
+        if sh.poll() is None:
+            sh.kill()
+            sh.wait()
+    assert rc == 0
+    files = [f for f in d.files() if parse_name(f)["pid"] == str(sh.pid)]
+    assert len(files) == 1
+    i = info(files[0])
+    assert not i["truncated"] and i["processes"], i
