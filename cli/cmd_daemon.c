@@ -103,6 +103,7 @@ static void on_file(void *ctx, enum dsink_note_kind kind, const char *path, cons
     switch (kind) {
     case DSINK_OPENED: dlog(DLOG_DEBUG, "recording %s", path); break;
     case DSINK_FINISHED: dlog(DLOG_INFO, "finished %s", path); break;
+    case DSINK_EMPTY: dlog(DLOG_DEBUG, "removed %s: no sample", path); break;
     case DSINK_DELETED: dlog(DLOG_INFO, "deleted %s (--max-disk)", path); break;
     case DSINK_ERROR: dlog(DLOG_ERROR, "%s", msg); break;
     case DSINK_STATUS: status_line(D); break;

@@ -165,7 +165,8 @@ static void dsink_finish(struct dsink *d, struct dproc *p, uint64_t t_ns, int64_
         .end_mono_ns = t_ns, .walks = p->rounds,
         .achieved_hz = secs > 0 ? (double)p->rounds / secs : 0, .exit_status = status,
     };
-    d->closed_samples += rec_sink_samples(p->rs);
+    uint64_t samples = rec_sink_samples(p->rs);
+    d->closed_samples += samples;
     d->closed_errors += rec_sink_errors(p->rs);
     struct pt_err err;
     pt_err_clear(&err);
@@ -173,6 +174,12 @@ static void dsink_finish(struct dsink *d, struct dproc *p, uint64_t t_ns, int64_
     p->rs = NULL;
     if (rc != PT_OK) {
         dsink_note(d, DSINK_ERROR, p->path, err.msg);
+        return;
+    }
+    if (!samples) {
+        /* Opened just before a rotation, an exit or SIGTERM: nothing to keep or send. */
+        unlink(p->path);
+        dsink_note(d, DSINK_EMPTY, p->path, "");
         return;
     }
     d->st.finished++;

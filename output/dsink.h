@@ -8,7 +8,8 @@
  * a new YYYY_MM_DD_HH_MM_SS folder), one by one when a file reaches rotate_bytes, and all at once
  * when *rotate_now is set (SIGHUP). Rotating closes the file (its trailer written: it is
  * *finished*) and opens the next, with the same recording id and the next rotation number
- * (header fields 20 and 21). Each finished file is handed to finished() — the push queue — and
+ * (header fields 20 and 21). A file that got no sample at all is removed instead (a rotation or
+ * SIGTERM just after it opened). Each finished file is handed to finished() — the push queue — and
  * then, with max_disk, the oldest finished files in dir are deleted until the directory fits.
  *
  * Names: DIR/[EPOCH/]<comm>-ns<NSPID>-pid<PID>-<recording id>-<rotation>.pytrace, NSPID being the
@@ -42,6 +43,7 @@ enum dsink_note_kind {
     DSINK_ERROR = 4,             /* msg: what failed (the process is not recorded until the next
                                   * rotation) */
     DSINK_STATUS = 5,            /* every status_ns: see dsink_get_stats */
+    DSINK_EMPTY = 6,             /* path: a file that got no sample, removed (not finished) */
 };
 
 struct dsink_opts {

@@ -10,6 +10,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -304,8 +305,15 @@ enum pt_status push_new(struct push **out, const struct push_opts *o, struct pt_
     p->hdr[PUSH_OTLP] = push_headers(o, "Content-Type: application/x-protobuf");
     p->hdr[PUSH_PPROF] = push_headers(o, "Content-Type: application/octet-stream");
     p->queue = calloc(p->o.queue_cap, sizeof *p->queue);
-    if (!p->queue || !p->hdr[PUSH_OTLP] || !p->hdr[PUSH_PPROF] ||
-        pthread_create(&p->thread, NULL, push_main, p) != 0) {
+    /* The daemon's signals (SIGTERM, SIGHUP) belong to the sampling thread: the push thread is
+     * created with them blocked. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    bool started = p->queue && p->hdr[PUSH_OTLP] && p->hdr[PUSH_PPROF] &&
+                   pthread_create(&p->thread, NULL, push_main, p) == 0;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (!started) {
         push_stop(p, 0, NULL);
         *out = NULL;
         return pt_fail(err, PT_EFAIL, "cannot start the sink thread");
