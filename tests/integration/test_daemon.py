@@ -1,7 +1,8 @@
 """`pytrace daemon`, the sidecar: it finds CPython processes by itself (also in another PID and
 mount namespace), follows a real gunicorn worker pool as workers are recycled, rotates files by
 time, size and SIGHUP, keeps its directory under --max-disk, re-detects a process that execs into
-Python, and on SIGTERM finishes every file and exits 0 within 2 s.
+Python, filters by uid and cgroup, says which capability is missing, and on SIGTERM finishes
+every file and exits 0 within 2 s.
 
 Synchronisation is by the daemon's log (it logs every process it traces and every file it
 finishes) and by the targets' handshakes, never by fixed sleeps.
@@ -18,7 +19,7 @@ import urllib.request
 
 import pytest
 
-from conftest import TARGETS, WORKLOADS, Target
+from conftest import PYTRACE, TARGETS, Target
 from daemon_helpers import Daemon, collapsed, info, parse_name
 
 DEBIAN_PY = "/usr/bin/python3"
@@ -290,3 +291,16 @@ def test_uid_and_cgroup_filters(tmp_path):
         t.close()
         for d in (yes, no_uid, no_cg):
             d.close()
+
+
+def test_capability_check_names_what_is_missing(tmp_path):
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        pytest.skip("needs root and setpriv(1) to drop CAP_SYS_PTRACE")
+    r = subprocess.run(["setpriv", "--inh-caps=-sys_ptrace", "--bounding-set=-sys_ptrace",
+                        PYTRACE,
+                        "daemon", "--dir", str(tmp_path / "t"), "-d", "0.3s"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+    log = r.stderr.decode()
+    assert r.returncode == 0, log
+    assert re.search(r"^warn \S+ CAP_SYS_PTRACE is missing .*--cap-add SYS_PTRACE", log, re.M), log
+    assert re.search(r"^info \S+ permissions: root, CAP_SYS_PTRACE no, ", log, re.M), log
