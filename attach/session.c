@@ -56,11 +56,28 @@ struct session {
     bool child_reaped;
 };
 
+/* An exited target's slot, its remains freed (a daemon runs for days: workers come and go). */
+static struct target *reuse_slot(struct session *S)
+{
+    for (int i = 0; i < S->n; i++) {
+        struct target *t = &S->targets[i];
+        if (!t->exited)
+            continue;
+        py_snapshot_free(&t->snap);
+        if (t->py && t->owned)
+            py_proc_close(t->py);
+        return t;
+    }
+    return NULL;
+}
+
 static struct target *add_target(struct session *S, pid_t pid, struct py_proc *py, uint32_t parent)
 {
-    if (S->n == MAX_TARGETS)
+    struct target *t = S->o->discover ? reuse_slot(S) : NULL;
+    if (!t && S->n == MAX_TARGETS)
         return NULL;
-    struct target *t = &S->targets[S->n++];
+    if (!t)
+        t = &S->targets[S->n++];
     memset(t, 0, sizeof *t);
     t->pid = pid;
     t->py = py;
@@ -270,6 +287,22 @@ static void status_line(const struct session *S, const struct sampler *smp, uint
             S->o->out_path ? S->o->out_path : "");
 }
 
+/* Takes over the processes the caller's discovery found. */
+static void discover_new(struct session *S, uint64_t now)
+{
+    struct py_proc *py;
+    struct pt_err err;
+    while (S->o->discover->next(S->o->discover->ctx, now, &py)) {
+        struct target *t = known(S, py->pid) ? NULL : add_target(S, py->pid, py, 0);
+        if (!t) {
+            py_proc_close(py);
+            continue;
+        }
+        t->owned = true;
+        register_python(S, t, &err);
+    }
+}
+
 static bool all_exited(const struct session *S)
 {
     for (int i = 0; i < S->n; i++)
@@ -291,8 +324,8 @@ enum pt_status session_run(const struct session_opts *o, struct py_proc *root, p
     memset(res, 0, sizeof *res);   /* busy_ns accumulates from here */
     res->root_exit_status = INT64_MIN;
 
-    struct target *r = add_target(&S, root_pid, root, 0);
-    if (root)
+    struct target *r = root_pid > 0 ? add_target(&S, root_pid, root, 0) : NULL;
+    if (root && r)
         register_python(&S, r, err);
     if (o->blocking && root && !r->ptraced) {
         py_snapshot_free(&r->snap);
@@ -331,6 +364,8 @@ enum pt_status session_run(const struct session_opts *o, struct py_proc *root, p
                 if (!t->py && !t->exited)
                     try_open(&S, t);
             }
+            if (o->discover)
+                discover_new(&S, now);
         }
         if (sink->tick(sink->ctx, now, err) != PT_OK) {
             res->end = SESSION_ERROR;
@@ -341,7 +376,7 @@ enum pt_status session_run(const struct session_opts *o, struct py_proc *root, p
             res->end = SESSION_MAX_SIZE;
             break;
         }
-        if (all_exited(&S)) {
+        if (!o->discover && all_exited(&S)) {
             res->end = SESSION_TARGET_EXITED;
             break;
         }

@@ -20,6 +20,17 @@
 #include "readers/walk.h"
 #include "symbols/native.h"
 
+/*
+ * New targets found outside the session (the daemon's /proc discovery). next() is called during
+ * the chores (every 200 ms) until it returns false; each call hands over one opened Python
+ * process, which the session then owns (it closes it). A daemon's session never ends because no
+ * target is left, and reuses the slots of exited targets.
+ */
+struct session_discover {
+    bool (*next)(void *ctx, uint64_t now_ns, struct py_proc **py);
+    void *ctx;
+};
+
 struct session_opts {
     double rate_hz;
     double duration_s;        /* 0 = until stopped */
@@ -30,6 +41,7 @@ struct session_opts {
     uint64_t max_size;        /* bytes, 0 = unlimited */
     bool status_line;         /* live one-line status on stderr */
     const char *out_path;     /* for the status line */
+    const struct session_discover *discover;   /* NULL: only the root (and its children) */
 };
 
 /*

@@ -5,6 +5,9 @@
 #ifndef PT_CLI_H
 #define PT_CLI_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
 #include "util/err.h"
 
 int cmd_dump(int argc, char **argv);
@@ -15,6 +18,12 @@ int cmd_export(int argc, char **argv);
 int cmd_view(int argc, char **argv);
 int cmd_top(int argc, char **argv);
 int cmd_config(int argc, char **argv);
+int cmd_daemon(int argc, char **argv);
+
+struct rules;
+/* The rule chain for --filter FILE... (cli_rules.c): built-in defaults, PYTRACE_FILTER, files. */
+enum pt_status cli_rules(struct rules **out, bool no_stdlib, const char *const *files, size_t n,
+                         struct pt_err *err);
 
 /* Prints "pytrace: <msg>" for a failed status and returns its exit code. */
 int cli_report(const struct pt_err *err);

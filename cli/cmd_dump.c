@@ -303,29 +303,6 @@ static enum pt_status dump_walk(struct py_proc *p, struct py_snapshot *s, struct
     return rc;
 }
 
-/* The value rules for --locals: the built-in defaults, then PYTRACE_FILTER's files (':'-separated),
- * then each --filter FILE. A bad rule fails with FILE:LINE (exit 2). */
-static enum pt_status dump_rules(struct rules **out, const char *const *files, size_t n,
-                                 struct pt_err *err)
-{
-    if (rules_new(out, false, err) != PT_OK)
-        return err->code;
-    const char *env = getenv("PYTRACE_FILTER");
-    char list[4096];
-    snprintf(list, sizeof list, "%s", env ? env : "");
-    for (char *save = NULL, *f = strtok_r(list, ":", &save); f; f = strtok_r(NULL, ":", &save))
-        if (rules_load_file(*out, f, err) != PT_OK)
-            goto fail;
-    for (size_t i = 0; i < n; i++)
-        if (rules_load_file(*out, files[i], err) != PT_OK)
-            goto fail;
-    return PT_OK;
-fail:
-    rules_free(*out);
-    *out = NULL;
-    return err->code;
-}
-
 int cmd_dump(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -363,7 +340,7 @@ int cmd_dump(int argc, char **argv)
     pt_err_clear(&err);
     struct dump_locals dl = {NULL, NULL};
     struct rules *rules = NULL;
-    if (locals && dump_rules(&rules, filters, n_filters, &err) != PT_OK)
+    if (locals && cli_rules(&rules, false, filters, n_filters, &err) != PT_OK)
         return cli_report(&err);
     if (locals && !(dl.buf = malloc(sizeof *dl.buf))) {
         rules_free(rules);

@@ -212,6 +212,9 @@ static void print_header(const struct trace *t, const char *path)
     printf("Command:     %s\n", t->cmdline);
     printf("Host:        %s\n", t->host);
     printf("Recorded by: pytrace %s\n", t->pytrace_version);
+    if (t->recording_id[0])
+        printf("Rotation:    file %u of recording %s (pytrace daemon)\n", t->rotation_seq,
+               t->recording_id);
     printf("Started:     %s (CLOCK_MONOTONIC %" PRIu64 " ns)\n", when, t->start_mono_ns);
 }
 
@@ -360,6 +363,10 @@ static int print_json(const struct trace *t, const struct info_stats *s, const c
     if (!root)
         return PT_EFAIL;
     json_object_set_new(root, "locals", json_boolean(t->has_locals));
+    if (t->recording_id[0]) {   /* a daemon's rotated file */
+        json_object_set_new(root, "recording_id", json_string(t->recording_id));
+        json_object_set_new(root, "rotation_seq", json_integer((json_int_t)t->rotation_seq));
+    }
     if (t->has_trailer) {
         json_object_set_new(root, "redacted", json_integer((json_int_t)t->summary.redacted));
         json_object_set_new(root, "dropped", json_integer((json_int_t)t->summary.dropped));

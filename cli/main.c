@@ -25,6 +25,7 @@ static const char usage[] =
     "                                       call tree\n"
     "  config  [--config FILE] [options]    effective recording options and where each\n"
     "                                       came from; the filter/redaction rules\n"
+    "  daemon  [--match RE] [--dir DIR] ...  sidecar: trace every Python process, rotated files\n"
     "\n"
     "Exit codes: 0 ok, 1 failure, 2 usage, 3 no such process, 4 permission denied,\n"
     "5 not a Python process, 6 unsupported Python version, 7 corrupt or truncated input file.\n"
@@ -90,6 +91,8 @@ int main(int argc, char **argv)
         return cmd_top(argc - 1, argv + 1);
     if (!strcmp(verb, "config"))
         return cmd_config(argc - 1, argv + 1);
+    if (!strcmp(verb, "daemon"))
+        return cmd_daemon(argc - 1, argv + 1);
 #endif
     fprintf(stderr, "pytrace: unknown verb '%s'\n%s", verb, usage);
     return PT_EUSAGE;

@@ -71,6 +71,8 @@ struct trace_meta {
     size_t n_tags;
     const char *filters;         /* the rule chain, rules_describe() (util/rules.h) */
     bool locals;                 /* --locals: spans carry their call's variables */
+    uint32_t rotation_seq;       /* daemon: number of this file among a process's rotated files */
+    const char *recording_id;    /* daemon: shared by a process's rotated files; NULL = none */
 };
 
 /* What the trailer records. */
@@ -159,6 +161,8 @@ struct trace {
     bool has_locals;                      /* recorded with --locals */
     char **tag_keys, **tag_values;
     size_t n_tags;
+    uint32_t rotation_seq;                /* daemon rotation (header fields 20, 21) */
+    char *recording_id;
 
     char **strings;                       size_t n_strings;
     struct trace_function *functions;     size_t n_functions;

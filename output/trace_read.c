@@ -182,8 +182,9 @@ static int apply_header(struct trace *t, const Pytrace__Header *h)
     if (!(t->name = valid_dup(h->name)) || !(t->python_version = valid_dup(h->python_version)) ||
         !(t->python_binary = valid_dup(h->python_binary)) || !(t->cmdline = valid_dup(h->cmdline)) ||
         !(t->host = valid_dup(h->host)) || !(t->pytrace_version = valid_dup(h->pytrace_version)) ||
-        !(t->filters = valid_dup(h->filters)))
+        !(t->filters = valid_dup(h->filters)) || !(t->recording_id = valid_dup(h->recording_id)))
         return -1;
+    t->rotation_seq = h->rotation_seq;
     if (h->n_tags) {
         t->tag_keys = calloc(h->n_tags, sizeof *t->tag_keys);
         t->tag_values = calloc(h->n_tags, sizeof *t->tag_values);
@@ -478,6 +479,7 @@ void trace_free(struct trace *t)
     free(t->host);
     free(t->pytrace_version);
     free(t->filters);
+    free(t->recording_id);
     for (size_t i = 0; i < t->n_tags; i++) {
         free(t->tag_keys[i]);
         free(t->tag_values[i]);

@@ -434,7 +434,7 @@ static char *header_text(struct trace_writer *w, const char *s)
 static enum pt_status write_header(struct trace_writer *w, const struct trace_meta *m,
                                    struct pt_err *err)
 {
-    enum { NTEXT = 7 };
+    enum { NTEXT = 8 };
     size_t ntext = NTEXT + 2 * m->n_tags;
     char **text = calloc(ntext, sizeof *text);
     Pytrace__Tag *tags = calloc(m->n_tags ? m->n_tags : 1, sizeof *tags);
@@ -445,7 +445,8 @@ static enum pt_status write_header(struct trace_writer *w, const struct trace_me
         goto out;
     }
     const char *src[NTEXT] = { m->name, m->python_version, m->python_binary, m->cmdline,
-                               m->host, m->pytrace_version, m->filters };
+                               m->host, m->pytrace_version, m->filters,
+                               m->recording_id };
     for (size_t i = 0; i < ntext; i++) {
         const struct trace_tag *tg = i >= NTEXT ? &m->tags[(i - NTEXT) / 2] : NULL;
         text[i] = header_text(w, tg ? ((i - NTEXT) % 2 ? tg->value : tg->key) : src[i]);
@@ -465,6 +466,8 @@ static enum pt_status write_header(struct trace_writer *w, const struct trace_me
     h.host = text[4];
     h.pytrace_version = text[5];
     h.filters = text[6];
+    h.recording_id = text[7];
+    h.rotation_seq = m->rotation_seq;
     h.start_wall_ns = m->start_wall_ns;
     h.start_mono_ns = m->start_mono_ns;
     h.rate_hz = m->rate_hz;

@@ -14,6 +14,7 @@ DEPS=(
   libcmocka-dev clang llvm binutils util-linux procps
   python3 python3-pytest
   libstdc++-12-dev
+  gunicorn python3-flask curl
 )
 
 need_install=0
