@@ -78,6 +78,10 @@ void mem_round_end(struct mem_src *src);
 /* The prefetched bytes of [addr, addr+len) in place (no copy), valid until mem_round_end(), or
  * NULL when the round's prefetch does not hold all of them. */
 const uint8_t *mem_round_peek(struct mem_src *src, uint64_t addr, size_t len);
+/* Whether reads that miss the prefetch join the next round's plan (default on). Readers turn it
+ * off around one-off reads — decoding a new or re-validated code object — so that a round after
+ * such reads does not prefetch them again for nothing. */
+void mem_round_plan(struct mem_src *src, bool on);
 /* Plan the whole 4 KiB page around each small miss (heap objects such as frame objects: their
  * successors are usually allocated in the same pools). */
 void mem_round_pages(struct mem_src *src, bool on);

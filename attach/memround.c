@@ -44,6 +44,7 @@ struct mem_round {
     struct mem_src *inner;
     bool active, dropped;
     bool page_misses;        /* plan the whole page of each small miss (see mem_round_pages) */
+    bool unplanned;          /* misses now are one-offs (mem_round_plan(false)): not planned */
     struct round_region plan[ROUND_MAX_REGIONS];
     uint32_t nplan;
     /* Regions read by syscall this round (misses), to add to the next plan. */
@@ -83,7 +84,7 @@ static bool round_hit(struct mem_round *m, uint64_t addr, void *buf, size_t len)
 
 static void round_note_miss(struct mem_round *m, uint64_t addr, size_t len)
 {
-    if (!m->active || len == 0 || len > ROUND_MAX_REGION)
+    if (!m->active || m->unplanned || len == 0 || len > ROUND_MAX_REGION)
         return;
     if (m->page_misses && len <= ROUND_PAGE / 8 && (addr & (ROUND_PAGE - 1)) + len <= ROUND_PAGE) {
         /* Objects of one size class share pymalloc pools: the next round's new frame object is
@@ -244,7 +245,9 @@ void mem_round_end(struct mem_src *src)
         struct round_region *r = &m->plan[i];
         r->idle = r->used ? 0 : (uint8_t)(r->idle + 1);
         if (!r->used) {
-            if (r->idle > ROUND_KEEP_IDLE || r->len > ROUND_PAGE ||
+            /* Only the churning heap of frame objects comes back to idle pages; elsewhere an
+             * unused region is a one-off and goes at once. */
+            if (!m->page_misses || r->idle > ROUND_KEEP_IDLE || r->len > ROUND_PAGE ||
                 idle_bytes + r->len > ROUND_IDLE_BYTES)
                 continue;
             idle_bytes += r->len;
@@ -296,6 +299,13 @@ const uint8_t *mem_round_peek(struct mem_src *src, uint64_t addr, size_t len)
         }
     }
     return NULL;
+}
+
+void mem_round_plan(struct mem_src *src, bool on)
+{
+    struct mem_round *m = as_round(src);
+    if (m)
+        m->unplanned = !on;
 }
 
 void mem_round_pages(struct mem_src *src, bool on)

@@ -68,7 +68,8 @@ struct py_proc {
     uint64_t cpu_read_ns;              /* when threads' CPU times were last read (walk.c) */
 
     /* Frames seen lately, by (frame, code, offset): their code entry and line without a cache
-     * lookup or a line-table search (stack.c). Valid within one code-cache epoch. */
+     * lookup or a line-table search (stack.c). A frame still there still runs its code object,
+     * so a hit needs no re-validation; epoch records when the entry was made. */
     struct py_frame_memo {
         uint64_t frame, code_addr;
         int64_t lasti;

@@ -52,15 +52,19 @@ static int add_frame(struct py_proc *p, struct py_snapshot *s, struct py_thread 
     f->addr = frame;
     f->code_addr = code_addr;
     f->lasti = lasti >= 0 && lasti < INT32_MAX ? (int32_t)lasti : -1;
-    /* Most frames of a sample were in the previous one, at the same place. */
-    uint32_t epoch = code_cache_epoch(p->codes);
+    /* Most frames of a sample were in the previous one, at the same place: a frame that is still
+     * there (same frame, code and offset) still runs that code object, which therefore cannot
+     * have been freed — no re-validation needed. New frames go through the cache, which
+     * re-validates entries after each tick. */
     struct py_frame_memo *m =
-        &p->frame_memo[((frame >> 3) ^ (code_addr >> 4) ^ (uint64_t)lasti * 0x9e37u) & 255];
-    if (m->frame == frame && m->code_addr == code_addr && m->lasti == lasti && m->epoch == epoch) {
+        &p->frame_memo[((frame ^ (code_addr << 7) ^ ((uint64_t)lasti << 17)) * 0x9e3779b97f4a7c15ull) >> 56];
+    if (m->frame == frame && m->code_addr == code_addr && m->lasti == lasti && m->code) {
         f->code = m->code;
         f->line = m->line;
     } else {
+        mem_round_plan(p->mem, false);   /* code objects are read once, not every round */
         f->code = code_cache_get(p->codes, p->mem, &p->layout, &p->types, code_addr);
+        mem_round_plan(p->mem, true);
         f->line = f->code ? code_line(f->code, lasti) : -1;
         if (f->code)
             *m = (struct py_frame_memo){frame, code_addr, lasti, code_cache_epoch(p->codes),
@@ -193,6 +197,7 @@ static void remember_stack(struct py_proc *p, const struct py_snapshot *s, const
 static int reuse_below(struct py_proc *p, struct py_snapshot *s, struct py_thread *t,
                        const struct py_prev_stack *ps, uint32_t j, uint64_t *backs)
 {
+    (void)p;
     for (uint32_t k = j + 1; k < ps->n; k++) {
         if (t->nframes >= PY_MAX_FRAMES) {
             t->truncated = true;
@@ -201,9 +206,9 @@ static int reuse_below(struct py_proc *p, struct py_snapshot *s, struct py_threa
         struct py_frame *f = push_frame(s);
         if (!f)
             return -1;
+        /* An unchanged frame still runs its code object (it holds a reference): its cache entry
+         * needs neither a lookup nor a re-validation. */
         *f = ps->frames[k];
-        /* Within an epoch this is a table lookup; after a tick it re-validates the code. */
-        f->code = code_cache_get(p->codes, p->mem, &p->layout, &p->types, f->code_addr);
         if (!f->code)
             t->bad = true;
         backs[t->nframes++] = ps->backs[k];

@@ -929,6 +929,22 @@ static void code_objects_are_not_reread_within_an_epoch(void **state)
     assert_true(spy->base.reads < spy->inner->reads);
 }
 
+/* Frame f (running code) is now at another instruction: a new call in the same slot, or its
+ * caller moved on — either way no longer the frame the walker's memo remembers. */
+static void move_frame(struct world *w, uint64_t f, uint64_t code, int lasti)
+{
+    if (cur->frame_model == PY_FRAMES_INTERP) {
+        fakepy_put64(&w->fp, f + (uint64_t)cur->if_instr,
+                     code + (uint64_t)cur->co_code_adaptive + (uint64_t)lasti);
+        return;
+    }
+    int stored = cur->major == 3 && cur->minor == 10 ? lasti / 2 : lasti;
+    fakepy_put32(&w->fp, f + (uint64_t)cur->fo_lasti, (uint32_t)stored);
+}
+
+/* A frame that stays where it was still runs its code object (a frame holds a reference to it),
+ * so it is not re-validated; a frame that moved goes through the cache, re-validated once per
+ * tick. */
 static void code_objects_are_revalidated_once_per_tick(void **state)
 {
     struct world *w = *state;
@@ -938,6 +954,17 @@ static void code_objects_are_revalidated_once_per_tick(void **state)
     world_walk(w);
     for (int k = 0; k < 2; k++) {
         check_healthy(&w->s, &w->s.threads[k], k, &st[k]);
+        for (int j = 0; j < 3; j++)
+            assert_int_equal(spy_hits(spy, st[k].codes[j], code_size()), 0);
+    }
+    for (int k = 0; k < 2; k++)
+        for (int j = 0; j < 3; j++)
+            move_frame(w, st[k].frames[j], st[k].codes[j], frame_lasti[j] + 2);
+    spy = spy_install(w->p);
+    code_cache_tick(w->p->codes);
+    world_walk(w);
+    for (int k = 0; k < 2; k++) {
+        assert_false(w->s.threads[k].bad);
         for (int j = 0; j < 3; j++) {
             uint64_t c = st[k].codes[j];
             /* One read of the object's head; names unchanged, so not decoded again. */
@@ -963,6 +990,7 @@ static void cache_trusts_entries_until_tick_then_sees_a_replaced_code_object(voi
     assert_string_equal(w->s.frames[0].code->name, n);    /* not re-read within the epoch */
 
     code_cache_tick(w->p->codes);
+    move_frame(w, st[0].frames[0], st[0].codes[0], frame_lasti[0] + 2);   /* a new call of it */
     world_walk(w);
     const struct py_code *c = w->s.frames[0].code;
     assert_non_null(c);
@@ -980,6 +1008,8 @@ static void freed_code_object_is_noticed_after_tick(void **state)
     world_walk(w);
     assert_false(w->s.threads[1].bad);                  /* cached: not looked at this epoch */
     code_cache_tick(w->p->codes);
+    for (int j = 0; j < 3; j++)   /* thread 1 made new calls since */
+        move_frame(w, st[1].frames[j], st[1].codes[j], frame_lasti[j] + 2);
     world_walk(w);
     assert_true(w->s.threads[1].bad);
     assert_null(py_thread_frame(&w->s, &w->s.threads[1], 2)->code);
