@@ -264,6 +264,8 @@ enum pt_status session_run(const struct session_opts *o, struct py_proc *root, p
                     discover_children(&S, t);
                 if (!t->py && !t->exited)
                     try_open(&S, t);
+                if (t->py && !t->exited)   /* re-check cached code objects (address reuse) */
+                    code_cache_tick(t->py->codes);
             }
         }
         if (sink->tick(sink->ctx, now, err) != PT_OK) {

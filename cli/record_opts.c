@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "attach/ebpf.h"
 #include "attach/proc.h"
 #include "cli/cli.h"
 #include "output/record.h"
@@ -35,6 +36,8 @@ const char record_usage[] =
     "      --tag KEY=VALUE  stored in the header (repeatable)\n"
     "      --max-size SIZE  stop when the file reaches SIZE bytes (K, M, G suffixes)\n"
     "      --jitter FRAC    random offset of each tick, a fraction of the period (default 0)\n"
+    "      --ebpf           sample in the kernel with eBPF (needs root or CAP_BPF+CAP_PERFMON;\n"
+    "                       adds off-CPU spans; docs/ebpf.md)\n"
     "  -q, --quiet          no status line and no summary\n";
 
 static int parse_size(const char *s, uint64_t *out)
@@ -64,7 +67,7 @@ int record_parse(const char *verb, int argc, char **argv, struct record_cli *o, 
      * before or after the PID (GNU getopt moves the PID to the end). */
     const char *shortopts = strcmp(verb, "run") == 0 ? "+r:d:o:qh" : "r:d:o:qh";
     enum { O_BLOCKING = 256, O_SUBP, O_THREAD, O_GIL, O_IDLE, O_NAME, O_TAG, O_MAXSIZE, O_JITTER,
-           O_NATIVE };
+           O_NATIVE, O_EBPF };
     static const struct option opts[] = {
         {"rate", required_argument, NULL, 'r'},
         {"duration", required_argument, NULL, 'd'},
@@ -80,6 +83,7 @@ int record_parse(const char *verb, int argc, char **argv, struct record_cli *o, 
         {"max-size", required_argument, NULL, O_MAXSIZE},
         {"jitter", required_argument, NULL, O_JITTER},
         {"native", no_argument, NULL, O_NATIVE},
+        {"ebpf", no_argument, NULL, O_EBPF},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -134,6 +138,7 @@ int record_parse(const char *verb, int argc, char **argv, struct record_cli *o, 
         case O_NATIVE:
             fprintf(stderr, "pytrace %s: --native is not available in this version yet\n", verb);
             return PT_EFAIL;
+        case O_EBPF: o->ebpf = true; break;
         case 'q': o->quiet = true; break;
         case 'h': return -1;
         default: return cli_usage_error(verb, "unknown option");
@@ -229,12 +234,15 @@ int record_and_report(const struct record_cli *o, struct py_proc *root, pid_t ro
         .tags = tags,
         .n_tags = n_tags,
         .filters = "",
+        .backend = o->ebpf ? "ebpf" : "",
     };
     meta.start_mono_ns = clock_ns(CLOCK_MONOTONIC);
     meta.start_wall_ns = clock_ns(CLOCK_REALTIME);
 
     struct pt_err err;
     pt_err_clear(&err);
+    if (o->ebpf && ebpf_check(&err) != PT_OK)
+        return cli_report(&err);
     struct rec_sink *sink;
     struct rec_thread_filter filter = {o->threads, o->n_threads};
     if (rec_sink_open(&sink, path, o->output != NULL, &meta, &filter, 10000000ULL, &err) != PT_OK)
@@ -251,7 +259,8 @@ int record_and_report(const struct record_cli *o, struct py_proc *root, pid_t ro
         .out_path = path,
     };
     struct session_sink ss = rec_sink_as_session_sink(sink);
-    enum pt_status rc = session_run(&so, root, root_pid, child_pid, &ss, stop, res, &err);
+    enum pt_status rc = o->ebpf ? ebpf_session_run(&so, root, root_pid, child_pid, &ss, stop, res, &err)
+                                : session_run(&so, root, root_pid, child_pid, &ss, stop, res, &err);
     struct trace_summary sum = {
         .end_mono_ns = res->end_ns,
         .walks = res->walks,

@@ -21,6 +21,7 @@ struct record_cli {
     const char *output;
     const char *name;
     bool blocking, subprocesses, native, quiet, gil, idle;
+    bool ebpf;                  /* --ebpf: sample with the BPF backend (attach/ebpf.h) */
     double jitter;
     uint64_t max_size;
     struct trace_tag tags[REC_MAX_TAGS];

@@ -84,6 +84,8 @@ enum pt_status export_ndjson(const struct export_view *v, FILE *out, struct pt_e
         json_object_set_new(o, "samples", json_integer((json_int_t)s->samples));
         json_object_set_new(o, "open_begin", json_boolean(s->open_begin));
         json_object_set_new(o, "open_end", json_boolean(s->open_end));
+        if (s->off_cpu)
+            json_object_set_new(o, "off_cpu", json_true());
         bad |= emit(out, o);
     }
     for (size_t i = 0; i < t->n_samples; i++) {

@@ -42,6 +42,7 @@ struct tl_span {
     uint64_t samples;      /* samples in which this call was on the stack */
     bool open_begin;       /* already running when the recording started (begin_lo unknown) */
     bool open_end;         /* still running when the recording stopped (end_hi unknown) */
+    bool off_cpu;          /* --ebpf: a blocked (off-CPU) period, not a call (never from tl_feed) */
 };
 
 /* Receives every finished span, innermost first when several end at once. */

@@ -70,6 +70,7 @@ struct trace_meta {
     const struct trace_tag *tags;
     size_t n_tags;
     const char *filters;         /* summary of the filter/redaction rule chain */
+    const char *backend;         /* "ebpf" with --ebpf; NULL/"" = the default sampler */
 };
 
 /* What the trailer records. */
@@ -142,6 +143,7 @@ struct trace {
     int64_t *nspid;
     size_t n_nspid;
     char *name, *python_version, *python_binary, *cmdline, *host, *pytrace_version, *filters;
+    char *backend;               /* "" or "ebpf" */
     uint64_t start_wall_ns, start_mono_ns;
     double rate_hz;
     bool blocking, native;

@@ -338,6 +338,7 @@ void trace_span(struct trace_writer *w, const struct tl_span *span)
     s.end_hi = (int64_t)(span->end_hi - span->begin);
     s.samples = span->samples;
     s.open = (span->open_begin ? 1u : 0u) | (span->open_end ? 2u : 0u);
+    s.off_cpu = span->off_cpu;
     if (trace_vec_push(&w->spans, &s, sizeof s) != 0)
         w->oom = true;
     w->pending_bytes += 40;
@@ -434,6 +435,7 @@ static enum pt_status write_header(struct trace_writer *w, const struct trace_me
     h.host = text[4];
     h.pytrace_version = text[5];
     h.filters = text[6];
+    h.backend = (char *)(m->backend ? m->backend : "");
     h.start_wall_ns = m->start_wall_ns;
     h.start_mono_ns = m->start_mono_ns;
     h.rate_hz = m->rate_hz;
