@@ -164,6 +164,12 @@ enum pt_status ebpf_open(struct ebpf_sampler **out, const struct ebpf_opts *o, s
         goto fail;
     }
     e->skel->rodata->want_offcpu = o->off_cpu ? 1 : 0;
+    e->skel->rodata->period_ns = e->period_ns;
+    e->tmp = malloc(sizeof *e->tmp);
+    if (!e->tmp) {
+        rc = pt_fail(err, PT_EFAIL, "out of memory");
+        goto fail;
+    }
     if (!o->off_cpu)
         bpf_program__set_autoload(e->skel->progs.on_switch, false);
     if (pysample__load(e->skel) != 0) {
@@ -302,6 +308,7 @@ void ebpf_forget_thread(struct ebpf_sampler *e, pid_t host_tid)
     __u32 key = (__u32)host_tid;
     bpf_map_delete_elem(bpf_map__fd(e->skel->maps.threads), &key);
     bpf_map_delete_elem(bpf_map__fd(e->skel->maps.offcpu), &key);
+    bpf_map_delete_elem(bpf_map__fd(e->skel->maps.preempted), &key);
 }
 
 void ebpf_remove_target(struct ebpf_sampler *e, pid_t pid)
@@ -312,8 +319,10 @@ void ebpf_remove_target(struct ebpf_sampler *e, pid_t pid)
             continue;
         __u32 key = (__u32)pid;
         bpf_map_delete_elem(bpf_map__fd(e->skel->maps.procs), &key);
-        for (uint32_t k = 0; k < t->nth; k++)
+        for (uint32_t k = 0; k < t->nth; k++) {
             ebpf_forget_thread(e, t->th[k].host_tid);
+            free(t->th[k].last);
+        }
         py_snapshot_free(&t->walk);
         free(t->th);
         free(t);

@@ -42,6 +42,7 @@ struct ebpf_stats {
     uint64_t drops;           /* records lost: ring buffer full */
     uint64_t faults;          /* stacks cut by a failed read */
     uint64_t refreshes;       /* thread-list refreshes done by user space */
+    uint64_t late;            /* records older than their thread's last sample, dropped */
     uint64_t prog_run_ns;     /* kernel time in the programs (bpf_stats), 0 when not enabled */
     uint64_t prog_run_cnt;
 };

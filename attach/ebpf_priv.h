@@ -22,6 +22,10 @@ struct ebpf_thread {
     int64_t native_id;           /* as the target sees it (its pid namespace) */
     uint64_t thread_id, tstate;
     bool seen;
+    uint64_t last_t;             /* time of the last sample fed: records never go back in time */
+    struct pys_frame *last;      /* frames of the last on-CPU sample (for preempted periods) */
+    uint16_t n_last, last_flags;
+    uint64_t last_tstate, last_gil_holder;
     char name[64];
 };
 
@@ -44,9 +48,11 @@ struct ebpf_sampler {
     struct ebpf_target **targets;
     uint32_t ntargets, cap_targets;
     struct py_snapshot one;
+    struct pys_record *tmp;      /* a preempted period with the thread's last stack filled in */
     const struct session_sink *sink;
     uint64_t period_ns;
     uint64_t last_misses, refreshes;
+    uint64_t late;               /* records older than their thread's last sample (dropped) */
     int handled;
 };
 

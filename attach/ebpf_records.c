@@ -83,9 +83,13 @@ static struct ebpf_thread *new_thread(struct ebpf_target *t)
 /* A thread already asleep when we first see it never switches out under our eyes: give the
  * kernel its stack now (lasti already computed), so its wake-up still reports the sleep. */
 static void seed_offcpu(struct ebpf_sampler *e, struct ebpf_target *t, const struct py_thread *pt,
-                        pid_t host_tid, uint64_t now)
+                        pid_t host_tid)
 {
     static struct pys_record r;
+    struct proc_tstat st;
+    if (proc_thread_stat(t->pid, host_tid, &st) != 0 || st.state == 'R')
+        return;   /* woke up since the walk */
+    uint64_t now = sampler_now_ns();
     memset(&r, 0, PYS_RECORD_HEADER_SIZE);
     r.kind = PYS_REC_OFFCPU;
     r.pid = (__u32)t->pid;
@@ -137,7 +141,8 @@ void ebpf_refresh(struct ebpf_sampler *e, struct ebpf_target *t, uint64_t now)
             th->thread_id = pt->thread_id;
         }
         th->seen = true;
-        snprintf(th->name, sizeof th->name, "%s", pt->name);
+        if (pt->name[0])
+            snprintf(th->name, sizeof th->name, "%s", pt->name);
         if (fresh || th->tstate != pt->tstate) {
             th->tstate = pt->tstate;
             struct pys_thread v = {pt->tstate, (__u32)t->pid, 0};
@@ -145,12 +150,13 @@ void ebpf_refresh(struct ebpf_sampler *e, struct ebpf_target *t, uint64_t now)
             bpf_map_update_elem(fd, &key, &v, BPF_ANY);
         }
         if (fresh && pt->idle && !pt->bad && pt->os_state && pt->os_state != 'R')
-            seed_offcpu(e, t, pt, th->host_tid, now);
+            seed_offcpu(e, t, pt, th->host_tid);
     }
     for (uint32_t i = 0; i < t->nth && t->walk.complete; i++) {
         if (t->th[i].seen)
             continue;
         ebpf_forget_thread(e, t->th[i].host_tid);
+        free(t->th[i].last);
         t->th[i--] = t->th[--t->nth];
     }
     code_cache_tick(t->p->codes);
@@ -225,19 +231,32 @@ static int to_snapshot(struct ebpf_sampler *e, struct ebpf_target *t, const stru
     return 0;
 }
 
-/* An off-CPU period: idle samples at the sampling period across it (so sample counts cover wall
- * time as the ptrace sampler's do), then the period itself for the sink's off-CPU span. */
-static void deliver_offcpu(struct ebpf_sampler *e, struct ebpf_target *t, const struct pys_record *r)
+/* An off-CPU period: samples at the sampling period across it (idle when the thread blocked,
+ * running when it was preempted), so sample counts cover wall time as the ptrace sampler's do;
+ * then, for a blocked period, the period itself for the sink's off-CPU span. */
+static void deliver_offcpu(struct ebpf_sampler *e, struct ebpf_target *t, struct ebpf_thread *th,
+                           const struct pys_record *r)
 {
     const struct session_sink *sk = e->sink;
     struct py_thread *pt = &e->one.threads[0];
-    pt->idle = true;
-    pt->os_state = 'S';
-    uint64_t n = 0;
-    for (uint64_t ts = r->t_ns; ts < r->t_end_ns && n < EBPF_MAX_IDLE_SAMPLES; ts += e->period_ns, n++)
+    bool runnable = (r->flags & PYS_F_PREEMPTED) != 0;   /* waited for a CPU, not for an event */
+    pt->idle = !runnable;
+    pt->os_state = runnable ? 'R' : 'S';
+    /* A seed can predate a sample taken while user space was seeding it: start after that. */
+    uint64_t begin = r->t_ns > th->last_t ? r->t_ns : th->last_t + 1;
+    if (begin >= r->t_end_ns) {
+        e->late++;
+        return;
+    }
+    /* On the sampling grid (multiples of the period), as the CPU clock samples: a wait shorter
+     * than the period gets a sample with the probability it would have had on the CPU. */
+    uint64_t n = 0, first = (begin + e->period_ns - 1) / e->period_ns * e->period_ns;
+    for (uint64_t ts = first; ts < r->t_end_ns && n < EBPF_MAX_IDLE_SAMPLES; ts += e->period_ns, n++) {
         sk->feed(sk->ctx, t->proc, t->p, &e->one, ts);
-    if (sk->off_cpu)
-        sk->off_cpu(sk->ctx, t->proc, t->p, &e->one, r->t_ns, r->t_end_ns);
+        th->last_t = ts;
+    }
+    if (sk->off_cpu && !runnable)
+        sk->off_cpu(sk->ctx, t->proc, t->p, &e->one, begin, r->t_end_ns);
 }
 
 int ebpf_on_record(void *ctx, void *data, size_t size)
@@ -255,18 +274,44 @@ int ebpf_on_record(void *ctx, void *data, size_t size)
             t = e->targets[i];
     if (!t)
         return 0;
-    const struct ebpf_thread *th = thread_by_host(t, (pid_t)r->tid);
+    struct ebpf_thread *th = thread_by_host(t, (pid_t)r->tid);
     if (!th) {
         t->last_refresh = 0;
         return 0;
     }
+    if (r->kind == PYS_REC_OFFCPU && (r->flags & PYS_F_PREEMPTED)) {
+        /* No frames: the last sampled stack stands for the wait. */
+        if (!th->last || !e->tmp)
+            return 0;
+        memcpy(e->tmp, r, PYS_RECORD_HEADER_SIZE);
+        e->tmp->tstate = th->last_tstate;
+        e->tmp->gil_holder = th->last_gil_holder;   /* a preempted thread keeps the GIL */
+        e->tmp->flags = (uint16_t)(PYS_F_PREEMPTED | th->last_flags);
+        e->tmp->nframes = th->n_last;
+        memcpy(e->tmp->frames, th->last, th->n_last * sizeof *th->last);
+        r = e->tmp;
+        n = th->n_last;
+    } else if (r->kind == PYS_REC_SAMPLE && (th->last || (th->last = malloc(PYS_MAX_FRAMES *
+                                                                        sizeof *th->last)))) {
+        memcpy(th->last, r->frames, n * sizeof *th->last);
+        th->n_last = (uint16_t)n;
+        th->last_flags = r->flags & (PYS_F_TRUNCATED | PYS_F_FAULT);
+        th->last_tstate = r->tstate;
+        th->last_gil_holder = r->gil_holder;
+    }
     if (to_snapshot(e, t, th, r, n) != 0)
         return 0;
     e->handled++;
-    if (r->kind == PYS_REC_SAMPLE)
+    if (r->kind == PYS_REC_SAMPLE) {
+        if (r->t_ns <= th->last_t) {
+            e->late++;
+            return 0;
+        }
         e->sink->feed(e->sink->ctx, t->proc, t->p, &e->one, r->t_ns);
-    else if (r->kind == PYS_REC_OFFCPU && r->t_end_ns > r->t_ns)
-        deliver_offcpu(e, t, r);
+        th->last_t = r->t_ns;
+    } else if (r->kind == PYS_REC_OFFCPU && r->t_end_ns > r->t_ns) {
+        deliver_offcpu(e, t, th, r);
+    }
     return 0;
 }
 
@@ -300,6 +345,7 @@ void ebpf_get_stats(struct ebpf_sampler *e, struct ebpf_stats *out)
     out->drops = s[PYS_S_DROPS];
     out->faults = s[PYS_S_FAULTS];
     out->refreshes = e->refreshes;
+    out->late = e->late;
     struct bpf_program *progs[2] = {e->skel->progs.on_cpu_clock, e->skel->progs.on_switch};
     for (int i = 0; i < 2; i++) {
         struct bpf_prog_info info;
@@ -326,6 +372,7 @@ void ebpf_close(struct ebpf_sampler *e)
     free(e->targets);
     pysample__destroy(e->skel);
     py_snapshot_free(&e->one);
+    free(e->tmp);
     free(e);
 }
 #endif

@@ -59,9 +59,9 @@ static void print_stats(struct ebpf_sampler *e, uint64_t start, uint64_t end)
     ebpf_get_stats(e, &st);
     fprintf(stderr,
             "pytrace: ebpf stats: samples=%" PRIu64 " off_cpu=%" PRIu64 " misses=%" PRIu64
-            " drops=%" PRIu64 " faults=%" PRIu64 " refreshes=%" PRIu64 " prog_run_ns=%" PRIu64
+            " drops=%" PRIu64 " faults=%" PRIu64 " refreshes=%" PRIu64 " late=%" PRIu64 " prog_run_ns=%" PRIu64
             " prog_run_cnt=%" PRIu64 " seconds=%.3f\n",
-            st.samples, st.off_cpu, st.misses, st.drops, st.faults, st.refreshes, st.prog_run_ns,
+            st.samples, st.off_cpu, st.misses, st.drops, st.faults, st.refreshes, st.late, st.prog_run_ns,
             st.prog_run_cnt, (double)(end - start) / 1e9);
 }
 

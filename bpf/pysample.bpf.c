@@ -38,6 +38,14 @@ struct {
     __type(value, struct pys_record);
 } offcpu SEC(".maps");
 
+/* tid → when a traced thread was preempted (no stack walked: see on_switch). */
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, PYS_MAX_OFFCPU);
+    __type(key, __u32);
+    __type(value, __u64);
+} preempted SEC(".maps");
+
 /* Slot 0: the perf-event program, slot 1: sched_switch (they never nest on one CPU, but keep
  * them apart anyway). */
 struct {
@@ -65,6 +73,7 @@ struct {
 
 __u64 stats[PYS_S_COUNT];
 const volatile __u32 want_offcpu = 1;
+const volatile __u64 period_ns = 1000000;
 
 struct walk_ctx {
     struct pys_record *rec;
@@ -241,10 +250,32 @@ int BPF_PROG(on_switch, bool preempt, struct task_struct *prev, struct task_stru
         send(held, (__u32)PYS_RECORD_HEADER_SIZE + n * (__u32)sizeof(struct pys_frame),
              PYS_S_OFFCPU);
         bpf_map_delete_elem(&offcpu, &ntid);
+    } else {
+        /* Back from a preemption: worth a record only when the wait spans a tick of the sampling
+         * grid (user space gives it the thread's last sampled stack). */
+        __u64 *t_out = bpf_map_lookup_elem(&preempted, &ntid);
+        if (t_out) {
+            __u64 t0 = *t_out;
+            bpf_map_delete_elem(&preempted, &ntid);
+            __u32 slot = 1;
+            struct pys_record *rec = bpf_map_lookup_elem(&scratch, &slot);
+            if (rec && period_ns && t0 / period_ns != now / period_ns) {
+                rec->kind = PYS_REC_OFFCPU;
+                rec->pid = (__u32)next->tgid;
+                rec->tid = ntid;
+                rec->nframes = 0;
+                rec->flags = PYS_F_PREEMPTED;
+                rec->t_ns = t0;
+                rec->t_end_ns = now;
+                rec->tstate = 0;
+                rec->gil_holder = 0;
+                send(rec, (__u32)PYS_RECORD_HEADER_SIZE, PYS_S_OFFCPU);
+            }
+        }
     }
-    /* The thread leaving (still current: its memory is readable): only when it blocks. */
-    if (preempt || prev_state == 0)
-        return 0;
+    /* The thread leaving (still current: its memory is readable). Blocked: its stack is saved
+     * for the off-CPU record. Preempted while runnable: only the time (a walk at every
+     * preemption would cost more than the samples it stands for). */
     __u64 id = bpf_get_current_pid_tgid();
     __u32 pid = id >> 32, tid = (__u32)id;
     if (!pid)
@@ -253,6 +284,10 @@ int BPF_PROG(on_switch, bool preempt, struct task_struct *prev, struct task_stru
     struct pys_thread *th = traced(pid, tid, &L);
     if (!th)
         return 0;
+    if (preempt || prev_state == 0) {
+        bpf_map_update_elem(&preempted, &tid, &now, BPF_ANY);
+        return 0;
+    }
     __u32 slot = 1;
     struct pys_record *rec = bpf_map_lookup_elem(&scratch, &slot);
     if (!rec)

@@ -8,6 +8,7 @@
  *   threads  tid → struct pys_thread   every Python thread of a traced process, with its
  *                                      PyThreadState address; user space keeps it current
  *   offcpu   tid → struct pys_record   the stack a traced thread had when it went to sleep
+ *   preempted tid → __u64              when a traced thread was preempted
  *   scratch  per-CPU records the walk fills before copying them out
  *   events   ring buffer of struct pys_record (only the used frames are sent)
  */
@@ -60,7 +61,8 @@ enum pys_flags {
     PYS_F_FAULT = 1 << 1,         /* a read failed (page not present): the stack is partial */
     PYS_F_SEEDED = 1 << 2,        /* off-CPU record seeded by user space: instr holds lasti, and
                                      t_ns is when pytrace first saw the thread asleep */
-    PYS_F_PREEMPTED = 1 << 3,     /* (reserved) left the CPU while runnable */
+    PYS_F_PREEMPTED = 1 << 3,     /* off-CPU record: waited for a CPU (preempted); no frames are
+                                     sent, the thread's last sampled stack stands for them */
 };
 
 struct pys_frame {
