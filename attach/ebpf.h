@@ -45,6 +45,8 @@ struct ebpf_stats {
     uint64_t late;            /* records older than their thread's last sample, dropped */
     uint64_t prog_run_ns;     /* kernel time in the programs (bpf_stats), 0 when not enabled */
     uint64_t prog_run_cnt;
+    uint64_t clock_run_ns, clock_run_cnt;     /* ... of which the CPU-clock program */
+    uint64_t switch_run_ns, switch_run_cnt;   /* ... and the sched_switch program */
 };
 
 /*

@@ -355,6 +355,8 @@ void ebpf_get_stats(struct ebpf_sampler *e, struct ebpf_stats *out)
         if (fd >= 0 && bpf_obj_get_info_by_fd(fd, &info, &len) == 0) {
             out->prog_run_ns += info.run_time_ns;
             out->prog_run_cnt += info.run_cnt;
+            *(i ? &out->switch_run_ns : &out->clock_run_ns) = info.run_time_ns;
+            *(i ? &out->switch_run_cnt : &out->clock_run_cnt) = info.run_cnt;
         }
     }
 }

@@ -60,9 +60,11 @@ static void print_stats(struct ebpf_sampler *e, uint64_t start, uint64_t end)
     fprintf(stderr,
             "pytrace: ebpf stats: samples=%" PRIu64 " off_cpu=%" PRIu64 " misses=%" PRIu64
             " drops=%" PRIu64 " faults=%" PRIu64 " refreshes=%" PRIu64 " late=%" PRIu64 " prog_run_ns=%" PRIu64
-            " prog_run_cnt=%" PRIu64 " seconds=%.3f\n",
+            " prog_run_cnt=%" PRIu64 " clock_run_ns=%" PRIu64 " clock_run_cnt=%" PRIu64
+            " switch_run_ns=%" PRIu64 " switch_run_cnt=%" PRIu64 " seconds=%.3f\n",
             st.samples, st.off_cpu, st.misses, st.drops, st.faults, st.refreshes, st.late, st.prog_run_ns,
-            st.prog_run_cnt, (double)(end - start) / 1e9);
+            st.prog_run_cnt, st.clock_run_ns, st.clock_run_cnt, st.switch_run_ns,
+            st.switch_run_cnt, (double)(end - start) / 1e9);
 }
 
 static enum session_end loop(const struct session_opts *o, struct ebpf_sampler *e,
@@ -124,6 +126,8 @@ enum pt_status ebpf_session_run(const struct session_opts *o, struct py_proc *ro
     }
     uint32_t proc = sink->process(sink->ctx, root, 0);
     rc = ebpf_add_target(e, root, proc, err);
+    if (rc == PT_OK && getenv("PYTRACE_EBPF_STATS"))
+        fprintf(stderr, "pytrace: ebpf ready\n");   /* for bench/ebpf.py: tracing from now on */
     struct ebpf_run R = {child_pid, false, INT64_MIN};
     uint64_t start = sampler_now_ns();
     res->end = rc == PT_OK ? loop(o, e, root, proc, &R, sink, stop, start, err) : SESSION_ERROR;

@@ -76,23 +76,24 @@ def agreement_params():
     return out
 
 
-def leaf_shares(path, thread=None):
-    """Share of samples per innermost function (name and file), from the collapsed export."""
-    args = ["export", path, "-f", "collapsed", "-o", "-"]
-    if thread:
-        args += ["--thread", thread]
-    r = run_pytrace(*args)
+def samples(path):
+    """(t_ns, innermost function "name (file)") of every good sample with a Python frame."""
+    r = run_pytrace("export", path, "-f", "ndjson", "-o", "-")
     assert r.returncode == 0, r.stderr.decode()
-    counts = collections.Counter()
+    out = []
     for line in r.stdout.decode().splitlines():
-        stack, _, n = line.rpartition(" ")
-        leaf = stack.split(";")[-1]
-        if leaf.startswith("<torn") or leaf.startswith("<no Python"):
-            continue
-        name, _, loc = leaf.rpartition(" (")
-        counts[name + " (" + loc.rsplit(":", 1)[0] + ")"] += int(n)
+        o = json.loads(line)
+        if o.get("type") == "sample" and not o.get("bad") and o.get("stack"):
+            leaf = o["stack"][-1]
+            out.append((o["t_ns"], "%s (%s)" % (leaf["function"], leaf["file"])))
+    return out
+
+
+def leaf_shares(items, lo, hi):
+    """Share of samples per innermost function within [lo, hi]."""
+    counts = collections.Counter(f for t, f in items if lo <= t <= hi)
     total = float(sum(counts.values()))
-    assert total > 0, "no samples in %s" % path
+    assert total > 0, "no samples in the common window"
     return {k: v / total for k, v in counts.items()}, int(total)
 
 
@@ -101,14 +102,22 @@ def total_variation(p, q):
 
 
 def record_both(pid, tmp_path, seconds):
-    """Records pid with --ebpf and with the ptrace sampler at the same time."""
+    """Records pid with --ebpf and with the ptrace sampler at the same time: the ptrace sampler
+    starts once the BPF programs are attached (PYTRACE_EBPF_STATS prints "ebpf ready")."""
     a, b = str(tmp_path / "ebpf.pytrace"), str(tmp_path / "ptrace.pytrace")
-    procs = [subprocess.Popen([PYTRACE, "attach", str(pid), "-q", "-d", str(seconds), "-o", path]
-                              + extra, stderr=subprocess.PIPE)
-             for path, extra in ((a, ["--ebpf"]), (b, []))]
-    for p in procs:
+    env = dict(os.environ, PYTRACE_EBPF_STATS="1")
+    pe = subprocess.Popen([PYTRACE, "attach", str(pid), "--ebpf", "-q", "-d", str(seconds + 1),
+                           "-o", a], stderr=subprocess.PIPE, env=env)
+    lines = []
+    for line in pe.stderr:
+        lines.append(line)
+        if b"ebpf ready" in line:
+            break
+    pp = subprocess.Popen([PYTRACE, "attach", str(pid), "-q", "-d", str(seconds), "-o", b],
+                          stderr=subprocess.PIPE)
+    for p in (pe, pp):
         _, err = p.communicate(timeout=120)
-        assert p.returncode == 0, err.decode()
+        assert p.returncode == 0, (b"".join(lines) + err).decode()
     return a, b
 
 
@@ -119,13 +128,16 @@ def test_agreement_with_ptrace(ebpf, start_target, python, workload, tmp_path):
     sampler's, recorded at the same time from the same process."""
     require(python)
     if workload == "cpu_bound":
-        target = start_target([python, "-c", WRAPPER, CPU_BOUND, "--seconds", "30"])
+        target = start_target([python, "-c", WRAPPER, CPU_BOUND, "--seconds", "60"])
     else:
-        target = start_target([python, PHASES, "--seconds", "30",
+        target = start_target([python, PHASES, "--seconds", "60",
                                "--truth", str(tmp_path / "truth.jsonl")])
-    a, b = record_both(target.pid, tmp_path, 6)
-    pe, ne = leaf_shares(a)
-    pp, np_ = leaf_shares(b)
+    a, b = record_both(target.pid, tmp_path, 20)
+    se, sp = samples(a), samples(b)
+    assert se and sp, (len(se), len(sp))
+    lo, hi = max(se[0][0], sp[0][0]), min(se[-1][0], sp[-1][0])
+    pe, ne = leaf_shares(se, lo, hi)
+    pp, np_ = leaf_shares(sp, lo, hi)
     tv = total_variation(pe, pp)
     top = sorted(pp.items(), key=lambda kv: -kv[1])[:6]
     detail = ", ".join("%s %.3f/%.3f" % (k, pe.get(k, 0), v) for k, v in top)
