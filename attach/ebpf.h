@@ -79,6 +79,10 @@ void ebpf_remove_target(struct ebpf_sampler *e, pid_t pid);
  */
 int ebpf_poll(struct ebpf_sampler *e, const struct session_sink *sink, int timeout_ms);
 
+/* Ends the recording's open waits: every traced thread still blocked now gets its off-CPU
+ * period (and idle samples) up to now. Call once, after the last ebpf_poll(). */
+void ebpf_flush(struct ebpf_sampler *e, const struct session_sink *sink);
+
 void ebpf_get_stats(struct ebpf_sampler *e, struct ebpf_stats *out);
 
 void ebpf_close(struct ebpf_sampler *e);

@@ -335,6 +335,27 @@ int ebpf_poll(struct ebpf_sampler *e, const struct session_sink *sink, int timeo
     return e->handled;
 }
 
+void ebpf_flush(struct ebpf_sampler *e, const struct session_sink *sink)
+{
+    struct pys_record *r = malloc(sizeof *r);
+    if (!r)
+        return;
+    e->sink = sink;
+    int fd = bpf_map__fd(e->skel->maps.offcpu);
+    uint64_t now = sampler_now_ns();
+    __u32 key = 0, next;
+    bool first = true;
+    while (bpf_map_get_next_key(fd, first ? NULL : &key, &next) == 0) {
+        first = false;
+        key = next;
+        if (bpf_map_lookup_elem(fd, &key, r) == 0 && r->t_ns < now && r->nframes <= PYS_MAX_FRAMES) {
+            r->t_end_ns = now;
+            ebpf_on_record(e, r, PYS_RECORD_HEADER_SIZE + r->nframes * sizeof(struct pys_frame));
+        }
+    }
+    free(r);
+}
+
 void ebpf_get_stats(struct ebpf_sampler *e, struct ebpf_stats *out)
 {
     memset(out, 0, sizeof *out);

@@ -133,6 +133,8 @@ enum pt_status ebpf_session_run(const struct session_opts *o, struct py_proc *ro
     res->end = rc == PT_OK ? loop(o, e, root, proc, &R, sink, stop, start, err) : SESSION_ERROR;
     uint64_t end = sampler_now_ns();
     ebpf_poll(e, sink, 0);
+    if (res->end != SESSION_TARGET_EXITED)
+        ebpf_flush(e, sink);
     reap(&R);
     struct ebpf_stats st;
     ebpf_get_stats(e, &st);

@@ -280,6 +280,8 @@ int BPF_PROG(on_switch, bool preempt, struct task_struct *prev, struct task_stru
     __u32 pid = id >> 32, tid = (__u32)id;
     if (!pid)
         return 0;
+    if (prev_state & (0x10 | 0x20 | 0x80))   /* EXIT_DEAD, EXIT_ZOMBIE, TASK_DEAD: exiting */
+        return 0;
     struct pys_layout *L;
     struct pys_thread *th = traced(pid, tid, &L);
     if (!th)

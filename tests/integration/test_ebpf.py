@@ -240,3 +240,67 @@ def test_missing_privileges_message(tmp_path):
 def test_help_lists_ebpf():
     r = run_pytrace("attach", "--help")
     assert b"--ebpf" in r.stdout
+
+
+NS_WORK = '''
+import json, os, sys, threading
+def work_%(tag)s():
+    s = 0
+    for i in range(20000):
+        s += i
+    return s
+def spin_%(tag)s():
+    while True:
+        work_%(tag)s()
+t = threading.Thread(target=spin_%(tag)s, daemon=True)
+t.start()
+print(json.dumps({"pid": os.getpid(), "ready": True})); sys.stdout.flush()
+sys.stdin.read()
+'''
+
+
+def _child_of(pid, timeout=10):
+    """The one child process of pid (unshare --fork's), once it exists."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        kids = []
+        for tid in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/children" % (pid, tid)) as f:
+                kids += [int(x) for x in f.read().split()]
+        if kids:
+            return kids[0]
+        time.sleep(0.01)
+    raise AssertionError("no child of %d" % pid)
+
+
+def test_two_pid_namespaces(ebpf, start_target, tmp_path):
+    """Two Python processes, each in a pid namespace of its own (where it is pid 1 and its
+    threads have other tids than the host's), traced with --ebpf at the same time: each trace
+    holds its own process's functions, from both of its threads."""
+    python = "/usr/bin/python3"
+    unshare = "/usr/bin/unshare"
+    if not os.path.exists(unshare):
+        pytest.skip("needs %s" % unshare)
+    pids, outs = [], []
+    for tag in ("a", "b"):
+        script = tmp_path / ("ns_%s.py" % tag)
+        script.write_text(NS_WORK % {"tag": tag})
+        target = start_target([unshare, "--pid", "--fork", python, str(script)])
+        assert target.info["pid"] == 1, target.info   # its own namespace
+        pids.append(_child_of(target.pid))
+        outs.append(str(tmp_path / ("%s.pytrace" % tag)))
+    procs = [subprocess.Popen([PYTRACE, "attach", str(pid), "--ebpf", "-q", "-d", "3", "-o", out],
+                              stderr=subprocess.PIPE) for pid, out in zip(pids, outs)]
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err.decode()
+    for tag, out in zip(("a", "b"), outs):
+        shares = collections.Counter()
+        for t, leaf in samples(out):
+            shares[leaf.split(" (")[0]] += 1
+        assert shares["work_" + tag] > 300, shares
+        other = "work_" + ("b" if tag == "a" else "a")
+        assert shares[other] == 0, shares
+        r = run_pytrace("info", out, "--json")
+        doc = json.loads(r.stdout.decode())
+        assert len(doc["threads"]) == 2, doc["threads"]
