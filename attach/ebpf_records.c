@@ -149,7 +149,9 @@ void ebpf_refresh(struct ebpf_sampler *e, struct ebpf_target *t, uint64_t now)
             __u32 key = (__u32)th->host_tid;
             bpf_map_update_elem(fd, &key, &v, BPF_ANY);
         }
-        if (fresh && pt->idle && !pt->bad && pt->os_state && pt->os_state != 'R')
+        /* (seed_offcpu reads the state by host tid: the walk's os_state uses the target's own
+         * tids, which name other threads when it lives in a pid namespace of its own) */
+        if (fresh && !pt->bad)
             seed_offcpu(e, t, pt, th->host_tid);
     }
     for (uint32_t i = 0; i < t->nth && t->walk.complete; i++) {
