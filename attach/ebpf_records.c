@@ -321,7 +321,11 @@ int ebpf_poll(struct ebpf_sampler *e, const struct session_sink *sink, int timeo
 {
     e->sink = sink;
     e->handled = 0;
+    /* Records come without wake-ups (see send() in pysample.bpf.c): wait, then drain. */
     int rc = ring_buffer__poll(e->rb, timeout_ms);
+    if (rc < 0 && rc != -EINTR)
+        return -1;
+    rc = ring_buffer__consume(e->rb);
     if (rc < 0 && rc != -EINTR)
         return -1;
     uint64_t now = sampler_now_ns();

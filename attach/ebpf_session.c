@@ -21,7 +21,7 @@
 #include "attach/sampler.h"
 
 #define EBPF_CHORE_NS 200000000ULL
-#define EBPF_POLL_MS 20
+#define EBPF_POLL_MS 20   /* records are drained this often (they come without wake-ups) */
 
 struct ebpf_run {
     pid_t child_pid;

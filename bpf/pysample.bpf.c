@@ -200,7 +200,11 @@ static __always_inline void send(struct pys_record *rec, __u32 size, enum pys_st
 {
     if (size < PYS_RECORD_HEADER_SIZE || size > sizeof(*rec))
         return;
-    if (bpf_ringbuf_output(&events, rec, size, 0) != 0)
+    /* No wake-up per record: user space drains the buffer every few ms; it is woken only when
+     * the buffer fills past a quarter (a wake-up per sample would cost more than the sample). */
+    __u64 flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > (2 << 20) ? BPF_RB_FORCE_WAKEUP
+                                                                          : BPF_RB_NO_WAKEUP;
+    if (bpf_ringbuf_output(&events, rec, size, flags) != 0)
         __sync_fetch_and_add(&stats[PYS_S_DROPS], 1);
     else
         __sync_fetch_and_add(&stats[what], 1);

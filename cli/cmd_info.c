@@ -233,6 +233,8 @@ static void print_text(const struct trace *t, const struct info_stats *s, const 
     for (size_t i = 0; i < t->n_tags; i++)
         printf("%s%s=%s", i ? ", " : "", t->tag_keys[i], t->tag_values[i]);
     printf("%s\nFilters:     %s\n", t->n_tags ? "" : "none", *t->filters ? t->filters : "none");
+    if (t->backend && *t->backend)
+        printf("Backend:     %s\n", t->backend);
 
     printf("\nThreads (%zu):\n  %10s  %10s  %6s  %6s  %s\n", t->n_threads - 1, "tid", "samples",
            "GIL", "idle", "name");
@@ -327,6 +329,8 @@ static int print_json(const struct trace *t, const struct info_stats *s, const c
         "top_total", top_json(t, s->top_total, s->n_top_total, s->total));
     if (!root)
         return PT_EFAIL;
+    if (t->backend && *t->backend)
+        json_object_set_new(root, "backend", json_string(t->backend));
     if (t->has_trailer) {
         json_object_set_new(root, "missed", json_integer((json_int_t)t->summary.missed));
         json_object_set_new(root, "overruns", json_integer((json_int_t)t->summary.overruns));
