@@ -240,6 +240,7 @@ static enum pt_status bpf_layout(struct py_proc *p, struct pys_layout *pl, struc
     memset(pl, 0, sizeof *pl);
     pl->ts_frame = pl->ts_cframe = pl->ts_current_frame = pl->f_owner = -1;
     pl->owner_cstack = pl->owner_interp = -1;
+    pl->ts_datastack_chunk = pl->ts_datastack_top = -1;
     int end;
     if (L->frame_model == PY_FRAMES_OBJECTS) {
         pl->frame_model = PYS_FRAMES_OBJECTS;
@@ -260,6 +261,8 @@ static enum pt_status bpf_layout(struct py_proc *p, struct pys_layout *pl, struc
         pl->owner_cstack = L->if_owner_cstack;
         pl->owner_interp = L->if_owner_interpreter;
         pl->code_tag_mask = (uint8_t)L->if_code_tag_mask;
+        pl->ts_datastack_chunk = L->ts_datastack_chunk;
+        pl->ts_datastack_top = L->ts_datastack_top;
         end = max4(L->if_previous + 8, L->if_code + 8, L->if_instr + 8, L->if_owner + 1);
     }
     if (end > PYS_FRAME_BUF || pl->f_back < 0 || pl->f_code < 0 || pl->f_instr < 0)

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -51,7 +52,18 @@ static int enable_bpf_stats(void)
     return -1;
 }
 
-static void print_stats(struct ebpf_sampler *e, uint64_t start, uint64_t end)
+/* pytrace's own CPU (user + system) so far, ns. */
+static uint64_t self_cpu_ns(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0)
+        return 0;
+    return (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000ULL +
+           (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000ULL;
+}
+
+static void print_stats(struct ebpf_sampler *e, uint64_t start, uint64_t end, uint64_t cpu_ns,
+                        uint64_t written)
 {
     if (!getenv("PYTRACE_EBPF_STATS"))
         return;
@@ -61,10 +73,11 @@ static void print_stats(struct ebpf_sampler *e, uint64_t start, uint64_t end)
             "pytrace: ebpf stats: samples=%" PRIu64 " off_cpu=%" PRIu64 " misses=%" PRIu64
             " drops=%" PRIu64 " faults=%" PRIu64 " refreshes=%" PRIu64 " late=%" PRIu64 " prog_run_ns=%" PRIu64
             " prog_run_cnt=%" PRIu64 " clock_run_ns=%" PRIu64 " clock_run_cnt=%" PRIu64
-            " switch_run_ns=%" PRIu64 " switch_run_cnt=%" PRIu64 " seconds=%.3f\n",
+            " switch_run_ns=%" PRIu64 " switch_run_cnt=%" PRIu64 " loop_cpu_ns=%" PRIu64
+            " written=%" PRIu64 " seconds=%.3f\n",
             st.samples, st.off_cpu, st.misses, st.drops, st.faults, st.refreshes, st.late, st.prog_run_ns,
             st.prog_run_cnt, st.clock_run_ns, st.clock_run_cnt, st.switch_run_ns,
-            st.switch_run_cnt, (double)(end - start) / 1e9);
+            st.switch_run_cnt, cpu_ns, written, (double)(end - start) / 1e9);
 }
 
 static enum session_end loop(const struct session_opts *o, struct ebpf_sampler *e,
@@ -129,7 +142,7 @@ enum pt_status ebpf_session_run(const struct session_opts *o, struct py_proc *ro
     if (rc == PT_OK && getenv("PYTRACE_EBPF_STATS"))
         fprintf(stderr, "pytrace: ebpf ready\n");   /* for bench/ebpf.py: tracing from now on */
     struct ebpf_run R = {child_pid, false, INT64_MIN};
-    uint64_t start = sampler_now_ns();
+    uint64_t start = sampler_now_ns(), cpu0 = self_cpu_ns(), written0 = sink->samples(sink->ctx);
     res->end = rc == PT_OK ? loop(o, e, root, proc, &R, sink, stop, start, err) : SESSION_ERROR;
     uint64_t end = sampler_now_ns();
     ebpf_poll(e, sink, 0);
@@ -138,7 +151,7 @@ enum pt_status ebpf_session_run(const struct session_opts *o, struct py_proc *ro
     reap(&R);
     struct ebpf_stats st;
     ebpf_get_stats(e, &st);
-    print_stats(e, start, end);
+    print_stats(e, start, end, self_cpu_ns() - cpu0, sink->samples(sink->ctx) - written0);
     ebpf_close(e);
     if (stats_fd >= 0)
         close(stats_fd);

@@ -7,9 +7,9 @@ kernel and in pytrace, and how much `--ebpf` slows the target, next to the ptrac
              `bpftool prog show` reports them) — the CPU-clock program divided by the samples it
              sent is the walk's cost; all programs (the clock program's runs on other threads
              and idle CPUs, and every sched_switch on the machine) divided by the same samples is
-             the "all in" kernel cost. User CPU: the pytrace process's own CPU (wait4 rusage)
-             minus a very short recording's (the fixed start-up: loading and verifying the
-             programs, symbols), divided by the samples.
+             the "all in" kernel cost. pytrace CPU: getrusage(RUSAGE_SELF) around the recording
+             loop (start-up excluded), per kernel sample and per sample written (written also
+             counts the samples synthesised across waits, docs/ebpf.md).
   slowdown   cpu_bound.py with a fixed --iterations, started through a wrapper that waits for
              "go" on stdin, so the target's own timing of its loop covers only traced time:
              alone (A) and with `pytrace attach --ebpf` (or the ptrace sampler) ready (B),
@@ -61,8 +61,8 @@ def ebpf_attach(pid, seconds, out, tmp, rate=1000):
 def bench_cost(quick, tmp, depth=50):
     seconds = 3 if quick else 10
     headers = ["python", "samples", "kernel ns/sample (walk)", "kernel ns/sample (all in)",
-               "pytrace user+sys us/sample (net)", "total us/sample", "off-CPU records",
-               "faults"]
+               "pytrace CPU us/sample", "total us/sample", "samples written",
+               "pytrace CPU us/written sample", "off-CPU records", "faults"]
     rows, out = [], []
     for v in VERSIONS:
         python = pl.python_for(v)
@@ -83,15 +83,19 @@ def bench_cost(quick, tmp, depth=50):
         walk_ns = st.get("clock_run_ns", 0) / max(st.get("clock_run_cnt", 0), 1)
         walk_per_sample = st.get("clock_run_ns", 0) / n
         all_in = st.get("prog_run_ns", 0) / n
-        user_us = 1e6 * max(0.0, res["cpu_s"] - start["cpu_s"]) / n
+        # pytrace's CPU while recording (getrusage around the loop: start-up excluded)
+        user_us = st.get("loop_cpu_ns", 0) / 1000.0 / n
+        user_us_written = st.get("loop_cpu_ns", 0) / 1000.0 / max(st.get("written", 0), 1)
         rec = {"python": v, "depth": depth, "seconds": seconds, "stats": st,
                "cpu_s": res["cpu_s"], "startup_cpu_s": start["cpu_s"],
                "kernel_ns_per_clock_run": walk_ns, "kernel_ns_per_sample_walk": walk_per_sample,
                "kernel_ns_per_sample_all_in": all_in, "user_us_per_sample_net": user_us,
+               "user_us_per_written_sample": user_us_written,
                "total_us_per_sample": user_us + all_in / 1000.0}
         out.append(rec)
         rows.append([v, "%d" % n, fmt(walk_per_sample, "%.0f"), fmt(all_in, "%.0f"),
                      fmt(user_us, "%.2f"), fmt(rec["total_us_per_sample"], "%.2f"),
+                     "%d" % st.get("written", 0), fmt(user_us_written, "%.2f"),
                      "%d" % st.get("off_cpu", 0), "%d" % st.get("faults", 0)])
     table(headers, rows)
     print("Target: cpu_bound.py --depth %d (about %d Python frames), 1 kHz, %d s; load %s." % (

@@ -59,6 +59,19 @@ struct frame_buf {
     __u8 b[PYS_FRAME_BUF + 8];
 };
 
+/* 3.11+: a copy of the thread's data-stack chunk, where its Python frames are (one read for the
+ * whole stack instead of one per frame). */
+struct stack_copy {
+    __u8 b[PYS_STACK_COPY + 8];
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 2);
+    __type(key, __u32);
+    __type(value, struct stack_copy);
+} stackcopy SEC(".maps");
+
 struct {
     __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
     __uint(max_entries, 2);
@@ -79,6 +92,8 @@ struct walk_ctx {
     struct pys_record *rec;
     const struct pys_layout *L;
     struct frame_buf *fb;
+    struct stack_copy *sc;
+    __u64 sc_base, sc_len;        /* the copy holds [sc_base, sc_base + sc_len) */
     __u64 frame;
     __u32 n;
 };
@@ -105,7 +120,13 @@ static long walk_one(__u32 i, void *data)
     }
     /* 1..PYS_FRAME_BUF without a branch the compiler could reorder past the verifier's view. */
     __u32 len = ((L->frame_len - 1) & (PYS_FRAME_BUF - 1)) + 1;
-    if (bpf_probe_read_user(fb->b, len, (const void *)c->frame) != 0) {
+    __u64 o = c->frame - c->sc_base;
+    long rc;
+    if (c->sc && c->frame >= c->sc_base && o + len <= c->sc_len)   /* in the stack copy */
+        rc = bpf_probe_read_kernel(fb->b, len, &c->sc->b[o & (PYS_STACK_COPY - 1)]);
+    else
+        rc = bpf_probe_read_user(fb->b, len, (const void *)c->frame);
+    if (rc != 0) {
         rec->flags |= PYS_F_FAULT;
         return 1;
     }
@@ -171,6 +192,21 @@ static __always_inline __u32 walk_stack(__u32 slot, struct pys_record *rec,
         rec->gil_holder = locked ? holder : 0;
     }
     struct walk_ctx c = {.rec = rec, .L = L, .fb = fb, .frame = frame, .n = 0};
+    if (frame && L->ts_datastack_chunk >= 0 && L->ts_datastack_top >= 0) {
+        __u64 chunk = 0, top = 0;
+        bpf_probe_read_user(&chunk, 8, (const void *)(tstate + L->ts_datastack_chunk));
+        bpf_probe_read_user(&top, 8, (const void *)(tstate + L->ts_datastack_top));
+        struct stack_copy *sc = bpf_map_lookup_elem(&stackcopy, &slot);
+        if (sc && chunk && top > chunk && top - chunk <= PYS_STACK_COPY) {
+            __u32 n = (__u32)(top - chunk);
+            n = ((n - 1) & (PYS_STACK_COPY - 1)) + 1;
+            if (bpf_probe_read_user(sc->b, n, (const void *)chunk) == 0) {
+                c.sc = sc;
+                c.sc_base = chunk;
+                c.sc_len = n;
+            }
+        }
+    }
     if (frame)
         bpf_loop(PYS_MAX_FRAMES + 1, walk_one, &c, 0);
     __u32 n = c.n;

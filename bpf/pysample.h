@@ -20,6 +20,7 @@
 #define PYS_MAX_PROCS 1024
 #define PYS_MAX_THREADS 16384
 #define PYS_MAX_OFFCPU 4096
+#define PYS_STACK_COPY 16384      /* bytes of a 3.11+ data-stack chunk copied in one read */
 
 enum pys_frame_model {
     PYS_FRAMES_OBJECTS = 1,       /* PyFrameObject, f_back chain, int f_lasti (≤3.10) */
@@ -40,6 +41,8 @@ struct pys_layout {
     __s32 f_owner;                /* owner (char), -1 before 3.11 */
     __s32 owner_cstack;           /* owner value of shim frames to skip, -1 none */
     __s32 owner_interp;           /* second shim owner value (3.14+), -1 none */
+    __s32 ts_datastack_chunk;     /* 3.11+: tstate->datastack_chunk, else -1 */
+    __s32 ts_datastack_top;       /* 3.11+: tstate->datastack_top, else -1 */
     __u64 code_tag_mask;          /* low bits to clear from f_executable (3.14+) */
     __u64 gil_holder_addr;        /* address of the GIL holder's tstate pointer, 0 unknown */
     __u64 gil_locked_addr;        /* address of the GIL's int locked, 0 = holder alone is valid */
