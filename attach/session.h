@@ -68,6 +68,10 @@ struct session_sink {
     uint64_t (*errors)(void *ctx);
     uint64_t (*bytes)(void *ctx);
     void *ctx;
+    /* Optional (NULL: not recorded). The eBPF backend's off-CPU periods: snap holds the one
+     * thread that left the CPU at t_begin with that stack and ran again at t_end. */
+    void (*off_cpu)(void *ctx, uint32_t proc, struct py_proc *p, const struct py_snapshot *snap,
+                    uint64_t t_begin, uint64_t t_end);
 };
 
 enum session_end {

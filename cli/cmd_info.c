@@ -263,6 +263,8 @@ static void print_text(const struct trace *t, const struct info_stats *s, const 
     print_filters(t);
     if (t->has_locals)
         printf("Locals:      recorded (--locals): each call's arguments and locals\n");
+    if (t->backend && *t->backend)
+        printf("Backend:     %s\n", t->backend);
 
     printf("\nThreads (%zu):\n  %10s  %10s  %6s  %6s  %s\n", t->n_threads - 1, "tid", "samples",
            "GIL", "idle", "name");
@@ -367,6 +369,8 @@ static int print_json(const struct trace *t, const struct info_stats *s, const c
         json_object_set_new(root, "recording_id", json_string(t->recording_id));
         json_object_set_new(root, "rotation_seq", json_integer((json_int_t)t->rotation_seq));
     }
+    if (t->backend && *t->backend)
+        json_object_set_new(root, "backend", json_string(t->backend));
     if (t->has_trailer) {
         json_object_set_new(root, "redacted", json_integer((json_int_t)t->summary.redacted));
         json_object_set_new(root, "dropped", json_integer((json_int_t)t->summary.dropped));

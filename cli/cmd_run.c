@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "attach/ebpf.h"
 #include "attach/sampler.h"
 #include "cli/cli.h"
 #include "cli/record_opts.h"
@@ -110,6 +111,10 @@ int cmd_run(int argc, char **argv)
         next++;
     if (next >= argc)
         return cli_usage_error("run", "expected a command after --");
+    struct pt_err eerr;
+    pt_err_clear(&eerr);
+    if (o.ebpf && ebpf_check(&eerr) != PT_OK)   /* before CMD starts, not after */
+        return cli_report(&eerr);
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);

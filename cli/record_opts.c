@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "attach/ebpf.h"
 #include "attach/proc.h"
 #include "cli/cli.h"
 #include "cli/record_config.h"
@@ -41,6 +42,8 @@ const char record_usage[] =
     "      --jitter FRAC    random offset of each tick, a fraction of the period (default 0)\n"
     "      --locals         store each call's arguments and locals, read when it is first seen\n"
     "                       (secret-looking names are redacted; docs/locals.md)\n"
+    "      --ebpf           sample in the kernel with eBPF (needs root or CAP_BPF+CAP_PERFMON;\n"
+    "                       adds off-CPU spans; docs/ebpf.md)\n"
     "  -q, --quiet          no status line and no summary\n"
     "      --filter FILE    filter/redaction rules (repeatable; docs/filters.md)\n"
     "      --no-stdlib      fold standard-library frames into their first caller's frame\n"
@@ -74,7 +77,7 @@ int record_parse(const char *verb, int argc, char **argv, struct record_cli *o, 
      * before or after the PID (GNU getopt moves the PID to the end). */
     const char *shortopts = strcmp(verb, "run") == 0 ? "+r:d:o:qh" : "r:d:o:qh";
     enum { O_BLOCKING = 256, O_SUBP, O_THREAD, O_GIL, O_IDLE, O_NAME, O_TAG, O_MAXSIZE, O_JITTER,
-           O_NATIVE, O_FILTER, O_NOSTDLIB, O_OUTDIR, O_CONFIG, O_LOCALS };
+           O_NATIVE, O_FILTER, O_NOSTDLIB, O_OUTDIR, O_CONFIG, O_LOCALS, O_EBPF };
     static const struct option opts[] = {
         {"rate", required_argument, NULL, 'r'},
         {"duration", required_argument, NULL, 'd'},
@@ -95,6 +98,7 @@ int record_parse(const char *verb, int argc, char **argv, struct record_cli *o, 
         {"output-dir", required_argument, NULL, O_OUTDIR},
         {"config", required_argument, NULL, O_CONFIG},
         {"locals", no_argument, NULL, O_LOCALS},
+        {"ebpf", no_argument, NULL, O_EBPF},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -166,6 +170,7 @@ again:
             break;
         case O_NATIVE: o->native = true; break;
         case O_LOCALS: o->locals = true; break;
+        case O_EBPF: o->ebpf = true; break;
         case 'q': o->quiet = true; break;
         case O_FILTER:
             if (o->n_filters == REC_MAX_FILTERS)
@@ -288,6 +293,7 @@ int record_and_report(const struct record_cli *o, struct py_proc *root, pid_t ro
         .tags = tags,
         .n_tags = n_tags,
         .locals = o->locals,
+        .backend = o->ebpf ? "ebpf" : "",
     };
     const struct rules *rules = record_config_rule_chain(&meta.filters);
     meta.start_mono_ns = clock_ns(CLOCK_MONOTONIC);
@@ -295,6 +301,8 @@ int record_and_report(const struct record_cli *o, struct py_proc *root, pid_t ro
 
     struct pt_err err;
     pt_err_clear(&err);
+    if (o->ebpf && ebpf_check(&err) != PT_OK)
+        return cli_report(&err);
     struct rec_sink *sink;
     struct rec_thread_filter filter = {o->threads, o->n_threads};
     if (rec_sink_open(&sink, path, o->output != NULL, &meta, &filter, 10000000ULL, &err) != PT_OK)
@@ -319,7 +327,8 @@ int record_and_report(const struct record_cli *o, struct py_proc *root, pid_t ro
         .out_path = path,
     };
     struct session_sink ss = rec_sink_as_session_sink(sink);
-    enum pt_status rc = session_run(&so, root, root_pid, child_pid, &ss, stop, res, &err);
+    enum pt_status rc = o->ebpf ? ebpf_session_run(&so, root, root_pid, child_pid, &ss, stop, res, &err)
+                                : session_run(&so, root, root_pid, child_pid, &ss, stop, res, &err);
     struct trace_summary sum = {
         .end_mono_ns = res->end_ns,
         .walks = res->walks,

@@ -23,6 +23,7 @@ struct record_cli {
     const char *name;
     bool blocking, subprocesses, native, quiet, gil, idle;
     bool locals;                 /* --locals: spans carry their call's variables */
+    bool ebpf;                  /* --ebpf: sample with the BPF backend (attach/ebpf.h) */
     double jitter;
     uint64_t max_size;
     struct trace_tag tags[REC_MAX_TAGS];

@@ -187,7 +187,10 @@ static void ch_call(struct ch *w, const struct export_slice *sl)
     json_t *ev = ch_event("X", name, export_tracks_pid(t, sl->thread));
     if (ev) {
         json_object_set_new(ev, "tid", json_integer((json_int_t)t->threads[sl->thread].tid));
-        json_object_set_new(ev, "cat", json_string("python"));
+        /* --ebpf off-CPU periods get their own category (and colour in chrome://tracing). */
+        json_object_set_new(ev, "cat", json_string(s->off_cpu ? "off-cpu" : "python"));
+        if (s->off_cpu)
+            json_object_set_new(ev, "cname", json_string("grey"));
         json_object_set_new(ev, "ts", json_real(ch_us(sl->begin)));
         json_object_set_new(ev, "dur", json_real(ch_us(sl->end - sl->begin)));
         json_object_set_new(ev, "args", ch_call_args(t, s));

@@ -139,6 +139,8 @@ enum pt_status export_ndjson(const struct export_view *v, FILE *out, struct pt_e
         json_object_set_new(o, "open_end", json_boolean(s->open_end));
         if (s->n_locals || s->locals_flags)
             json_object_set_new(o, "locals", locals_json(t, s));
+        if (s->off_cpu)
+            json_object_set_new(o, "off_cpu", json_true());
         bad |= emit(out, o);
     }
     struct stack_cache *cache = calloc(1, sizeof *cache);

@@ -77,6 +77,7 @@ struct rec_sink {
     const struct py_thread *cur_pt;
     const struct py_frame **cur_frames;
     uint32_t cur_n, cap_cur_frames;
+    uint32_t off_cpu_function;  /* "<off-CPU>", interned on first use */
 };
 
 static void emit_span(const struct tl_span *span, void *ctx)
@@ -567,6 +568,26 @@ void rec_sink_feed_native(struct rec_sink *s, uint32_t proc, struct py_proc *p,
     feed(s, proc, p, snap, ns, t_ns);
 }
 
+void rec_sink_off_cpu(struct rec_sink *s, uint32_t proc, const struct py_snapshot *snap,
+                      uint64_t t_begin, uint64_t t_end)
+{
+    struct rec_proc *rp = &s->procs[proc - 1];
+    if (!snap->nthreads || t_end <= t_begin)
+        return;
+    const struct py_thread *pt = &snap->threads[0];
+    struct rec_thread *t = thread_for(s, rp, pt, t_begin);
+    if (!t || !thread_selected(s, t))
+        return;
+    if (!s->off_cpu_function)
+        s->off_cpu_function = trace_function(s->w, "<off-CPU>", "<off-CPU>", "", 0);
+    struct tl_span span = {
+        .thread = t->trace_thread, .function = s->off_cpu_function, .depth = pt->nframes,
+        .call_line = pt->nframes ? py_thread_frame(snap, pt, 0)->line : -1, .first_line = -1,
+        .begin_lo = t_begin, .begin = t_begin, .end = t_end, .end_hi = t_end, .off_cpu = true,
+    };
+    trace_span(s->w, &span);
+}
+
 void rec_sink_feed_failed(struct rec_sink *s, uint32_t proc, uint64_t t_ns)
 {
     struct rec_proc *rp = &s->procs[proc - 1];
@@ -632,6 +653,13 @@ static enum pt_status sk_tick(void *c, uint64_t now_ns, struct pt_err *err)
     return rec_sink_tick(c, now_ns, err);
 }
 
+static void sk_off_cpu(void *c, uint32_t proc, struct py_proc *p, const struct py_snapshot *snap,
+                       uint64_t t_begin, uint64_t t_end)
+{
+    (void)p;
+    rec_sink_off_cpu(c, proc, snap, t_begin, t_end);
+}
+
 static uint64_t sk_samples(void *c) { return rec_sink_samples(c); }
 static uint64_t sk_errors(void *c) { return rec_sink_errors(c); }
 static uint64_t sk_bytes(void *c) { return rec_sink_bytes(c); }
@@ -642,6 +670,7 @@ struct session_sink rec_sink_as_session_sink(struct rec_sink *s)
         .process = sk_process, .feed = sk_feed, .feed_failed = sk_feed_failed,
         .process_exit = sk_process_exit, .tick = sk_tick, .samples = sk_samples,
         .errors = sk_errors, .bytes = sk_bytes, .ctx = s, .feed_native = sk_feed_native,
+        .off_cpu = sk_off_cpu,
     };
 }
 

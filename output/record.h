@@ -67,6 +67,10 @@ void rec_sink_feed(struct rec_sink *s, uint32_t proc, struct py_proc *p,
 void rec_sink_feed_native(struct rec_sink *s, uint32_t proc, struct py_proc *p,
                           const struct py_snapshot *snap, const struct native_snap *ns,
                           uint64_t t_ns);
+/* --ebpf: thread snap->threads[0] of `proc` was blocked from t_begin to t_end with that stack:
+ * writes an off-CPU span ("<off-CPU>", one deeper than its innermost frame). */
+void rec_sink_off_cpu(struct rec_sink *s, uint32_t proc, const struct py_snapshot *snap,
+                      uint64_t t_begin, uint64_t t_end);
 
 /* Records that a round could not read process `proc` at all (every thread gets a bad sample). */
 void rec_sink_feed_failed(struct rec_sink *s, uint32_t proc, uint64_t t_ns);

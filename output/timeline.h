@@ -55,6 +55,7 @@ struct tl_span {
                                      * a loaded trace's locals array); NULL = none */
     uint32_t n_locals;
     uint32_t locals_flags; /* TL_LOCALS_* */
+    bool off_cpu;          /* --ebpf: a blocked (off-CPU) period, not a call (never from tl_feed) */
 };
 
 /* Receives every finished span, innermost first when several end at once. */

@@ -73,6 +73,7 @@ struct trace_meta {
     bool locals;                 /* --locals: spans carry their call's variables */
     uint32_t rotation_seq;       /* daemon: number of this file among a process's rotated files */
     const char *recording_id;    /* daemon: shared by a process's rotated files; NULL = none */
+    const char *backend;         /* "ebpf" with --ebpf; NULL/"" = the default sampler */
 };
 
 /* What the trailer records. */
@@ -155,6 +156,7 @@ struct trace {
     int64_t *nspid;
     size_t n_nspid;
     char *name, *python_version, *python_binary, *cmdline, *host, *pytrace_version, *filters;
+    char *backend;               /* "" or "ebpf" */
     uint64_t start_wall_ns, start_mono_ns;
     double rate_hz;
     bool blocking, native;

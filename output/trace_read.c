@@ -182,7 +182,8 @@ static int apply_header(struct trace *t, const Pytrace__Header *h)
     if (!(t->name = valid_dup(h->name)) || !(t->python_version = valid_dup(h->python_version)) ||
         !(t->python_binary = valid_dup(h->python_binary)) || !(t->cmdline = valid_dup(h->cmdline)) ||
         !(t->host = valid_dup(h->host)) || !(t->pytrace_version = valid_dup(h->pytrace_version)) ||
-        !(t->filters = valid_dup(h->filters)) || !(t->recording_id = valid_dup(h->recording_id)))
+        !(t->filters = valid_dup(h->filters)) || !(t->recording_id = valid_dup(h->recording_id)) ||
+        !(t->backend = valid_dup(h->backend)))
         return -1;
     t->rotation_seq = h->rotation_seq;
     if (h->n_tags) {
@@ -298,7 +299,8 @@ static int apply_records(struct loader *L, const Pytrace__Chunk *c)
             .call_line = s->call_line, .first_line = s->first_line,
             .begin_lo = s->begin - (uint64_t)s->begin_lo, .begin = s->begin,
             .end = s->begin + (uint64_t)s->end, .end_hi = s->begin + (uint64_t)s->end_hi,
-            .samples = s->samples, .open_begin = s->open & 1, .open_end = (s->open >> 1) & 1 };
+            .samples = s->samples, .open_begin = s->open & 1, .open_end = (s->open >> 1) & 1,
+            .off_cpu = s->off_cpu };
     }
     for (size_t i = 0; i < c->n_counters; i++) {
         const Pytrace__CounterSeries *s = c->counters[i];
@@ -480,6 +482,7 @@ void trace_free(struct trace *t)
     free(t->pytrace_version);
     free(t->filters);
     free(t->recording_id);
+    free(t->backend);
     for (size_t i = 0; i < t->n_tags; i++) {
         free(t->tag_keys[i]);
         free(t->tag_values[i]);

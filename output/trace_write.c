@@ -353,6 +353,7 @@ void trace_span(struct trace_writer *w, const struct tl_span *span)
     s.end_hi = (int64_t)(span->end_hi - span->begin);
     s.samples = span->samples;
     s.open = (span->open_begin ? 1u : 0u) | (span->open_end ? 2u : 0u);
+    s.off_cpu = span->off_cpu;
     s.locals_flags = span->locals_flags;
     struct trace_lrange r = {(uint32_t)w->locals.n, 0};
     for (uint32_t k = 0; k < span->n_locals && span->locals; k++) {
@@ -468,6 +469,7 @@ static enum pt_status write_header(struct trace_writer *w, const struct trace_me
     h.filters = text[6];
     h.recording_id = text[7];
     h.rotation_seq = m->rotation_seq;
+    h.backend = (char *)(m->backend ? m->backend : "");
     h.start_wall_ns = m->start_wall_ns;
     h.start_mono_ns = m->start_mono_ns;
     h.rate_hz = m->rate_hz;

@@ -11,7 +11,7 @@ DEPS=(
   build-essential meson ninja-build pkg-config
   libelf-dev libunwind-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libbpf-dev
   libjansson-dev zlib1g-dev libcurl4-openssl-dev libncurses-dev
-  libcmocka-dev clang llvm binutils util-linux procps
+  libcmocka-dev clang llvm bpftool binutils util-linux procps
   python3 python3-pytest
   libstdc++-12-dev
   gunicorn python3-flask curl

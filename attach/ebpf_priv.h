@@ -1,0 +1,68 @@
+/*
+ * ebpf_priv.h — state shared by the eBPF sampler's files (ebpf.c: loading and targets;
+ * ebpf_records.c: thread-list refresh and ring-buffer records). Not an API: see ebpf.h.
+ */
+#ifndef PT_EBPF_PRIV_H
+#define PT_EBPF_PRIV_H
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/types.h>
+
+#include "attach/ebpf.h"
+#include "bpf/pysample.h"
+#include "pysample.skel.h"
+
+#define EBPF_REFRESH_NS 100000000ULL      /* thread lists re-read every 100 ms */
+#define EBPF_MISS_REFRESH_NS 10000000ULL  /* ... or after 10 ms when the kernel missed a thread */
+#define EBPF_MAX_IDLE_SAMPLES 1000000     /* per off-CPU period */
+
+struct ebpf_thread {
+    pid_t host_tid;
+    int64_t native_id;           /* as the target sees it (its pid namespace) */
+    uint64_t thread_id, tstate;
+    bool seen;
+    uint64_t last_t;             /* time of the last sample fed: records never go back in time */
+    struct pys_frame *last;      /* frames of the last on-CPU sample (for preempted periods) */
+    uint16_t n_last, last_flags;
+    uint64_t last_tstate, last_gil_holder;
+    char name[64];
+};
+
+struct ebpf_target {
+    pid_t pid;
+    struct py_proc *p;
+    uint32_t proc;
+    struct py_snapshot walk;
+    struct ebpf_thread *th;
+    uint32_t nth, cap;
+    uint64_t last_refresh;
+    uint32_t last_nthreads;
+};
+
+struct ebpf_sampler {
+    struct pysample *skel;
+    struct ring_buffer *rb;
+    struct bpf_link **links;
+    int nlinks;
+    struct ebpf_target **targets;
+    uint32_t ntargets, cap_targets;
+    struct py_snapshot one;
+    struct pys_record *tmp;      /* a preempted period with the thread's last stack filled in */
+    const struct session_sink *sink;
+    uint64_t period_ns;
+    uint64_t last_misses, refreshes;
+    uint64_t late;               /* records older than their thread's last sample (dropped) */
+    int handled;
+};
+
+/* Re-reads t's thread list and brings the threads map (and off-CPU seeds) up to date. */
+void ebpf_refresh(struct ebpf_sampler *e, struct ebpf_target *t, uint64_t now);
+
+/* Removes a thread from the threads and offcpu maps. */
+void ebpf_forget_thread(struct ebpf_sampler *e, pid_t host_tid);
+
+/* ring_buffer__new callback (ctx = the sampler). */
+int ebpf_on_record(void *ctx, void *data, size_t size);
+
+#endif

@@ -1,0 +1,407 @@
+/*
+ * ebpf_records.c — the eBPF sampler's steady state (see ebpf.h): re-reading each target's thread
+ * list into the threads map, and turning ring-buffer records into one-thread snapshots: frames
+ * resolved through the process's code cache exactly as readers/stack.c resolves them, so lines
+ * and functions match the ptrace sampler's.
+ */
+#ifdef PT_HAVE_EBPF
+#include "attach/ebpf_priv.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attach/proc.h"
+#include "attach/sampler.h"
+
+/* Kernel tid (initial namespace) of the thread the target knows as ns_tid: itself unless the
+ * target lives in a pid namespace of its own, then found through /proc/PID/task/T/status NSpid. */
+static pid_t host_tid_of(pid_t pid, int64_t ns_tid, bool nested)
+{
+    if (!nested || ns_tid <= 0)
+        return (pid_t)ns_tid;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    DIR *d = opendir(path);
+    if (!d)
+        return -1;
+    struct dirent *de;
+    pid_t found = -1;
+    while (found < 0 && (de = readdir(d)) != NULL) {
+        char *end;
+        long tid = strtol(de->d_name, &end, 10);
+        if (*end || tid <= 0)
+            continue;
+        char sp[96], buf[2048];
+        snprintf(sp, sizeof sp, "/proc/%d/task/%ld/status", (int)pid, tid);
+        FILE *f = fopen(sp, "re");
+        if (!f)
+            continue;
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        const char *p = strstr(buf, "\nNSpid:");
+        if (!p)
+            continue;
+        const char *last = strrchr(p, '\t');
+        const char *eol = strchr(p + 1, '\n');
+        for (const char *q = p + 7; eol && q < eol; q++)
+            if (*q == '\t' || *q == ' ')
+                last = q;
+        if (last && strtol(last + 1, NULL, 10) == ns_tid)
+            found = (pid_t)tid;
+    }
+    closedir(d);
+    return found;
+}
+
+static struct ebpf_thread *thread_by_host(struct ebpf_target *t, pid_t host_tid)
+{
+    for (uint32_t i = 0; i < t->nth; i++)
+        if (t->th[i].host_tid == host_tid)
+            return &t->th[i];
+    return NULL;
+}
+
+static struct ebpf_thread *new_thread(struct ebpf_target *t)
+{
+    if (t->nth == t->cap) {
+        uint32_t cap = t->cap ? t->cap * 2 : 8;
+        struct ebpf_thread *n = realloc(t->th, cap * sizeof *n);
+        if (!n)
+            return NULL;
+        t->th = n;
+        t->cap = cap;
+    }
+    struct ebpf_thread *th = &t->th[t->nth++];
+    memset(th, 0, sizeof *th);
+    return th;
+}
+
+/* A thread already asleep when we first see it never switches out under our eyes: give the
+ * kernel its stack now (lasti already computed), so its wake-up still reports the sleep. */
+static void seed_offcpu(struct ebpf_sampler *e, struct ebpf_target *t, const struct py_thread *pt,
+                        pid_t host_tid)
+{
+    static struct pys_record r;
+    struct proc_tstat st;
+    if (proc_thread_stat(t->pid, host_tid, &st) != 0 || st.state == 'R')
+        return;   /* woke up since the walk */
+    uint64_t now = sampler_now_ns();
+    memset(&r, 0, PYS_RECORD_HEADER_SIZE);
+    r.kind = PYS_REC_OFFCPU;
+    r.pid = (__u32)t->pid;
+    r.tid = (__u32)host_tid;
+    r.flags = PYS_F_SEEDED;
+    r.t_ns = now;
+    r.tstate = pt->tstate;
+    uint32_t n = pt->nframes < PYS_MAX_FRAMES ? pt->nframes : PYS_MAX_FRAMES;
+    if (pt->nframes > PYS_MAX_FRAMES)
+        r.flags |= PYS_F_TRUNCATED;
+    for (uint32_t i = 0; i < n; i++) {
+        const struct py_frame *f = py_thread_frame(&t->walk, pt, i);
+        r.frames[i] = (struct pys_frame){f->addr, f->code_addr, (__u64)(int64_t)f->lasti};
+    }
+    r.nframes = (__u16)n;
+    __u32 key = (__u32)host_tid;
+    bpf_map_update_elem(bpf_map__fd(e->skel->maps.offcpu), &key, &r, BPF_NOEXIST);
+}
+
+void ebpf_refresh(struct ebpf_sampler *e, struct ebpf_target *t, uint64_t now)
+{
+    struct pt_err err;
+    t->last_refresh = now;
+    e->refreshes++;
+    if (py_walk(t->p, &t->walk, PY_WALK_OS_STATE, &err) != PT_OK)
+        return;
+    if (t->walk.nthreads != t->last_nthreads) {
+        py_thread_names(t->p, &t->walk);
+        t->last_nthreads = t->walk.nthreads;
+    }
+    pid_t ns[8];
+    bool nested = proc_nspid(t->pid, ns, 8) > 1;
+    int fd = bpf_map__fd(e->skel->maps.threads);
+    for (uint32_t i = 0; i < t->nth; i++)
+        t->th[i].seen = false;
+    for (uint32_t i = 0; i < t->walk.nthreads; i++) {
+        const struct py_thread *pt = &t->walk.threads[i];
+        struct ebpf_thread *th = NULL;
+        for (uint32_t k = 0; k < t->nth && !th; k++)
+            if (t->th[k].native_id == pt->native_id && t->th[k].thread_id == pt->thread_id)
+                th = &t->th[k];
+        bool fresh = !th;
+        if (fresh) {
+            pid_t host = host_tid_of(t->pid, pt->native_id, nested);
+            if (host <= 0 || !(th = new_thread(t)))
+                continue;
+            th->host_tid = host;
+            th->native_id = pt->native_id;
+            th->thread_id = pt->thread_id;
+        }
+        th->seen = true;
+        if (pt->name[0])
+            snprintf(th->name, sizeof th->name, "%s", pt->name);
+        if (fresh || th->tstate != pt->tstate) {
+            th->tstate = pt->tstate;
+            struct pys_thread v = {pt->tstate, (__u32)t->pid, 0};
+            __u32 key = (__u32)th->host_tid;
+            bpf_map_update_elem(fd, &key, &v, BPF_ANY);
+        }
+        /* (seed_offcpu reads the state by host tid: the walk's os_state uses the target's own
+         * tids, which name other threads when it lives in a pid namespace of its own) */
+        if (fresh && !pt->bad)
+            seed_offcpu(e, t, pt, th->host_tid);
+    }
+    for (uint32_t i = 0; i < t->nth && t->walk.complete; i++) {
+        if (t->th[i].seen)
+            continue;
+        ebpf_forget_thread(e, t->th[i].host_tid);
+        free(t->th[i].last);
+        t->th[i--] = t->th[--t->nth];
+    }
+    code_cache_tick(t->p->codes);
+}
+
+/* Byte offset of the instruction in progress, as stack.c computes it. */
+static int32_t lasti_of(const struct py_layout *L, const struct pys_frame *f, bool seeded)
+{
+    int64_t lasti = -1;
+    if (seeded) {
+        lasti = (int64_t)f->instr;
+    } else if (L->frame_model == PY_FRAMES_OBJECTS) {
+        lasti = (int32_t)f->instr;
+        if (L->linetable == PY_LT_LINETABLE310 && lasti >= 0)
+            lasti *= 2;
+    } else {
+        uint64_t start = f->code + (uint64_t)L->co_code_adaptive;
+        if (f->instr >= start && f->instr - start < (1u << 30))
+            lasti = (int64_t)(f->instr - start);
+    }
+    return lasti >= 0 && lasti < INT32_MAX ? (int32_t)lasti : -1;
+}
+
+/* Fills e->one with the record's thread and frames. */
+static int to_snapshot(struct ebpf_sampler *e, struct ebpf_target *t, const struct ebpf_thread *th,
+                       const struct pys_record *r, uint32_t n)
+{
+    struct py_snapshot *s = &e->one;
+    if (!s->cap_threads) {
+        s->threads = calloc(1, sizeof *s->threads);
+        if (!s->threads)
+            return -1;
+        s->cap_threads = 1;
+    }
+    if (s->cap_frames < PYS_MAX_FRAMES) {
+        struct py_frame *f = realloc(s->frames, PYS_MAX_FRAMES * sizeof *f);
+        if (!f)
+            return -1;
+        s->frames = f;
+        s->cap_frames = PYS_MAX_FRAMES;
+    }
+    struct py_proc *p = t->p;
+    struct py_thread *pt = &s->threads[0];
+    memset(pt, 0, sizeof *pt);
+    pt->tstate = r->tstate;
+    pt->thread_id = th->thread_id;
+    pt->native_id = th->native_id;
+    pt->holds_gil = r->gil_holder && r->gil_holder == r->tstate;
+    pt->truncated = (r->flags & PYS_F_TRUNCATED) != 0;
+    pt->bad = (r->flags & PYS_F_FAULT) != 0;
+    pt->nframes = n;
+    snprintf(pt->name, sizeof pt->name, "%s", th->name);
+    bool seeded = (r->flags & PYS_F_SEEDED) != 0;
+    for (uint32_t i = 0; i < n; i++) {
+        const struct pys_frame *rf = &r->frames[i];
+        struct py_frame *f = &s->frames[i];
+        f->addr = rf->addr;
+        f->code_addr = rf->code;
+        f->code = code_cache_get(p->codes, p->mem, &p->layout, &p->types, rf->code);
+        f->lasti = lasti_of(&p->layout, rf, seeded);
+        f->line = f->code ? code_line(f->code, f->lasti) : -1;
+        f->argsig = 0;
+        if (!f->code)
+            pt->bad = true;
+    }
+    s->nthreads = 1;
+    s->nframes = n;
+    s->complete = false;
+    s->t_ns = r->t_ns;
+    s->gil_holder = r->gil_holder;
+    s->bad_threads = pt->bad ? 1 : 0;
+    return 0;
+}
+
+/* An off-CPU period: samples at the sampling period across it (idle when the thread blocked,
+ * running when it was preempted), so sample counts cover wall time as the ptrace sampler's do;
+ * then, for a blocked period, the period itself for the sink's off-CPU span. */
+static void deliver_offcpu(struct ebpf_sampler *e, struct ebpf_target *t, struct ebpf_thread *th,
+                           const struct pys_record *r)
+{
+    const struct session_sink *sk = e->sink;
+    struct py_thread *pt = &e->one.threads[0];
+    bool runnable = (r->flags & PYS_F_PREEMPTED) != 0;   /* waited for a CPU, not for an event */
+    pt->idle = !runnable;
+    pt->os_state = runnable ? 'R' : 'S';
+    /* A seed can predate a sample taken while user space was seeding it: start after that. */
+    uint64_t begin = r->t_ns > th->last_t ? r->t_ns : th->last_t + 1;
+    if (begin >= r->t_end_ns) {
+        e->late++;
+        return;
+    }
+    /* On the sampling grid (multiples of the period), as the CPU clock samples: a wait shorter
+     * than the period gets a sample with the probability it would have had on the CPU. */
+    uint64_t n = 0, first = (begin + e->period_ns - 1) / e->period_ns * e->period_ns;
+    for (uint64_t ts = first; ts < r->t_end_ns && n < EBPF_MAX_IDLE_SAMPLES; ts += e->period_ns, n++) {
+        sk->feed(sk->ctx, t->proc, t->p, &e->one, ts);
+        th->last_t = ts;
+    }
+    if (sk->off_cpu && !runnable)
+        sk->off_cpu(sk->ctx, t->proc, t->p, &e->one, begin, r->t_end_ns);
+}
+
+int ebpf_on_record(void *ctx, void *data, size_t size)
+{
+    struct ebpf_sampler *e = ctx;
+    const struct pys_record *r = data;
+    if (size < PYS_RECORD_HEADER_SIZE || !e->sink)
+        return 0;
+    uint32_t n = r->nframes;
+    if (n > PYS_MAX_FRAMES || PYS_RECORD_HEADER_SIZE + n * sizeof(struct pys_frame) > size)
+        return 0;
+    struct ebpf_target *t = NULL;
+    for (uint32_t i = 0; i < e->ntargets && !t; i++)
+        if (e->targets[i]->pid == (pid_t)r->pid)
+            t = e->targets[i];
+    if (!t)
+        return 0;
+    struct ebpf_thread *th = thread_by_host(t, (pid_t)r->tid);
+    if (!th) {
+        t->last_refresh = 0;
+        return 0;
+    }
+    if (r->kind == PYS_REC_OFFCPU && (r->flags & PYS_F_PREEMPTED)) {
+        /* No frames: the last sampled stack stands for the wait. */
+        if (!th->last || !e->tmp)
+            return 0;
+        memcpy(e->tmp, r, PYS_RECORD_HEADER_SIZE);
+        e->tmp->tstate = th->last_tstate;
+        e->tmp->gil_holder = th->last_gil_holder;   /* a preempted thread keeps the GIL */
+        e->tmp->flags = (uint16_t)(PYS_F_PREEMPTED | th->last_flags);
+        e->tmp->nframes = th->n_last;
+        memcpy(e->tmp->frames, th->last, th->n_last * sizeof *th->last);
+        r = e->tmp;
+        n = th->n_last;
+    } else if (r->kind == PYS_REC_SAMPLE && (th->last || (th->last = malloc(PYS_MAX_FRAMES *
+                                                                        sizeof *th->last)))) {
+        memcpy(th->last, r->frames, n * sizeof *th->last);
+        th->n_last = (uint16_t)n;
+        th->last_flags = r->flags & (PYS_F_TRUNCATED | PYS_F_FAULT);
+        th->last_tstate = r->tstate;
+        th->last_gil_holder = r->gil_holder;
+    }
+    if (to_snapshot(e, t, th, r, n) != 0)
+        return 0;
+    e->handled++;
+    if (r->kind == PYS_REC_SAMPLE) {
+        if (r->t_ns <= th->last_t) {
+            e->late++;
+            return 0;
+        }
+        e->sink->feed(e->sink->ctx, t->proc, t->p, &e->one, r->t_ns);
+        th->last_t = r->t_ns;
+    } else if (r->kind == PYS_REC_OFFCPU && r->t_end_ns > r->t_ns) {
+        deliver_offcpu(e, t, th, r);
+    }
+    return 0;
+}
+
+int ebpf_poll(struct ebpf_sampler *e, const struct session_sink *sink, int timeout_ms)
+{
+    e->sink = sink;
+    e->handled = 0;
+    /* Records come without wake-ups (see send() in pysample.bpf.c): wait, then drain. */
+    int rc = ring_buffer__poll(e->rb, timeout_ms);
+    if (rc < 0 && rc != -EINTR)
+        return -1;
+    rc = ring_buffer__consume(e->rb);
+    if (rc < 0 && rc != -EINTR)
+        return -1;
+    uint64_t now = sampler_now_ns();
+    uint64_t misses = e->skel->bss->stats[PYS_S_MISSES];
+    bool missed = misses != e->last_misses;
+    e->last_misses = misses;
+    for (uint32_t i = 0; i < e->ntargets; i++) {
+        struct ebpf_target *t = e->targets[i];
+        uint64_t due = missed ? EBPF_MISS_REFRESH_NS : EBPF_REFRESH_NS;
+        if (now - t->last_refresh >= due)
+            ebpf_refresh(e, t, now);
+    }
+    return e->handled;
+}
+
+void ebpf_flush(struct ebpf_sampler *e, const struct session_sink *sink)
+{
+    struct pys_record *r = malloc(sizeof *r);
+    if (!r)
+        return;
+    e->sink = sink;
+    int fd = bpf_map__fd(e->skel->maps.offcpu);
+    uint64_t now = sampler_now_ns();
+    __u32 key = 0, next;
+    bool first = true;
+    while (bpf_map_get_next_key(fd, first ? NULL : &key, &next) == 0) {
+        first = false;
+        key = next;
+        if (bpf_map_lookup_elem(fd, &key, r) == 0 && r->t_ns < now && r->nframes <= PYS_MAX_FRAMES) {
+            r->t_end_ns = now;
+            ebpf_on_record(e, r, PYS_RECORD_HEADER_SIZE + r->nframes * sizeof(struct pys_frame));
+        }
+    }
+    free(r);
+}
+
+void ebpf_get_stats(struct ebpf_sampler *e, struct ebpf_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    const __u64 *s = e->skel->bss->stats;
+    out->samples = s[PYS_S_SAMPLES];
+    out->off_cpu = s[PYS_S_OFFCPU];
+    out->misses = s[PYS_S_MISSES];
+    out->drops = s[PYS_S_DROPS];
+    out->faults = s[PYS_S_FAULTS];
+    out->refreshes = e->refreshes;
+    out->late = e->late;
+    struct bpf_program *progs[2] = {e->skel->progs.on_cpu_clock, e->skel->progs.on_switch};
+    for (int i = 0; i < 2; i++) {
+        struct bpf_prog_info info;
+        __u32 len = sizeof info;
+        memset(&info, 0, sizeof info);
+        int fd = bpf_program__fd(progs[i]);
+        if (fd >= 0 && bpf_obj_get_info_by_fd(fd, &info, &len) == 0) {
+            out->prog_run_ns += info.run_time_ns;
+            out->prog_run_cnt += info.run_cnt;
+            *(i ? &out->switch_run_ns : &out->clock_run_ns) = info.run_time_ns;
+            *(i ? &out->switch_run_cnt : &out->clock_run_cnt) = info.run_cnt;
+        }
+    }
+}
+
+void ebpf_close(struct ebpf_sampler *e)
+{
+    if (!e)
+        return;
+    ring_buffer__free(e->rb);
+    for (int i = 0; i < e->nlinks; i++)
+        bpf_link__destroy(e->links[i]);
+    free(e->links);
+    while (e->ntargets)
+        ebpf_remove_target(e, e->targets[0]->pid);
+    free(e->targets);
+    pysample__destroy(e->skel);
+    py_snapshot_free(&e->one);
+    free(e->tmp);
+    free(e);
+}
+#endif

@@ -1,0 +1,166 @@
+/*
+ * ebpf_session.c — the recording loop of `attach --ebpf` and `run --ebpf` (see ebpf.h): the same
+ * stop conditions and sink calls as session.c, with samples arriving from the kernel instead of
+ * being taken on a timer. With PYTRACE_EBPF_STATS=1 it also enables the kernel's BPF run-time
+ * statistics and prints the sampler's counters at the end (bench/ebpf.py reads them).
+ */
+#include "attach/ebpf.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifdef PT_HAVE_EBPF
+#include <bpf/bpf.h>
+#endif
+
+#include "attach/proc.h"
+#include "attach/sampler.h"
+
+#define EBPF_CHORE_NS 200000000ULL
+#define EBPF_POLL_MS 20   /* records are drained this often (they come without wake-ups) */
+
+struct ebpf_run {
+    pid_t child_pid;
+    bool child_reaped;
+    int64_t child_status;
+};
+
+static void reap(struct ebpf_run *R)
+{
+    if (!R->child_pid || R->child_reaped)
+        return;
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    if (waitid(P_PID, (id_t)R->child_pid, &si, WEXITED | WNOHANG) != 0 || si.si_pid == 0)
+        return;
+    R->child_reaped = true;
+    R->child_status = si.si_code == CLD_EXITED ? si.si_status : -(int64_t)si.si_status;
+}
+
+/* The kernel's own accounting of the programs' run time; the returned fd keeps it on. */
+static int enable_bpf_stats(void)
+{
+#ifdef PT_HAVE_EBPF
+    if (getenv("PYTRACE_EBPF_STATS"))
+        return bpf_enable_stats(BPF_STATS_RUN_TIME);
+#endif
+    return -1;
+}
+
+/* pytrace's own CPU (user + system) so far, ns. */
+static uint64_t self_cpu_ns(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0)
+        return 0;
+    return (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000ULL +
+           (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000ULL;
+}
+
+static void print_stats(struct ebpf_sampler *e, uint64_t start, uint64_t end, uint64_t cpu_ns,
+                        uint64_t written)
+{
+    if (!getenv("PYTRACE_EBPF_STATS"))
+        return;
+    struct ebpf_stats st;
+    ebpf_get_stats(e, &st);
+    fprintf(stderr,
+            "pytrace: ebpf stats: samples=%" PRIu64 " off_cpu=%" PRIu64 " misses=%" PRIu64
+            " drops=%" PRIu64 " faults=%" PRIu64 " refreshes=%" PRIu64 " late=%" PRIu64 " prog_run_ns=%" PRIu64
+            " prog_run_cnt=%" PRIu64 " clock_run_ns=%" PRIu64 " clock_run_cnt=%" PRIu64
+            " switch_run_ns=%" PRIu64 " switch_run_cnt=%" PRIu64 " loop_cpu_ns=%" PRIu64
+            " written=%" PRIu64 " seconds=%.3f\n",
+            st.samples, st.off_cpu, st.misses, st.drops, st.faults, st.refreshes, st.late, st.prog_run_ns,
+            st.prog_run_cnt, st.clock_run_ns, st.clock_run_cnt, st.switch_run_ns,
+            st.switch_run_cnt, cpu_ns, written, (double)(end - start) / 1e9);
+}
+
+static enum session_end loop(const struct session_opts *o, struct ebpf_sampler *e,
+                             struct py_proc *root, uint32_t proc, struct ebpf_run *R,
+                             const struct session_sink *sink, volatile int *stop, uint64_t start,
+                             struct pt_err *err)
+{
+    uint64_t deadline = o->duration_s > 0 ? start + (uint64_t)(o->duration_s * 1e9) : UINT64_MAX;
+    uint64_t last_chore = start;
+    for (;;) {
+        if (*stop)
+            return SESSION_STOPPED;
+        if (ebpf_poll(e, sink, EBPF_POLL_MS) < 0) {
+            pt_fail(err, PT_EFAIL, "--ebpf: reading the ring buffer failed");
+            return SESSION_ERROR;
+        }
+        uint64_t now = sampler_now_ns();
+        if (now >= deadline)
+            return SESSION_DURATION;
+        if (now - last_chore >= EBPF_CHORE_NS) {
+            last_chore = now;
+            reap(R);
+            if (R->child_reaped || !proc_alive(root->pid)) {
+                ebpf_poll(e, sink, 0);
+                ebpf_remove_target(e, root->pid);
+                sink->process_exit(sink->ctx, proc, now,
+                                   R->child_reaped ? R->child_status : INT64_MIN);
+                return SESSION_TARGET_EXITED;
+            }
+        }
+        if (sink->tick(sink->ctx, now, err) != PT_OK)
+            return SESSION_ERROR;
+        if (o->max_size && sink->bytes(sink->ctx) >= o->max_size)
+            return SESSION_MAX_SIZE;
+    }
+}
+
+enum pt_status ebpf_session_run(const struct session_opts *o, struct py_proc *root,
+                                pid_t root_pid, pid_t child_pid, const struct session_sink *sink,
+                                volatile int *stop, struct session_result *res,
+                                struct pt_err *err)
+{
+    memset(res, 0, sizeof *res);
+    res->root_exit_status = INT64_MIN;
+    if (!root)
+        return pt_fail(err, PT_EFAIL, "--ebpf: process %d is not Python, and --subprocesses is "
+                       "not supported with --ebpf yet", (int)root_pid);
+    if (o->blocking)
+        return pt_fail(err, PT_EUSAGE, "--ebpf samples threads while the kernel has them "
+                       "stopped already: --blocking does not apply");
+    int stats_fd = enable_bpf_stats();
+    struct ebpf_opts eo = {.rate_hz = o->rate_hz, .off_cpu = true};
+    struct ebpf_sampler *e = NULL;
+    enum pt_status rc = ebpf_open(&e, &eo, err);
+    if (rc != PT_OK) {
+        if (stats_fd >= 0)
+            close(stats_fd);
+        return rc;
+    }
+    uint32_t proc = sink->process(sink->ctx, root, 0);
+    rc = ebpf_add_target(e, root, proc, err);
+    if (rc == PT_OK && getenv("PYTRACE_EBPF_STATS"))
+        fprintf(stderr, "pytrace: ebpf ready\n");   /* for bench/ebpf.py: tracing from now on */
+    struct ebpf_run R = {child_pid, false, INT64_MIN};
+    uint64_t start = sampler_now_ns(), cpu0 = self_cpu_ns(), written0 = sink->samples(sink->ctx);
+    res->end = rc == PT_OK ? loop(o, e, root, proc, &R, sink, stop, start, err) : SESSION_ERROR;
+    uint64_t end = sampler_now_ns();
+    ebpf_poll(e, sink, 0);
+    if (res->end != SESSION_TARGET_EXITED)
+        ebpf_flush(e, sink);
+    reap(&R);
+    struct ebpf_stats st;
+    ebpf_get_stats(e, &st);
+    print_stats(e, start, end, self_cpu_ns() - cpu0, sink->samples(sink->ctx) - written0);
+    ebpf_close(e);
+    if (stats_fd >= 0)
+        close(stats_fd);
+    res->start_ns = start;
+    res->end_ns = end;
+    res->walks = st.samples;
+    res->missed = st.drops;
+    res->processes = 1;
+    res->achieved_hz = end > start ? (double)st.samples * 1e9 / (double)(end - start) : 0;
+    res->root_exit_status = R.child_reaped ? R.child_status : INT64_MIN;
+    return res->end == SESSION_ERROR ? (err->code ? err->code : PT_EFAIL) : PT_OK;
+}

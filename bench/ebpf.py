@@ -1,0 +1,212 @@
+"""The eBPF backend's cost (docs/performance.md, docs/ebpf.md): what one sample costs in the
+kernel and in pytrace, and how much `--ebpf` slows the target, next to the ptrace sampler.
+
+  cost       `PYTRACE_EBPF_STATS=1 pytrace attach --ebpf` to cpu_bound.py --depth D at 1 kHz for
+             S seconds on each pyenv 3.8/3.11/3.12/3.13. Kernel time: the kernel's own BPF
+             run-time statistics (BPF_ENABLE_STATS; run_time_ns and run_cnt of each program, as
+             `bpftool prog show` reports them) — the CPU-clock program divided by the samples it
+             sent is the walk's cost; all programs (the clock program's runs on other threads
+             and idle CPUs, and every sched_switch on the machine) divided by the same samples is
+             the "all in" kernel cost. pytrace CPU: getrusage(RUSAGE_SELF) around the recording
+             loop (start-up excluded), per kernel sample and per sample written (written also
+             counts the samples synthesised across waits, docs/ebpf.md).
+  slowdown   cpu_bound.py with a fixed --iterations, started through a wrapper that waits for
+             "go" on stdin, so the target's own timing of its loop covers only traced time:
+             alone (A) and with `pytrace attach --ebpf` (or the ptrace sampler) ready (B),
+             interleaved A B A B ...; reported: median B/A and the median target-CPU ratio.
+
+Usage: /usr/bin/python3 bench/ebpf.py [--quick] [--json PATH]   (root: loads BPF programs)
+"""
+import argparse
+import json
+import os
+import re
+import select
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import perflib as pl
+from perflib import fmt, table
+
+VERSIONS = ["3.8", "3.11", "3.12", "3.13"]
+WRAPPER = ("import json, os, runpy, sys\n"
+           "print(json.dumps({'pid': os.getpid()})); sys.stdout.flush()\n"
+           "sys.stdin.readline()\n"
+           "sys.argv = sys.argv[1:]\n"
+           "runpy.run_path(sys.argv[0], run_name='__main__')\n")
+STATS_RE = re.compile(r"(\w+)=([0-9.]+)")
+
+
+def ebpf_attach(pid, seconds, out, tmp, rate=1000):
+    """pytrace attach --ebpf with BPF statistics; returns rusage CPU and the stats line."""
+    err = os.path.join(tmp, "ebpf.stderr")
+    env = dict(os.environ, PYTRACE_EBPF_STATS="1")
+    argv = [pl.PYTRACE, "attach", str(pid), "--ebpf", "-r", str(rate), "-d", str(seconds),
+            "-o", out, "-q"]
+    with open(err, "w") as ef:
+        p = subprocess.Popen(argv, stderr=ef, env=env, start_new_session=True)
+        pl._CHILDREN.append(p)
+        rc, cpu, _, timed_out = pl.wait_rusage(p, seconds + 60)
+    text = open(err).read()
+    if rc != 0 or timed_out:
+        return {"error": pl.first_line(err) or "exit %d" % rc}
+    line = [ln for ln in text.splitlines() if "ebpf stats:" in ln]
+    stats = {k: float(v) for k, v in STATS_RE.findall(line[-1])} if line else {}
+    return {"cpu_s": cpu, "stats": stats, "info": pl.info(out)}
+
+
+def bench_cost(quick, tmp, depth=50):
+    seconds = 3 if quick else 10
+    headers = ["python", "samples", "kernel ns/sample (walk)", "kernel ns/sample (all in)",
+               "pytrace CPU us/sample", "total us/sample", "samples written",
+               "pytrace CPU us/written sample", "off-CPU records", "faults"]
+    rows, out = [], []
+    for v in VERSIONS:
+        python = pl.python_for(v)
+        if not python:
+            rows.append([v, "skipped: not found at %s" % pl.python_pattern(v)])
+            continue
+        target = pl.start_cpu_bound(python, depth)
+        try:
+            start = ebpf_attach(target.pid, 0.2, os.path.join(tmp, "s.pytrace"), tmp)
+            res = ebpf_attach(target.pid, seconds, os.path.join(tmp, "c.pytrace"), tmp)
+        finally:
+            pl.kill(target)
+        if "error" in res or "error" in start:
+            rows.append([v, "failed: %s" % res.get("error", start.get("error"))])
+            continue
+        st = res["stats"]
+        n = st.get("samples", 0) or 1
+        walk_ns = st.get("clock_run_ns", 0) / max(st.get("clock_run_cnt", 0), 1)
+        walk_per_sample = st.get("clock_run_ns", 0) / n
+        all_in = st.get("prog_run_ns", 0) / n
+        # pytrace's CPU while recording (getrusage around the loop: start-up excluded)
+        user_us = st.get("loop_cpu_ns", 0) / 1000.0 / n
+        user_us_written = st.get("loop_cpu_ns", 0) / 1000.0 / max(st.get("written", 0), 1)
+        rec = {"python": v, "depth": depth, "seconds": seconds, "stats": st,
+               "cpu_s": res["cpu_s"], "startup_cpu_s": start["cpu_s"],
+               "kernel_ns_per_clock_run": walk_ns, "kernel_ns_per_sample_walk": walk_per_sample,
+               "kernel_ns_per_sample_all_in": all_in, "user_us_per_sample_net": user_us,
+               "user_us_per_written_sample": user_us_written,
+               "total_us_per_sample": user_us + all_in / 1000.0}
+        out.append(rec)
+        rows.append([v, "%d" % n, fmt(walk_per_sample, "%.0f"), fmt(all_in, "%.0f"),
+                     fmt(user_us, "%.2f"), fmt(rec["total_us_per_sample"], "%.2f"),
+                     "%d" % st.get("written", 0), fmt(user_us_written, "%.2f"),
+                     "%d" % st.get("off_cpu", 0), "%d" % st.get("faults", 0)])
+    table(headers, rows)
+    print("Target: cpu_bound.py --depth %d (about %d Python frames), 1 kHz, %d s; load %s." % (
+        depth, depth + 6, seconds, pl.loadavg()))
+    print()
+    return out
+
+
+def run_pair_member(python, iterations, depth, tmp, mode):
+    """One run of the wrapped cpu_bound.py; mode None (alone), 'ebpf' or 'ptrace'."""
+    argv = [python, "-c", WRAPPER, pl.CPU_BOUND, "--depth", str(depth), "--iterations",
+            str(iterations)]
+    t = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL, start_new_session=True)
+    pl._CHILDREN.append(t)
+    tracer = None
+    try:
+        pid = json.loads(t.stdout.readline())["pid"]
+        if mode:
+            out = os.path.join(tmp, "slow.pytrace")
+            argv = [pl.PYTRACE, "attach", str(pid), "-r", "1000", "-o", out, "-q"]
+            env = dict(os.environ)
+            if mode == "ebpf":
+                argv.append("--ebpf")
+                env["PYTRACE_EBPF_STATS"] = "1"
+            tracer = subprocess.Popen(argv, stderr=subprocess.PIPE, env=env,
+                                      start_new_session=True)
+            pl._CHILDREN.append(tracer)
+            if mode == "ebpf":   # wait until the programs are attached
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline:
+                    r, _, _ = select.select([tracer.stderr], [], [], 1)
+                    if r and b"ebpf ready" in tracer.stderr.readline():
+                        break
+            else:
+                time.sleep(0.3)
+        t.stdin.write(b"go\n")
+        t.stdin.flush()
+        line = t.stdout.readline()
+        rc, cpu, _, _ = pl.wait_rusage(t, 300)
+        result = json.loads(line)
+        result["cpu_s"] = cpu
+        return result
+    finally:
+        pl.kill(t)
+        if tracer:
+            pl.wait_rusage(tracer, 30)
+            pl.kill(tracer)
+
+
+def bench_slowdown(quick, tmp, version="3.12", depth=50):
+    python = pl.python_for(version)
+    headers = ["mode", "pairs", "alone median (s)", "traced median (s)", "slowdown median",
+               "min / max pair ratio", "target CPU ratio median"]
+    if not python:
+        table(headers, [["all", "skipped: not found at %s" % pl.python_pattern(version)]])
+        return {"skipped": "not found"}
+    seconds, pairs = (1.5, 5) if quick else (4.0, 9)
+    cal = subprocess.run([python, pl.CPU_BOUND, "--depth", str(depth), "--seconds", str(seconds)],
+                         stdout=subprocess.PIPE, timeout=120)
+    iterations = json.loads(cal.stdout.decode().splitlines()[-1])["iterations"]
+    rows, out = [], []
+    for mode in ("ebpf", "ptrace"):
+        alone, traced, cpu_a, cpu_b = [], [], [], []
+        for _ in range(pairs):
+            a = run_pair_member(python, iterations, depth, tmp, None)
+            b = run_pair_member(python, iterations, depth, tmp, mode)
+            alone.append(a["elapsed_s"])
+            traced.append(b["elapsed_s"])
+            cpu_a.append(a["cpu_s"])
+            cpu_b.append(b["cpu_s"])
+        ratios = [y / x for x, y in zip(alone, traced)]
+        cpu_ratios = [y / x for x, y in zip(cpu_a, cpu_b)]
+        rec = {"mode": mode, "rate_hz": 1000, "pairs": pairs, "python": version,
+               "iterations": iterations, "alone_s": alone, "traced_s": traced,
+               "ratios": ratios, "median_ratio": statistics.median(ratios),
+               "median_cpu_ratio": statistics.median(cpu_ratios)}
+        out.append(rec)
+        rows.append(["%s 1 kHz" % mode, "%d" % pairs, fmt(statistics.median(alone), "%.3f"),
+                     fmt(statistics.median(traced), "%.3f"), fmt(rec["median_ratio"], "%.4f"),
+                     "%s / %s" % (fmt(min(ratios), "%.3f"), fmt(max(ratios), "%.3f")),
+                     fmt(rec["median_cpu_ratio"], "%.4f")])
+    table(headers, rows)
+    print("Target: %s cpu_bound.py --depth %d --iterations %d (about %.1f s alone); load %s." % (
+        version, depth, iterations, seconds, pl.loadavg()))
+    print()
+    return {"python": version, "depth": depth, "rows": out}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--json", default=os.path.join(os.path.dirname(__file__), "results",
+                                                   "ebpf.json"))
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("bench/ebpf.py loads BPF programs: run it as root")
+    with tempfile.TemporaryDirectory(prefix="pytrace-ebpf-bench-") as tmp:
+        try:
+            print("## eBPF: cost per sample\n")
+            cost = bench_cost(args.quick, tmp)
+            print("## eBPF: target slowdown at 1 kHz\n")
+            slow = bench_slowdown(args.quick, tmp)
+        finally:
+            pl.kill_all()
+    doc = {"version": pl.version(), "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+           "quick": args.quick, "cost": cost, "slowdown": slow}
+    with open(args.json, "w") as f:
+        json.dump(doc, f, indent=1)
+    print("wrote %s" % args.json)
+
+
+if __name__ == "__main__":
+    main()

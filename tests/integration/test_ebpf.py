@@ -1,0 +1,316 @@
+"""The eBPF backend (`--ebpf`, docs/ebpf.md): the same samples as the ptrace sampler, stacks that
+never tear, off-CPU spans with the workload's durations, and clear messages when it cannot run.
+
+Needs root (or CAP_BPF + CAP_PERFMON + CAP_SYS_PTRACE) and a build with eBPF support: otherwise
+every test that records is a skip that says why.
+"""
+import collections
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+from conftest import PYTRACE, WORKLOADS, interpreter_params, require, run_pytrace
+
+CPU_BOUND = os.path.join(WORKLOADS, "cpu_bound.py")
+PHASES = os.path.join(WORKLOADS, "phases.py")
+THREADS = os.path.join(WORKLOADS, "threads.py")
+AGREEMENT_MINORS = ("3.8", "3.11", "3.12", "3.13")
+
+# Prints the handshake, then runs a workload script as __main__ (for workloads without one).
+WRAPPER = ("import json, os, runpy, sys\n"
+           "print(json.dumps({'pid': os.getpid(), 'ready': True})); sys.stdout.flush()\n"
+           "sys.argv = sys.argv[1:]\n"
+           "runpy.run_path(sys.argv[0], run_name='__main__')\n")
+
+# Alternates between two deep recursions of distinct functions: a stack holding frames of both
+# can only come from a torn read.
+TORN = '''
+import json, os, sys
+def a_rec(n):
+    return a_rec(n - 1) + 1 if n else a_leaf()
+def a_leaf():
+    return sum(range(50))
+def b_rec(n):
+    return b_rec(n - 1) + 1 if n else b_leaf()
+def b_leaf():
+    return sum(range(50))
+print(json.dumps({"pid": os.getpid(), "ready": True})); sys.stdout.flush()
+import time
+end = time.monotonic() + float(sys.argv[1])
+while time.monotonic() < end:
+    a_rec(60)
+    b_rec(60)
+'''
+
+
+def ebpf_usable():
+    """None when --ebpf can record here, else why not."""
+    if os.geteuid() != 0:
+        return "--ebpf needs root (or CAP_BPF+CAP_PERFMON) and these tests do not set capabilities"
+    r = run_pytrace("run", "--ebpf", "-q", "-d", "0.2", "-o", "/dev/null", "--", sys.executable,
+                    "-c", "pass")
+    err = r.stderr.decode()
+    if "built without eBPF" in err or "no BTF" in err or "not allowed" in err:
+        return err.strip()
+    return None
+
+
+@pytest.fixture(scope="module")
+def ebpf():
+    why = ebpf_usable()
+    if why:
+        pytest.skip(why)
+
+
+def agreement_params():
+    out = []
+    for p in interpreter_params():
+        if any(p.id == "pyenv-" + m for m in AGREEMENT_MINORS) or p.id == "debian-3.11":
+            out.append(p)
+    return out
+
+
+def samples(path):
+    """(t_ns, innermost function "name (file)") of every good sample with a Python frame."""
+    r = run_pytrace("export", path, "-f", "ndjson", "-o", "-")
+    assert r.returncode == 0, r.stderr.decode()
+    out = []
+    for line in r.stdout.decode().splitlines():
+        o = json.loads(line)
+        if o.get("type") == "sample" and not o.get("bad") and o.get("stack"):
+            leaf = o["stack"][-1]
+            out.append((o["t_ns"], "%s (%s)" % (leaf["function"], leaf["file"])))
+    return out
+
+
+def leaf_shares(items, lo, hi):
+    """Share of samples per innermost function within [lo, hi]."""
+    counts = collections.Counter(f for t, f in items if lo <= t <= hi)
+    total = float(sum(counts.values()))
+    assert total > 0, "no samples in the common window"
+    return {k: v / total for k, v in counts.items()}, int(total)
+
+
+def total_variation(p, q):
+    return 0.5 * sum(abs(p.get(k, 0.0) - q.get(k, 0.0)) for k in set(p) | set(q))
+
+
+def record_both(pid, tmp_path, seconds):
+    """Records pid with --ebpf and with the ptrace sampler at the same time: the ptrace sampler
+    starts once the BPF programs are attached (PYTRACE_EBPF_STATS prints "ebpf ready")."""
+    a, b = str(tmp_path / "ebpf.pytrace"), str(tmp_path / "ptrace.pytrace")
+    env = dict(os.environ, PYTRACE_EBPF_STATS="1")
+    pe = subprocess.Popen([PYTRACE, "attach", str(pid), "--ebpf", "-q", "-d", str(seconds + 1),
+                           "-o", a], stderr=subprocess.PIPE, env=env)
+    lines = []
+    for line in pe.stderr:
+        lines.append(line)
+        if b"ebpf ready" in line:
+            break
+    pp = subprocess.Popen([PYTRACE, "attach", str(pid), "-q", "-d", str(seconds), "-o", b],
+                          stderr=subprocess.PIPE)
+    for p in (pe, pp):
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, (b"".join(lines) + err).decode()
+    return a, b
+
+
+@pytest.mark.parametrize("workload", ["cpu_bound", "phases"])
+@pytest.mark.parametrize("python", agreement_params())
+def test_agreement_with_ptrace(ebpf, start_target, python, workload, tmp_path):
+    """Per-function shares of --ebpf samples are within 2% (total variation) of the ptrace
+    sampler's, recorded at the same time from the same process."""
+    require(python)
+    if workload == "cpu_bound":
+        target = start_target([python, "-c", WRAPPER, CPU_BOUND, "--seconds", "60"])
+    else:
+        target = start_target([python, PHASES, "--seconds", "26",
+                               "--truth", str(tmp_path / "truth.jsonl")])
+    a, b = record_both(target.pid, tmp_path, 20)
+    se, sp = samples(a), samples(b)
+    assert se and sp, (len(se), len(sp))
+    lo, hi = max(se[0][0], sp[0][0]), min(se[-1][0], sp[-1][0])
+    pe, ne = leaf_shares(se, lo, hi)
+    pp, np_ = leaf_shares(sp, lo, hi)
+    tv = total_variation(pe, pp)
+    top = sorted(pp.items(), key=lambda kv: -kv[1])[:6]
+    detail = ", ".join("%s %.3f/%.3f" % (k, pe.get(k, 0), v) for k, v in top)
+    if workload == "phases":
+        # Ground truth: the share of the window phases.py spent in query() (its only sleep).
+        target.proc.wait(timeout=60)
+        query_ns = 0
+        with open(str(tmp_path / "truth.jsonl")) as f:
+            for line in f:
+                o = json.loads(line)
+                if o["function"] == "query":
+                    query_ns += max(0, min(o["end_ns"], hi) - max(o["start_ns"], lo))
+        detail += "; truth: query %.3f of the window" % (query_ns / float(hi - lo))
+    assert ne > 2000 and np_ > 2000, (ne, np_)
+    assert tv <= 0.02, "TV %.4f (ebpf %d samples, ptrace %d): %s" % (tv, ne, np_, detail)
+
+
+@pytest.mark.parametrize("python", agreement_params())
+def test_stacks_never_torn(ebpf, start_target, python, tmp_path):
+    """A target alternating between two deep recursions: no --ebpf sample mixes them, and none is
+    marked torn; both recursions are seen at full depth."""
+    require(python)
+    script = tmp_path / "torn.py"
+    script.write_text(TORN)
+    target = start_target([python, str(script), "30"])
+    out = str(tmp_path / "t.pytrace")
+    r = run_pytrace("attach", target.pid, "--ebpf", "-q", "-d", "4", "-o", out)
+    assert r.returncode == 0, r.stderr.decode()
+    r = run_pytrace("export", out, "-f", "collapsed", "-o", "-")
+    assert r.returncode == 0, r.stderr.decode()
+    mixed, deep, torn = 0, collections.Counter(), 0
+    for line in r.stdout.decode().splitlines():
+        stack, _, n = line.rpartition(" ")
+        frames = stack.split(";")
+        if frames[-1].startswith("<torn"):
+            torn += int(n)
+        has_a = any(f.startswith("a_") for f in frames)
+        has_b = any(f.startswith("b_") for f in frames)
+        if has_a and has_b:
+            mixed += int(n)
+        for k in "ab":
+            if sum(f.startswith(k + "_rec ") for f in frames) == 61:
+                deep[k] += int(n)
+    assert mixed == 0, "%d samples mix both recursions" % mixed
+    assert torn == 0, "%d samples marked torn" % torn
+    assert deep["a"] > 100 and deep["b"] > 100, deep
+
+
+def off_cpu_spans(path):
+    r = run_pytrace("export", path, "-f", "ndjson", "-o", "-")
+    assert r.returncode == 0, r.stderr.decode()
+    spans = collections.defaultdict(list)
+    for line in r.stdout.decode().splitlines():
+        o = json.loads(line)
+        if o.get("type") == "span" and o.get("off_cpu"):
+            assert o["function"] == "<off-CPU>"
+            spans[o["thread_name"]].append(o)
+    return spans
+
+
+@pytest.mark.parametrize("python", [p for p in agreement_params() if p.id != "pyenv-3.8"])
+def test_off_cpu_spans(ebpf, start_target, python, tmp_path):
+    """threads.py: the sleeper's sleeps are off-CPU spans of 0.1 s, and the lock-waiter's wait
+    ends when the lock holder lets go at the workload's deadline (both within 10%)."""
+    require(python)
+    seconds = 6.0
+    target = start_target([python, THREADS, "--seconds", str(seconds)])
+    ready = time.monotonic()
+    out = str(tmp_path / "t.pytrace")
+    r = run_pytrace("attach", target.pid, "--ebpf", "-q", "-o", out)
+    assert r.returncode == 0, r.stderr.decode()
+    spans = off_cpu_spans(out)
+    sleeps = [(s["end_ns"] - s["begin_ns"]) / 1e9 for s in spans["sleeper"]]
+    long_sleeps = sorted(d for d in sleeps if d > 0.05)
+    assert len(long_sleeps) >= 10, sleeps
+    median = long_sleeps[len(long_sleeps) // 2]
+    assert abs(median - 0.1) <= 0.01, long_sleeps
+    # The sleeper's off-CPU spans sit under sleeper() (one deeper than its innermost frame).
+    assert all(s["depth"] >= 2 for s in spans["sleeper"])
+    # One long wait for the lock (then, maybe, a short one for the GIL on the same line).
+    waits = spans["lock-waiter"]
+    assert waits, sorted(spans)
+    w = max(waits, key=lambda s: s["end_ns"] - s["begin_ns"])
+    expected = (ready + seconds) * 1e9 - w["begin_ns"]
+    got = w["end_ns"] - w["begin_ns"]
+    assert abs(got - expected) <= 0.1 * expected, (got / 1e9, expected / 1e9)
+
+
+def test_missing_privileges_message(tmp_path):
+    """Without CAP_BPF/CAP_PERFMON the message names them: `run --ebpf` as nobody (setpriv), so
+    reading its own child is allowed and loading the BPF programs is what fails."""
+    setpriv = "/usr/bin/setpriv"
+    if os.geteuid() != 0 or not os.path.exists(setpriv):
+        pytest.skip("needs root and %s to drop privileges" % setpriv)
+    out_dir = tempfile.mkdtemp(prefix="pytrace-ebpf-")
+    os.chmod(out_dir, 0o777)
+    r = subprocess.run([setpriv, "--reuid=65534", "--regid=65534", "--clear-groups",
+                        "--inh-caps=-all", PYTRACE, "run", "--ebpf", "-d", "1", "-o",
+                        os.path.join(out_dir, "x.pytrace"), "--", sys.executable, "-c",
+                        "import time; time.sleep(3)"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    err = r.stderr.decode()
+    if "built without eBPF" in err or "no BTF" in err:
+        pytest.skip(err.strip())
+    assert r.returncode == 4, err
+    assert "CAP_BPF" in err and "CAP_PERFMON" in err, err
+
+
+def test_help_lists_ebpf():
+    r = run_pytrace("attach", "--help")
+    assert b"--ebpf" in r.stdout
+
+
+NS_WORK = '''
+import json, os, sys, threading
+def work_%(tag)s():
+    s = 0
+    for i in range(20000):
+        s += i
+    return s
+def spin_%(tag)s():
+    while True:
+        work_%(tag)s()
+t = threading.Thread(target=spin_%(tag)s, daemon=True)
+t.start()
+print(json.dumps({"pid": os.getpid(), "ready": True})); sys.stdout.flush()
+sys.stdin.read()
+'''
+
+
+def _child_of(pid, timeout=10):
+    """The one child process of pid (unshare --fork's), once it exists."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        kids = []
+        for tid in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/children" % (pid, tid)) as f:
+                kids += [int(x) for x in f.read().split()]
+        if kids:
+            return kids[0]
+        time.sleep(0.01)
+    raise AssertionError("no child of %d" % pid)
+
+
+def test_two_pid_namespaces(ebpf, start_target, tmp_path):
+    """Two Python processes, each in a pid namespace of its own (where it is pid 1 and its
+    threads have other tids than the host's), traced with --ebpf at the same time: each trace
+    holds its own process's functions, from both of its threads."""
+    python = "/usr/bin/python3"
+    unshare = "/usr/bin/unshare"
+    if not os.path.exists(unshare):
+        pytest.skip("needs %s" % unshare)
+    pids, outs = [], []
+    for tag in ("a", "b"):
+        script = tmp_path / ("ns_%s.py" % tag)
+        script.write_text(NS_WORK % {"tag": tag})
+        target = start_target([unshare, "--pid", "--fork", python, str(script)])
+        assert target.info["pid"] == 1, target.info   # its own namespace
+        pids.append(_child_of(target.pid))
+        outs.append(str(tmp_path / ("%s.pytrace" % tag)))
+    procs = [subprocess.Popen([PYTRACE, "attach", str(pid), "--ebpf", "-q", "-d", "3", "-o", out],
+                              stderr=subprocess.PIPE) for pid, out in zip(pids, outs)]
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err.decode()
+    for tag, out in zip(("a", "b"), outs):
+        shares = collections.Counter()
+        for t, leaf in samples(out):
+            shares[leaf.split(" (")[0]] += 1
+        assert shares["work_" + tag] > 300, shares
+        other = "work_" + ("b" if tag == "a" else "a")
+        assert shares[other] == 0, shares
+        r = run_pytrace("info", out, "--json")
+        doc = json.loads(r.stdout.decode())
+        assert len(doc["threads"]) == 2, doc["threads"]
