@@ -85,8 +85,11 @@ void mem_round_plan(struct mem_src *src, bool on);
 /* Plan the whole 4 KiB page around each small miss (heap objects such as frame objects: their
  * successors are usually allocated in the same pools). */
 void mem_round_pages(struct mem_src *src, bool on);
-/* Stop serving from this round's prefetch (a torn stack is being read again). */
+/* Stop serving from this round's prefetch (a torn stack is being read again). A read that misses
+ * the prefetch does the same (the data read later must not be older), until: */
 void mem_round_drop(struct mem_src *src);
+/* Serve from the prefetch again: a reader starts on something independent (the next thread). */
+void mem_round_resume(struct mem_src *src);
 /* Reads the target now, never from the prefetch (re-checks that must see later state). */
 int mem_read_fresh(struct mem_src *src, uint64_t addr, void *buf, size_t len);
 int mem_readv_fresh(struct mem_src *src, const struct mem_iov *iov, int n);

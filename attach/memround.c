@@ -103,6 +103,19 @@ static void round_note_miss(struct mem_round *m, uint64_t addr, size_t len)
         m->miss[m->nmiss++] = (typeof(m->miss[0])){addr, (uint32_t)len};
 }
 
+/*
+ * A read that missed the prefetch saw the target later than the prefetch did. Serving the rest of
+ * this reader's reads from the older prefetch could pair a newer pointer with older bytes (a frame
+ * pointer read now, the data stack it points into as it was at the round's start): so after a
+ * planned miss the prefetch is set aside until mem_round_resume(), and reads stay in time order.
+ * One-off reads (mem_round_plan(false): immutable code objects) do not count.
+ */
+static void round_after_miss(struct mem_round *m)
+{
+    if (m->active && !m->unplanned)
+        m->dropped = true;
+}
+
 static int round_read(struct mem_src *src, uint64_t addr, void *buf, size_t len)
 {
     struct mem_round *m = (struct mem_round *)src;
@@ -114,6 +127,7 @@ static int round_read(struct mem_src *src, uint64_t addr, void *buf, size_t len)
         return -1;
     }
     round_note_miss(m, addr, len);
+    round_after_miss(m);
     return 0;
 }
 
@@ -143,6 +157,7 @@ static int round_readv(struct mem_src *src, const struct mem_iov *iov, int n)
     int got = mem_readv(m->inner, missv, k);
     for (int j = 0; j < got; j++)
         round_note_miss(m, missv[j].addr, missv[j].len);
+    round_after_miss(m);
     if (got == k)
         return n;
     src->failures++;
@@ -196,30 +211,30 @@ void mem_round_begin(struct mem_src *src)
 #define ROUND_COALESCE_GAP 512u
 
 /*
- * Sorts the plan by address and merges regions that overlap or nearly touch (frames that sit
- * side by side in an older data-stack chunk, objects of one pool), so a deep stack is a handful of
- * iovecs rather than one per frame. Recomputes offsets; returns the new count.
+ * Merges each region into the one before it when they overlap or nearly touch (frames side by side
+ * in an older data-stack chunk, walked one after the other), so a deep stack is a handful of
+ * iovecs rather than one per frame. The plan is NOT sorted: process_vm_readv copies iovecs in
+ * order, and first-use order is what keeps a round consistent — a thread state and its frame
+ * pointer are read before the data stack they point into, so a frame pushed in between is in
+ * the copy rather than missing from it (or, worse, stale in it). Recomputes offsets.
  */
 static uint32_t round_coalesce(struct round_region *plan, uint32_t n, uint32_t *bytes)
 {
-    for (uint32_t i = 1; i < n; i++) {
-        struct round_region r = plan[i];
-        uint32_t j = i;
-        for (; j > 0 && plan[j - 1].addr > r.addr; j--)
-            plan[j] = plan[j - 1];
-        plan[j] = r;
-    }
     uint32_t out = 0;
     for (uint32_t i = 0; i < n; i++) {
         struct round_region *last = out ? &plan[out - 1] : NULL;
-        uint64_t end = last ? last->addr + last->len : 0;
-        uint64_t new_end = plan[i].addr + plan[i].len;
-        if (last && plan[i].addr <= end + ROUND_COALESCE_GAP &&
-            (new_end > end ? new_end : end) - last->addr <= ROUND_MAX_REGION) {
-            if (new_end > end)
-                last->len = (uint32_t)(new_end - last->addr);
-            last->idle = plan[i].idle < last->idle ? plan[i].idle : last->idle;
-            continue;
+        if (last) {
+            uint64_t lo = plan[i].addr < last->addr ? plan[i].addr : last->addr;
+            uint64_t end = last->addr + last->len, new_end = plan[i].addr + plan[i].len;
+            uint64_t hi = new_end > end ? new_end : end;
+            bool near = plan[i].addr <= end + ROUND_COALESCE_GAP &&
+                        last->addr <= new_end + ROUND_COALESCE_GAP;
+            if (near && hi - lo <= ROUND_MAX_REGION) {
+                last->addr = lo;
+                last->len = (uint32_t)(hi - lo);
+                last->idle = plan[i].idle < last->idle ? plan[i].idle : last->idle;
+                continue;
+            }
         }
         plan[out++] = plan[i];
     }
@@ -313,6 +328,13 @@ void mem_round_pages(struct mem_src *src, bool on)
     struct mem_round *m = as_round(src);
     if (m)
         m->page_misses = on;
+}
+
+void mem_round_resume(struct mem_src *src)
+{
+    struct mem_round *m = as_round(src);
+    if (m)
+        m->dropped = false;
 }
 
 void mem_round_drop(struct mem_src *src)

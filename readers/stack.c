@@ -419,7 +419,8 @@ static void copy_data_stack(struct py_proc *p, const uint8_t *ts, struct window 
     size_t len = (size_t)(top - chunk);
     if (ensure_stackbuf(p, len) != 0)
         return;
-    if (mem_read(p->mem, chunk, p->stackbuf, len) == 0)
+    /* Read now, after the frame pointer: never an older copy from the round's prefetch. */
+    if (mem_read_fresh(p->mem, chunk, p->stackbuf, len) == 0)
         *w = (struct window){chunk, len, p->stackbuf, 0, false};
 }
 
@@ -480,9 +481,21 @@ int stack_read_thread(struct py_proc *p, uint64_t tstate, uint8_t *ts, size_t ne
         iov[n++] = (struct mem_iov){tstate, ts, need};
         if (L->ts_cframe >= 0)
             iov[n++] = (struct mem_iov){ps->cframe + (uint64_t)L->cf_current_frame, &fr->cf_frame, 8};
-        /* Walked in place when the round's prefetch holds it (no 10+ KiB copy). */
+        /* Walked in place when the round's prefetch holds it (no 10+ KiB copy) — but only if the
+         * prefetch read it after the thread state and the frame pointer (the plan keeps regions
+         * in first-use order, but a cframe that changed last round is planned after the data
+         * stack): a frame pointer newer than the copy it points into gives a torn stack. */
         fr->stack = mem_round_peek(p->mem, ps->chunk, ps->copylen);
+        const uint8_t *pts = mem_round_peek(p->mem, tstate, need);
+        const uint8_t *pcf = L->ts_cframe >= 0
+                                 ? mem_round_peek(p->mem, ps->cframe + (uint64_t)L->cf_current_frame, 8)
+                                 : pts;
+        if (fr->stack && (!pts || !pcf || pts > fr->stack || pcf > fr->stack))
+            fr->stack = NULL;
         if (!fr->stack) {
+            /* The three must come from one instant: all from the prefetch, or all read now in
+             * one call (and the rest of this thread's walk reads afresh too). */
+            mem_round_drop(p->mem);
             fr->stack = p->stackbuf;
             iov[n++] = (struct mem_iov){ps->chunk, p->stackbuf, ps->copylen};
         }
@@ -526,6 +539,10 @@ void stack_walk(struct py_proc *p, struct py_snapshot *s, struct py_thread *t, c
             return;
         }
     }
+    /* The slow path reads in time order, as before the prefetch: thread state, frame pointer, data
+     * stack, each afresh (a data stack older than its frame pointer tears). */
+    if (L->frame_model == PY_FRAMES_INTERP)
+        mem_round_drop(p->mem);
     if (top_frame(p, ts, &frame) != 0) {
         t->bad = true;
         return;

@@ -191,6 +191,7 @@ static void walk_threads(struct py_proc *p, struct py_snapshot *s, uint64_t inte
     cycle_init(&cyc, tstate);
     for (uint32_t n = 0; tstate && n < PY_MAX_THREADS; n++) {
         struct fast_read fr;
+        mem_round_resume(p->mem);   /* each thread's walk reads in time order on its own */
         if (stack_read_thread(p, tstate, ts, need, &fr) != 0) {
             s->bad_threads++;
             s->complete = false;
