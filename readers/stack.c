@@ -476,30 +476,25 @@ int stack_read_thread(struct py_proc *p, uint64_t tstate, uint8_t *ts, size_t ne
                                    ? stack_prev(p, tstate, false) : NULL;
     if (ps && ps->chunk && ps->copylen && (L->ts_cframe < 0 || ps->cframe) &&
         ensure_stackbuf(p, ps->copylen) == 0) {
-        struct mem_iov iov[3];
+        /*
+         * The thread state, its frame pointer, its data stack, and the frame pointer once more,
+         * in one call of their own (never from the round's prefetch, which is older than the
+         * other reads of this round): the stack is copied within about a microsecond of the
+         * pointer, and if the thread called or returned in between, the two pointer reads
+         * differ and the sample is read again (stack_walk). A frame pointer and a copy from
+         * different instants would otherwise give a stack that mixes two calls.
+         */
+        uint64_t guard_addr = L->ts_cframe >= 0 ? ps->cframe + (uint64_t)L->cf_current_frame
+                                                : tstate + (uint64_t)L->ts_current_frame;
+        struct mem_iov iov[4];
         int n = 0;
         iov[n++] = (struct mem_iov){tstate, ts, need};
         if (L->ts_cframe >= 0)
-            iov[n++] = (struct mem_iov){ps->cframe + (uint64_t)L->cf_current_frame, &fr->cf_frame, 8};
-        /* Walked in place when the round's prefetch holds it (no 10+ KiB copy) — but only if the
-         * prefetch read it after the thread state and the frame pointer (the plan keeps regions
-         * in first-use order, but a cframe that changed last round is planned after the data
-         * stack): a frame pointer newer than the copy it points into gives a torn stack. */
-        fr->stack = mem_round_peek(p->mem, ps->chunk, ps->copylen);
-        const uint8_t *pts = mem_round_peek(p->mem, tstate, need);
-        const uint8_t *pcf = L->ts_cframe >= 0
-                                 ? mem_round_peek(p->mem, ps->cframe + (uint64_t)L->cf_current_frame, 8)
-                                 : pts;
-        if (fr->stack && (!pts || !pcf || pts > fr->stack || pcf > fr->stack))
-            fr->stack = NULL;
-        if (!fr->stack) {
-            /* The three must come from one instant: all from the prefetch, or all read now in
-             * one call (and the rest of this thread's walk reads afresh too). */
-            mem_round_drop(p->mem);
-            fr->stack = p->stackbuf;
-            iov[n++] = (struct mem_iov){ps->chunk, p->stackbuf, ps->copylen};
-        }
-        int got = mem_readv(p->mem, iov, n);
+            iov[n++] = (struct mem_iov){guard_addr, &fr->cf_frame, 8};
+        iov[n++] = (struct mem_iov){ps->chunk, p->stackbuf, ps->copylen};
+        iov[n++] = (struct mem_iov){guard_addr, &fr->guard, 8};
+        fr->stack = p->stackbuf;
+        int got = mem_readv_fresh(p->mem, iov, n);
         if (got == n) {
             fr->ok = true;
             return 0;
@@ -509,6 +504,31 @@ int stack_read_thread(struct py_proc *p, uint64_t tstate, uint8_t *ts, size_t ne
             return 0;
     }
     return mem_read(p->mem, tstate, ts, need);
+}
+
+/* Whether `to` is reached from `from` by previous links within the copy (at most 64 steps). */
+static bool links_to(const struct py_layout *L, const struct window *w, uint64_t from, uint64_t to)
+{
+    for (int i = 0; i < 64 && from; i++) {
+        if (!from_window(w, from + (uint64_t)L->if_previous, &from, 8))
+            return false;
+        if (from == to)
+            return true;
+    }
+    return false;
+}
+
+/*
+ * The frame pointer before the copy (frame) and after it (guard) differ when the thread called or
+ * returned meanwhile. Calls only (frame is below guard) or returns only (guard is below frame)
+ * leave the frames below the lower one intact, so the walk from frame is one real stack; anything
+ * else (the top is on another branch) may mix two.
+ */
+static bool one_call_apart(const struct py_layout *L, const struct window *w, uint64_t frame,
+                           uint64_t guard)
+{
+    return guard == frame || (guard && links_to(L, w, guard, frame)) ||
+           (frame && links_to(L, w, frame, guard));
 }
 
 /* Walks the frames of the thread whose state is in ts; marks t bad when torn. */
@@ -528,11 +548,17 @@ void stack_walk(struct py_proc *p, struct py_snapshot *s, struct py_thread *t, c
             /* The whole copy, not just up to the top the thread state showed: a frame pushed
              * between that read and the cframe's (both before the copy) is in it. */
             struct window w = {chunk, ps->copylen, fr->stack, 0, false};
+            if (!one_call_apart(L, &w, frame, fr->guard)) {
+                t->bad = true;   /* the stack changed below its top while it was copied */
+                remember_data_stack(p, t->tstate, ts, &w);
+                return;
+            }
             if (frame)
                 walk_interp_frames(p, s, t, frame, &w);
-            /* Frames outside the copy (generators) were read later: check the top again. */
+            /* Frames outside the copy (generators, older chunks) were read afterwards, or come
+             * from the round's prefetch: check the top again. */
             uint64_t now_top = 0;
-            if (!t->bad && w.misses && mem_syscalls(p->mem) != fr->sc0 &&
+            if (!t->bad && w.misses &&
                 (read_top(p, t->tstate, cframe, &now_top) != 0 || now_top != frame))
                 t->bad = true;
             remember_data_stack(p, t->tstate, ts, &w);

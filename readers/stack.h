@@ -61,7 +61,8 @@ struct fast_read {
     bool ok;
     uint64_t cf_frame;
     uint64_t sc0;            /* mem_syscalls() before the thread state was read */
-    const uint8_t *stack;    /* the data-stack copy: p->stackbuf, or the round's prefetch */
+    const uint8_t *stack;    /* the data-stack copy (p->stackbuf) */
+    uint64_t guard;          /* the frame pointer read again after the copy */
 };
 
 /* This thread's state from the previous walk (created when create and missing), or NULL. */
