@@ -520,15 +520,15 @@ static bool links_to(const struct py_layout *L, const struct window *w, uint64_t
 
 /*
  * The frame pointer before the copy (frame) and after it (guard) differ when the thread called or
- * returned meanwhile. Calls only (frame is below guard) or returns only (guard is below frame)
- * leave the frames below the lower one intact, so the walk from frame is one real stack; anything
- * else (the top is on another branch) may mix two.
+ * returned meanwhile. Calls only (frame is below guard) leave frame and everything below it
+ * intact, so the walk from frame is one real stack. A return is not accepted: the slot it returned
+ * from may already hold a new call whose caller is the same frame (the copy would then pair a dead
+ * frame with a live caller: a stack that never was).
  */
 static bool one_call_apart(const struct py_layout *L, const struct window *w, uint64_t frame,
                            uint64_t guard)
 {
-    return guard == frame || (guard && links_to(L, w, guard, frame)) ||
-           (frame && links_to(L, w, frame, guard));
+    return guard == frame || (guard && links_to(L, w, guard, frame));
 }
 
 /* Walks the frames of the thread whose state is in ts; marks t bad when torn. */
