@@ -96,4 +96,12 @@ enum pt_status ebpf_session_run(const struct session_opts *o, struct py_proc *ro
                                 volatile int *stop, struct session_result *res,
                                 struct pt_err *err);
 
+/*
+ * `daemon --ebpf`: one sampler for every process o->discover hands over (added as found, removed
+ * when they exit), until *stop or the duration. The sink owns what the processes become.
+ */
+enum pt_status ebpf_daemon_run(const struct session_opts *o, const struct session_sink *sink,
+                               volatile int *stop, struct session_result *res,
+                               struct pt_err *err);
+
 #endif

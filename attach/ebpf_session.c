@@ -164,3 +164,111 @@ enum pt_status ebpf_session_run(const struct session_opts *o, struct py_proc *ro
     res->root_exit_status = R.child_reaped ? R.child_status : INT64_MIN;
     return res->end == SESSION_ERROR ? (err->code ? err->code : PT_EFAIL) : PT_OK;
 }
+
+/* ---- daemon --ebpf: every process the discovery hands over, one BPF sampler for all ---------- */
+
+#define EBPF_MAX_TARGETS 1024
+
+struct ebpf_target {
+    struct py_proc *py;
+    uint32_t proc;
+};
+
+/* Hands new processes to the sampler; returns how many are traced now. */
+static int add_discovered(const struct session_opts *o, struct ebpf_sampler *e,
+                          const struct session_sink *sink, struct ebpf_target *t, int n,
+                          uint64_t now)
+{
+    struct py_proc *py;
+    struct pt_err err;
+    while (o->discover->next(o->discover->ctx, now, &py)) {
+        if (n == EBPF_MAX_TARGETS) {
+            py_proc_close(py);
+            continue;
+        }
+        uint32_t proc = sink->process(sink->ctx, py, 0);
+        pt_err_clear(&err);
+        if (ebpf_add_target(e, py, proc, &err) != PT_OK) {
+            sink->process_exit(sink->ctx, proc, now, INT64_MIN);
+            py_proc_close(py);
+            continue;
+        }
+        t[n++] = (struct ebpf_target){py, proc};
+    }
+    return n;
+}
+
+/* Finishes the targets that exited; returns how many are left. */
+static int drop_exited(struct ebpf_sampler *e, const struct session_sink *sink,
+                       struct ebpf_target *t, int n, uint64_t now)
+{
+    for (int i = 0; i < n;) {
+        if (proc_alive(t[i].py->pid)) {
+            i++;
+            continue;
+        }
+        ebpf_poll(e, sink, 0);
+        ebpf_remove_target(e, t[i].py->pid);
+        sink->process_exit(sink->ctx, t[i].proc, now, INT64_MIN);
+        py_proc_close(t[i].py);
+        t[i] = t[--n];
+    }
+    return n;
+}
+
+enum pt_status ebpf_daemon_run(const struct session_opts *o, const struct session_sink *sink,
+                               volatile int *stop, struct session_result *res, struct pt_err *err)
+{
+    memset(res, 0, sizeof *res);
+    res->root_exit_status = INT64_MIN;
+    if (!o->discover)
+        return pt_fail(err, PT_EUSAGE, "--ebpf daemon: no discovery");
+    struct ebpf_opts eo = {.rate_hz = o->rate_hz, .off_cpu = true};
+    struct ebpf_sampler *e = NULL;
+    enum pt_status rc = ebpf_open(&e, &eo, err);
+    if (rc != PT_OK)
+        return rc;
+    static struct ebpf_target targets[EBPF_MAX_TARGETS];
+    int n = 0;
+    uint64_t start = sampler_now_ns(), last_chore = 0, seen = 0;
+    uint64_t deadline = o->duration_s > 0 ? start + (uint64_t)(o->duration_s * 1e9) : UINT64_MAX;
+    res->end = SESSION_STOPPED;
+    while (!*stop) {
+        uint64_t now = sampler_now_ns();
+        if (now >= deadline) {
+            res->end = SESSION_DURATION;
+            break;
+        }
+        if (now - last_chore >= EBPF_CHORE_NS) {
+            last_chore = now;
+            n = drop_exited(e, sink, targets, n, now);
+            int before = n;
+            n = add_discovered(o, e, sink, targets, n, now);
+            seen += (uint64_t)(n - before);
+        }
+        if (ebpf_poll(e, sink, EBPF_POLL_MS) < 0) {
+            pt_fail(err, PT_EFAIL, "--ebpf: reading the ring buffer failed");
+            res->end = SESSION_ERROR;
+            break;
+        }
+        if (sink->tick(sink->ctx, sampler_now_ns(), err) != PT_OK) {
+            res->end = SESSION_ERROR;
+            break;
+        }
+    }
+    uint64_t end = sampler_now_ns();
+    ebpf_poll(e, sink, 0);
+    ebpf_flush(e, sink);
+    struct ebpf_stats st;
+    ebpf_get_stats(e, &st);
+    ebpf_close(e);
+    for (int i = 0; i < n; i++)
+        py_proc_close(targets[i].py);
+    res->start_ns = start;
+    res->end_ns = end;
+    res->walks = st.samples;
+    res->missed = st.drops;
+    res->processes = (uint32_t)seen;
+    res->achieved_hz = end > start ? (double)st.samples * 1e9 / (double)(end - start) : 0;
+    return res->end == SESSION_ERROR ? (err->code ? err->code : PT_EFAIL) : PT_OK;
+}

@@ -17,6 +17,7 @@
 
 #include "attach/caps.h"
 #include "attach/discover.h"
+#include "attach/ebpf.h"
 #include "attach/sampler.h"
 #include "cli/cli.h"
 #include "cli/daemon_opts.h"
@@ -174,6 +175,10 @@ static int daemon_run(const struct daemon_cli *o)
                              .timeout_s = o->push_timeout, .note = on_pushed, .ctx = &D };
     char host[256] = "";
     gethostname(host, sizeof host - 1);
+    if (o->ebpf && ebpf_check(&err) != PT_OK) {   /* says what is missing: privileges, BTF */
+        dlog(DLOG_ERROR, "%s", err.msg);
+        return err.code;
+    }
     /* Every file records with the same rules: the secret-name defaults, then --filter. */
     struct rules *rules = NULL;
     static char filters_text[16384];
@@ -188,7 +193,7 @@ static int daemon_run(const struct daemon_cli *o)
         .rotate_now = &daemon_rotate, .rate_hz = o->rate_hz, .tags = o->tags,
         .n_tags = o->n_tags, .host = host, .pytrace_version = "0.1.0",
         .finished = on_finished, .note = on_file, .ctx = &D,
-        .rules = rules, .filters_text = filters_text,
+        .rules = rules, .filters_text = filters_text, .backend = o->ebpf ? "ebpf" : NULL,
     };
     if (disc_new(&D.disc, &dop, &err) != PT_OK || push_new(&D.push, &pop, &err) != PT_OK ||
         dsink_new(&D.sink, &sop, &err) != PT_OK) {
@@ -208,7 +213,8 @@ static int daemon_run(const struct daemon_cli *o)
                                .jitter = o->jitter, .discover = &sd };
     struct session_sink ss = dsink_as_session_sink(D.sink);
     struct session_result res;
-    enum pt_status rc = session_run(&so, NULL, 0, 0, &ss, &daemon_stop, &res, &err);
+    enum pt_status rc = o->ebpf ? ebpf_daemon_run(&so, &ss, &daemon_stop, &res, &err)
+                                : session_run(&so, NULL, 0, 0, &ss, &daemon_stop, &res, &err);
     uint64_t t0 = sampler_now_ns();
     if (rc != PT_OK)
         dlog(DLOG_ERROR, "%s", err.msg);

@@ -35,6 +35,8 @@ const char daemon_usage[] =
     "  --status-interval DUR  status line in the log (default 1m)\n"
     "  --log-level LEVEL    debug, info, warn, error (default info)\n"
     "  --tag KEY=VALUE      stored in every file's header (repeatable)\n"
+    "  --ebpf               sample every process with one in-kernel BPF sampler (on-CPU samples\n"
+    "                       and off-CPU spans; root or CAP_BPF+CAP_PERFMON; docs/ebpf.md)\n"
     "  --filter FILE        filter/redaction rules for every file (repeatable; also\n"
     "                       PYTRACE_FILTER, ':'-separated; docs/filters.md)\n"
     "  --no-stdlib          fold standard-library frames\n"
@@ -190,9 +192,7 @@ static int daemon_opt(int c, struct daemon_cli *o)
         o->filters[o->n_filters++] = optarg;
         return 0;
     case O_NOSTDLIB: o->no_stdlib = true; return 0;
-    case O_EBPF:
-        fprintf(stderr, "pytrace daemon: --ebpf is not available in this version yet\n");
-        return PT_EFAIL;
+    case O_EBPF: o->ebpf = true; return 0;
     default: return cli_usage_error("daemon", "unknown option");
     }
 }

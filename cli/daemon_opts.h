@@ -32,6 +32,7 @@ struct daemon_cli {
     const char *filters[DAEMON_MAX_OPTS];   /* --filter FILE (rules, docs/filters.md) */
     size_t n_filters;
     bool no_stdlib;
+    bool ebpf;                          /* --ebpf: one BPF sampler for every process */
 };
 
 extern const char daemon_usage[];

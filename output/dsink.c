@@ -119,7 +119,7 @@ static void dsink_open(struct dsink *d, struct dproc *p, uint64_t t_ns)
         .host = d->o.host, .pytrace_version = d->o.pytrace_version, .rate_hz = d->o.rate_hz,
         .tags = d->o.tags, .n_tags = d->o.n_tags,
         .filters = d->o.filters_text ? d->o.filters_text : "", .rotation_seq = p->seq,
-        .recording_id = p->recid,
+        .recording_id = p->recid, .backend = d->o.backend,
     };
     meta.start_mono_ns = dsink_clock(CLOCK_MONOTONIC);
     meta.start_wall_ns = dsink_clock(CLOCK_REALTIME);
@@ -254,6 +254,16 @@ static void ds_feed(void *ctx, uint32_t h, struct py_proc *py, const struct py_s
     rec_sink_feed(p->rs, 1, py, snap, t_ns);
 }
 
+/* --ebpf: a blocked period of one of p's threads, as an off-CPU span in its file. */
+static void ds_off_cpu(void *ctx, uint32_t h, struct py_proc *py, const struct py_snapshot *snap,
+                       uint64_t t_begin, uint64_t t_end)
+{
+    struct dproc *p = dsink_proc(ctx, h);
+    (void)py;
+    if (p && p->rs)
+        rec_sink_off_cpu(p->rs, 1, snap, t_begin, t_end);
+}
+
 static void ds_feed_failed(void *ctx, uint32_t h, uint64_t t_ns)
 {
     struct dproc *p = dsink_proc(ctx, h);
@@ -350,7 +360,7 @@ struct session_sink dsink_as_session_sink(struct dsink *d)
     return (struct session_sink){
         .process = ds_process, .feed = ds_feed, .feed_failed = ds_feed_failed,
         .process_exit = ds_process_exit, .tick = ds_tick, .samples = ds_samples,
-        .errors = ds_errors, .bytes = ds_bytes, .ctx = d,
+        .errors = ds_errors, .bytes = ds_bytes, .ctx = d, .off_cpu = ds_off_cpu,
     };
 }
 

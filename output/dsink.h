@@ -64,6 +64,7 @@ struct dsink_opts {
      * redaction), and their text for the header. NULL: none. Must outlive the dsink. */
     const struct rules *rules;
     const char *filters_text;
+    const char *backend;         /* header's backend: "ebpf" with --ebpf, NULL = default */
     /* A finished file (complete, closed): may be queued for the sinks. info: its trace's
      * process name and pids. Called on the sampling thread: must not block. */
     void (*finished)(void *ctx, const char *path);

@@ -314,3 +314,38 @@ def test_two_pid_namespaces(ebpf, start_target, tmp_path):
         r = run_pytrace("info", out, "--json")
         doc = json.loads(r.stdout.decode())
         assert len(doc["threads"]) == 2, doc["threads"]
+
+
+def test_daemon_ebpf_two_pid_namespaces(ebpf, start_target, tmp_path):
+    """`pytrace daemon --ebpf` finds two Python processes that each live in a pid namespace of
+    their own, traces both at once with one BPF sampler, and names each file with the process's
+    namespace pid (1) and its host pid; each file holds only its own process's work."""
+    python = "/usr/bin/python3"
+    unshare = "/usr/bin/unshare"
+    if not os.path.exists(unshare):
+        pytest.skip("needs %s" % unshare)
+    pids = {}
+    for tag in ("a", "b"):
+        script = tmp_path / ("dns_%s.py" % tag)
+        script.write_text(NS_WORK % {"tag": tag})
+        target = start_target([unshare, "--pid", "--fork", python, str(script)])
+        assert target.info["pid"] == 1, target.info
+        pids[tag] = _child_of(target.pid)
+    out = tmp_path / "traces"
+    r = subprocess.run([PYTRACE, "daemon", "--ebpf", "--match", r"dns_[ab]\.py", "--dir", str(out),
+                        "-d", "4", "--log-level", "warn"], stderr=subprocess.PIPE, timeout=120)
+    assert r.returncode == 0, r.stderr.decode()
+    files = sorted(str(p) for p in out.rglob("*.pytrace"))
+    for tag, pid in pids.items():
+        mine = [f for f in files if ("-pid%d-" % pid) in os.path.basename(f)]
+        assert mine, (tag, pid, files)
+        assert all("-ns1-" in os.path.basename(f) for f in mine), mine
+        shares = collections.Counter()
+        for f in mine:
+            for t, leaf in samples(f):
+                shares[leaf.split(" (")[0]] += 1
+            doc = json.loads(run_pytrace("info", f, "--json").stdout.decode())
+            assert doc.get("backend") == "ebpf", doc.get("backend")
+        other = "work_" + ("b" if tag == "a" else "a")
+        assert shares["work_" + tag] > 100, shares
+        assert shares[other] == 0, shares
