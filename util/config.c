@@ -237,7 +237,9 @@ enum pt_status config_load_file(struct config *c, const char *path, bool must_ex
 {
     FILE *f = fopen(path, "re");
     if (!f) {
-        if (!must_exist && errno == ENOENT)
+        /* A default location we may not look into (another user's HOME after setpriv/su) is
+         * as good as absent; a file named with --config must be readable. */
+        if (!must_exist && (errno == ENOENT || errno == EACCES || errno == ENOTDIR))
             return PT_OK;
         return pt_fail(err, PT_EUSAGE, "cannot read config file %s: %s", path, strerror(errno));
     }
