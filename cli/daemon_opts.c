@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "util/config.h"
 
 const char daemon_usage[] =
     "usage: pytrace daemon [options]\n"
@@ -63,25 +64,14 @@ static int parse_dur(const char *s, uint64_t *ns)
     return 0;
 }
 
+/* A size such as 64M (util/config.c), or 0 for "no limit". */
 static int parse_size(const char *s, uint64_t *out)
 {
-    char *end;
-    double v = strtod(s, &end);
-    if (end == s || v < 0)
-        return -1;
-    switch (toupper((unsigned char)*end)) {
-    case '\0': break;
-    case 'K': v *= 1024; end++; break;
-    case 'M': v *= 1024 * 1024; end++; break;
-    case 'G': v *= 1024.0 * 1024 * 1024; end++; break;
-    default: return -1;
+    if (strcmp(s, "0") == 0) {
+        *out = 0;
+        return 0;
     }
-    if (*end == 'B' || *end == 'b')
-        end++;
-    if (*end)
-        return -1;
-    *out = (uint64_t)v;
-    return 0;
+    return config_parse_size(s, out);
 }
 
 static int parse_level(const char *s)

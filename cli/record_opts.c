@@ -20,6 +20,7 @@
 #include "cli/cli.h"
 #include "cli/record_config.h"
 #include "output/record.h"
+#include "util/config.h"
 #include "util/rules.h"
 
 #define PYTRACE_VERSION_STR "0.1.0"
@@ -49,27 +50,6 @@ const char record_usage[] =
     "      --no-stdlib      fold standard-library frames into their first caller's frame\n"
     "      --output-dir DIR directory of the default trace file name\n"
     "      --config FILE    read options from FILE too (docs/config.md; `pytrace config`)\n";
-
-static int parse_size(const char *s, uint64_t *out)
-{
-    char *end;
-    double v = strtod(s, &end);
-    if (end == s || v < 0)
-        return -1;
-    switch (toupper((unsigned char)*end)) {
-    case '\0': break;
-    case 'K': v *= 1024; end++; break;
-    case 'M': v *= 1024 * 1024; end++; break;
-    case 'G': v *= 1024.0 * 1024 * 1024; end++; break;
-    default: return -1;
-    }
-    if (*end == 'B' || *end == 'b')
-        end++;
-    if (*end)
-        return -1;
-    *out = (uint64_t)v;
-    return 0;
-}
 
 int record_parse(const char *verb, int argc, char **argv, struct record_cli *o, int *next)
 {
@@ -160,7 +140,7 @@ again:
             break;
         }
         case O_MAXSIZE:
-            if (parse_size(optarg, &o->max_size) != 0 || o->max_size == 0)
+            if (config_parse_size(optarg, &o->max_size) != 0 || o->max_size == 0)
                 return cli_usage_error(verb, "--max-size takes a size such as 64M");
             break;
         case O_JITTER:
