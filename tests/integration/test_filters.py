@@ -150,8 +150,12 @@ def test_view_applies_the_rules(traces, tmp_path):
     assert {"noisy_helper", "dumps", "spin_callback"} <= plain
     assert "encode" in plain or "iterencode" in plain
     filtered = _view_tree_functions(traces["plain"], tmp_path, "--filter", traces["rules"])
-    assert "noisy_helper" not in filtered and "encode" not in filtered
-    assert "iterencode" not in filtered
+    # Removed from the view, except where a rare mixed stack (see RARE) kept one: the same
+    # filter at export then shows it in at most 0.5% of samples.
+    stacks = _collapsed(traces["plain"], "--filter", traces["rules"])
+    removed = {"noisy_helper", "encode", "iterencode"}
+    leftover = {n for n in removed if n in _frames(stacks) and _rare(stacks, n)}
+    assert removed & filtered <= leftover, (removed & filtered, leftover)
     assert {"dumps", "encode_hook", "spin_callback", "work"} <= filtered
 
 
