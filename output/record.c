@@ -575,8 +575,6 @@ void rec_sink_off_cpu(struct rec_sink *s, uint32_t proc, const struct py_snapsho
     if (!snap->nthreads || t_end <= t_begin)
         return;
     const struct py_thread *pt = &snap->threads[0];
-    if (!pt->nframes)
-        return;   /* a wait with no Python stack known (the thread was not mapped yet): no context */
     struct rec_thread *t = thread_for(s, rp, pt, t_begin);
     if (!t || !thread_selected(s, t))
         return;
