@@ -21,6 +21,9 @@ CPU_BOUND = os.path.join(WORKLOADS, "cpu_bound.py")
 PHASES = os.path.join(WORKLOADS, "phases.py")
 THREADS = os.path.join(WORKLOADS, "threads.py")
 AGREEMENT_MINORS = ("3.8", "3.11", "3.12", "3.13")
+# Both samplers at 1 kHz for 20 s: ~20,000 samples each. At the default 100 Hz the sampling noise
+# alone would be a TV of about 0.02 (2,000 samples over five functions), the size of the target.
+AGREEMENT_HZ = 1000
 
 # Prints the handshake, then runs a workload script as __main__ (for workloads without one).
 WRAPPER = ("import json, os, runpy, sys\n"
@@ -106,15 +109,15 @@ def record_both(pid, tmp_path, seconds):
     starts once the BPF programs are attached (PYTRACE_EBPF_STATS prints "ebpf ready")."""
     a, b = str(tmp_path / "ebpf.pytrace"), str(tmp_path / "ptrace.pytrace")
     env = dict(os.environ, PYTRACE_EBPF_STATS="1")
-    pe = subprocess.Popen([PYTRACE, "attach", str(pid), "--ebpf", "-q", "-d", str(seconds + 1),
-                           "-o", a], stderr=subprocess.PIPE, env=env)
+    pe = subprocess.Popen([PYTRACE, "attach", str(pid), "--ebpf", "-q", "-r", str(AGREEMENT_HZ),
+                           "-d", str(seconds + 1), "-o", a], stderr=subprocess.PIPE, env=env)
     lines = []
     for line in pe.stderr:
         lines.append(line)
         if b"ebpf ready" in line:
             break
-    pp = subprocess.Popen([PYTRACE, "attach", str(pid), "-q", "-d", str(seconds), "-o", b],
-                          stderr=subprocess.PIPE)
+    pp = subprocess.Popen([PYTRACE, "attach", str(pid), "-q", "-r", str(AGREEMENT_HZ),
+                           "-d", str(seconds), "-o", b], stderr=subprocess.PIPE)
     for p in (pe, pp):
         _, err = p.communicate(timeout=120)
         assert p.returncode == 0, (b"".join(lines) + err).decode()
@@ -153,11 +156,10 @@ def test_agreement_with_ptrace(ebpf, start_target, python, workload, tmp_path):
         detail += "; truth: query %.3f of the window" % (query_ns / float(hi - lo))
     assert ne > 2000 and np_ > 2000, (ne, np_)
     print("agreement %s: TV %.4f (target 0.02)" % (workload, tv))
-    # The issue's target is 2%; two recordings of one process by the same sampler already differ
-    # by about 1.5% on this shared 2-core machine, and the ptrace sampler still leans a little
-    # away from the shortest calls (torn reads retried). docs/ebpf.md has the measured TVs; the
-    # test fails on a gross disagreement (measured: 0.01-0.05 on cpu_bound).
-    assert tv <= 0.08, "TV %.4f (ebpf %d samples, ptrace %d): %s" % (tv, ne, np_, detail)
+    # The target is 2%. Measured at 1 kHz for 20 s: 0.005-0.017 on cpu_bound, under 0.003 on
+    # phases (docs/ebpf.md). The sampling noise of 20,000 samples is a TV of about 0.005-0.008, so
+    # the assertion leaves that much room above the target rather than fail CI on noise.
+    assert tv <= 0.025, "TV %.4f (ebpf %d samples, ptrace %d): %s" % (tv, ne, np_, detail)
 
 
 @pytest.mark.parametrize("python", agreement_params())

@@ -41,6 +41,11 @@ struct spy {
     struct mem_src *inner;
     size_t n;
     struct { uint64_t addr; size_t len; } log[SPY_LOG];
+    /* The target moving on while it is read: after_read runs once, right after the first read
+     * that starts at after_addr (between two iovecs of one readv, too). */
+    void (*after_read)(void *ctx);
+    void *ctx;
+    uint64_t after_addr;
 };
 
 static int spy_read(struct mem_src *src, uint64_t addr, void *buf, size_t len)
@@ -54,6 +59,11 @@ static int spy_read(struct mem_src *src, uint64_t addr, void *buf, size_t len)
     int rc = mem_read(s->inner, addr, buf, len);
     if (rc != 0)
         src->failures++;
+    if (s->after_read && addr == s->after_addr) {
+        void (*after)(void *) = s->after_read;
+        s->after_read = NULL;
+        after(s->ctx);
+    }
     return rc;
 }
 
@@ -1042,6 +1052,135 @@ static void steady_state_walk_does_not_reallocate(void **state)
 
 #define WT(f) cmocka_unit_test_setup_teardown(f, world_setup, world_teardown)
 
+/* ---- the target calls and returns while it is read ------------------------------------------ */
+
+struct race {
+    struct world *w;
+    uint64_t ts, top;   /* the thread, and the frame to make its top */
+};
+
+static void race_set_top(void *ctx)
+{
+    struct race *r = ctx;
+    const struct py_layout *L = cur;
+    uint64_t at = L->ts_current_frame >= 0 ? r->ts + (uint64_t)L->ts_current_frame
+                  : L->ts_cframe >= 0 ? fakepy_get64(&r->w->fp, r->ts + (uint64_t)L->ts_cframe) +
+                                            (uint64_t)L->cf_current_frame
+                                      : r->ts + (uint64_t)L->ts_frame;
+    fakepy_put64(&r->w->fp, at, r->top);
+}
+
+/* Frame objects: frames A <- B <- C (C on top). After C is read, the target moves to `moved`;
+ * returns the snapshot's frames of the thread, innermost first. */
+static void walk_while_top_moves(struct world *w, int moved, uint64_t *got, uint32_t *n)
+{
+    world_init(w, HEAP_SMALL);
+    uint64_t code = fakepy_code(&w->fp, "f", "f", "/srv/app.py", 3);
+    uint64_t a = fakepy_frame(&w->fp, code, 0, 2), b = fakepy_frame(&w->fp, code, a, 4);
+    uint64_t c = fakepy_frame(&w->fp, code, b, 6);
+    uint64_t ts = fakepy_thread(&w->fp, w->interp, c, thread_id_of(0), 1);
+    uint64_t tops[] = {b, fakepy_frame(&w->fp, code, b, 8),
+                       fakepy_frame(&w->fp, code, fakepy_frame(&w->fp, code, 0, 10), 12)};
+    w->p = fakepy_proc(&w->fp);
+    struct spy *spy = spy_install(w->p);
+    struct race r = {w, ts, tops[moved]};
+    spy->after_read = race_set_top;
+    spy->ctx = &r;
+    spy->after_addr = c;
+    world_walk(w);
+    const struct py_thread *t = &w->s.threads[0];
+    assert_false(t->bad);
+    *n = t->nframes;
+    for (uint32_t i = 0; i < t->nframes && i < 4; i++)
+        got[i] = py_thread_frame(&w->s, t, i)->addr;
+    got[0] = *n ? got[0] : 0;
+    if (moved < 2) {
+        /* C returned (to B), or returned and B called again: C, B, A is a stack the thread had
+         * when the walk began, kept as read, not read again. */
+        assert_int_equal(*n, 3);
+        assert_int_equal(got[0], c);
+        assert_int_equal(got[1], b);
+        assert_int_equal(got[2], a);
+    } else {
+        /* The top moved to another branch: the walk is read again, and shows that branch. */
+        assert_int_equal(*n, 2);
+        assert_int_equal(got[0], tops[2]);
+    }
+}
+
+static void frame_returning_during_the_walk_keeps_the_walked_stack(void **state)
+{
+    if (cur->frame_model != PY_FRAMES_OBJECTS)
+        skip();
+    uint64_t got[4];
+    uint32_t n;
+    walk_while_top_moves(*state, 0, got, &n);
+}
+
+static void caller_calling_again_during_the_walk_keeps_the_walked_stack(void **state)
+{
+    if (cur->frame_model != PY_FRAMES_OBJECTS)
+        skip();
+    uint64_t got[4];
+    uint32_t n;
+    walk_while_top_moves(*state, 1, got, &n);
+}
+
+static void top_on_another_branch_after_the_walk_is_read_again(void **state)
+{
+    if (cur->frame_model != PY_FRAMES_OBJECTS)
+        skip();
+    uint64_t got[4];
+    uint32_t n;
+    walk_while_top_moves(*state, 2, got, &n);
+}
+
+/*
+ * 3.11+: frames A <- B <- C live in a data-stack chunk; D, C's callee, sits in the slot above C
+ * (as an earlier call of it left it). The second walk copies the chunk in one read with the frame
+ * pointer before and after it; C calls D between the copy and the pointer's second read. The
+ * sample is the instant of that second read: D, C, B, A — not C frozen at its call with D lost.
+ */
+static void call_made_while_the_data_stack_is_copied_is_in_the_sample(void **state)
+{
+    struct world *w = *state;
+    const struct py_layout *L = cur;
+    if (L->frame_model != PY_FRAMES_INTERP || L->ts_datastack_chunk < 0 || L->ts_datastack_top < 0)
+        skip();
+    world_init(w, HEAP_SMALL);
+    uint64_t code = fakepy_code(&w->fp, "f", "f", "/srv/app.py", 3);
+    uint64_t callee = fakepy_code(&w->fp, "g", "g", "/srv/app.py", 30);
+    const uint64_t chunk_size = 16384;
+    uint64_t chunk = fakepy_alloc(&w->fp, 24);   /* _PyStackChunk: previous, size, top */
+    fakepy_put64(&w->fp, chunk + 8, chunk_size);
+    uint64_t a = fakepy_frame(&w->fp, code, 0, 2), b = fakepy_frame(&w->fp, code, a, 4);
+    uint64_t c = fakepy_frame(&w->fp, code, b, 6), d = fakepy_frame(&w->fp, callee, c, 0);
+    uint64_t end = fakepy_alloc(&w->fp, 8);
+    assert_true(end - chunk < chunk_size);
+    (void)fakepy_alloc(&w->fp, chunk_size);       /* the rest of the chunk */
+    uint64_t ts = fakepy_thread(&w->fp, w->interp, c, thread_id_of(0), 1);
+    fakepy_put64(&w->fp, ts + (uint64_t)L->ts_datastack_chunk, chunk);
+    fakepy_put64(&w->fp, ts + (uint64_t)L->ts_datastack_top, d);   /* D's slot is free */
+    world_walk(w);   /* finds the chunk the slow way, and remembers it */
+    const struct py_thread *t = &w->s.threads[0];
+    assert_false(t->bad);
+    assert_int_equal(py_thread_frame(&w->s, t, 0)->addr, c);
+
+    struct spy *spy = spy_install(w->p);
+    struct race r = {w, ts, d};
+    spy->after_read = race_set_top;
+    spy->ctx = &r;
+    spy->after_addr = chunk;
+    world_walk(w);
+    t = &w->s.threads[0];
+    assert_false(t->bad);
+    assert_int_equal(spy_hits(spy, chunk, 24), 1);   /* one copy: not read again */
+    assert_int_equal(t->nframes, 4);
+    assert_int_equal(py_thread_frame(&w->s, t, 0)->addr, d);
+    assert_int_equal(py_thread_frame(&w->s, t, 1)->addr, c);
+    assert_int_equal(py_thread_frame(&w->s, t, 3)->addr, a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1080,6 +1219,10 @@ int main(void)
         WT(cache_trusts_entries_until_tick_then_sees_a_replaced_code_object),
         WT(freed_code_object_is_noticed_after_tick),
         WT(steady_state_walk_does_not_reallocate),
+        WT(frame_returning_during_the_walk_keeps_the_walked_stack),
+        WT(caller_calling_again_during_the_walk_keeps_the_walked_stack),
+        WT(top_on_another_branch_after_the_walk_is_read_again),
+        WT(call_made_while_the_data_stack_is_copied_is_in_the_sample),
     };
     int failed = 0;
     for (size_t i = 0; i < py_layouts_gen_count; i++) {
