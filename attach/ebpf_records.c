@@ -217,9 +217,8 @@ static int to_snapshot(struct ebpf_sampler *e, struct ebpf_target *t, const stru
         struct py_frame *f = &s->frames[i];
         f->addr = rf->addr;
         f->code_addr = rf->code;
-        f->code = code_cache_get(p->codes, p->mem, &p->layout, &p->types, rf->code);
         f->lasti = lasti_of(&p->layout, rf, seeded);
-        f->line = f->code ? code_line(f->code, f->lasti) : -1;
+        py_frame_resolve(p, f);
         f->argsig = 0;
         if (!f->code)
             pt->bad = true;

@@ -106,6 +106,36 @@ static __always_inline __u64 field_u64(const struct frame_buf *fb, __s32 off)
     return *(const __u64 *)&fb->b[o & (PYS_FRAME_BUF - 1)];
 }
 
+/* A field of the frame at offset o of the stack copy (the copy is PYS_STACK_COPY + 8 bytes: any
+ * masked offset leaves room for 8). */
+static __always_inline __u64 copy_u64(const struct stack_copy *sc, __u32 o, __s32 off)
+{
+    return *(const __u64 *)&sc->b[(o + (__u32)off) & (PYS_STACK_COPY - 1)];
+}
+
+/* One 3.11+ frame that lies in the stack copy. */
+static __always_inline void walk_copied(struct walk_ctx *c, __u32 o)
+{
+    const struct pys_layout *L = c->L;
+    const struct stack_copy *sc = c->sc;
+    __u64 code = copy_u64(sc, o, L->f_code) & ~L->code_tag_mask;
+    __u64 back = copy_u64(sc, o, L->f_back);
+    int shim = 0;
+    if (L->f_owner >= 0) {
+        __s8 owner = (__s8)sc->b[(o + (__u32)L->f_owner) & (PYS_STACK_COPY - 1)];
+        shim = (L->owner_cstack >= 0 && owner == L->owner_cstack) ||
+               (L->owner_interp >= 0 && owner == L->owner_interp);
+    }
+    if (!shim) {
+        struct pys_frame *f = &c->rec->frames[c->n & (PYS_MAX_FRAMES - 1)];
+        f->addr = c->frame;
+        f->code = code;
+        f->instr = copy_u64(sc, o, L->f_instr);
+        c->n++;
+    }
+    c->frame = back;
+}
+
 static long walk_one(__u32 i, void *data)
 {
     struct walk_ctx *c = data;
@@ -121,11 +151,13 @@ static long walk_one(__u32 i, void *data)
     /* 1..PYS_FRAME_BUF without a branch the compiler could reorder past the verifier's view. */
     __u32 len = ((L->frame_len - 1) & (PYS_FRAME_BUF - 1)) + 1;
     __u64 o = c->frame - c->sc_base;
-    long rc;
-    if (c->sc && c->frame >= c->sc_base && o + len <= c->sc_len)   /* in the stack copy */
-        rc = bpf_probe_read_kernel(fb->b, len, &c->sc->b[o & (PYS_STACK_COPY - 1)]);
-    else
-        rc = bpf_probe_read_user(fb->b, len, (const void *)c->frame);
+    if (c->sc && c->frame >= c->sc_base && o + len <= c->sc_len) {
+        /* In the stack copy (3.11+, every frame of a plain call chain): its fields are read
+         * where they are, without a helper call or a copy per frame. */
+        walk_copied(c, (__u32)o);
+        return 0;
+    }
+    long rc = bpf_probe_read_user(fb->b, len, (const void *)c->frame);
     if (rc != 0) {
         rec->flags |= PYS_F_FAULT;
         return 1;

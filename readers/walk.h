@@ -106,6 +106,11 @@ struct py_prev_stack {
 
 void py_prev_stacks_free(struct py_proc *p);
 
+/* Sets f->code and f->line from f->addr, f->code_addr and f->lasti, for frames read by other
+ * means (the eBPF records): a frame still where an earlier one was, at the same code and offset,
+ * reuses its entry without a lookup (the code cache re-validates the others after each tick). */
+void py_frame_resolve(struct py_proc *p, struct py_frame *f);
+
 /* Fills t->name for every thread from the threading module (threadname.c). */
 void py_thread_names(struct py_proc *p, struct py_snapshot *s);
 
