@@ -15,7 +15,8 @@ kernel and in pytrace, and how much `--ebpf` slows the target, next to the ptrac
              alone (A) and with `pytrace attach --ebpf` (or the ptrace sampler) ready (B),
              interleaved A B A B ...; reported: median B/A and the median target-CPU ratio.
 
-Usage: /usr/bin/python3 bench/ebpf.py [--quick] [--json PATH]   (root: loads BPF programs)
+Usage: /usr/bin/python3 bench/ebpf.py [--quick] [--only cost|slowdown] [--pairs N] [--json PATH]
+       (root: loads BPF programs)
 """
 import argparse
 import json
@@ -146,27 +147,32 @@ def run_pair_member(python, iterations, depth, tmp, mode):
             pl.kill(tracer)
 
 
-def bench_slowdown(quick, tmp, version="3.12", depth=50):
+def bench_slowdown(quick, tmp, version="3.12", depth=50, pairs=None):
     python = pl.python_for(version)
     headers = ["mode", "pairs", "alone median (s)", "traced median (s)", "slowdown median",
                "min / max pair ratio", "target CPU ratio median"]
     if not python:
         table(headers, [["all", "skipped: not found at %s" % pl.python_pattern(version)]])
         return {"skipped": "not found"}
-    seconds, pairs = (1.5, 5) if quick else (4.0, 9)
+    seconds, default_pairs = (1.5, 5) if quick else (2.0, 15)
+    pairs = pairs or default_pairs
     cal = subprocess.run([python, pl.CPU_BOUND, "--depth", str(depth), "--seconds", str(seconds)],
                          stdout=subprocess.PIPE, timeout=120)
     iterations = json.loads(cal.stdout.decode().splitlines()[-1])["iterations"]
     rows, out = [], []
-    for mode in ("ebpf", "ptrace"):
-        alone, traced, cpu_a, cpu_b = [], [], [], []
-        for _ in range(pairs):
+    runs = {m: ([], [], [], []) for m in ("ebpf", "ptrace")}
+    # Interleaved A B A B, the two modes alternating too: drifts of the machine hit both alike.
+    for _ in range(pairs):
+        for mode in ("ebpf", "ptrace"):
+            alone, traced, cpu_a, cpu_b = runs[mode]
             a = run_pair_member(python, iterations, depth, tmp, None)
             b = run_pair_member(python, iterations, depth, tmp, mode)
             alone.append(a["elapsed_s"])
             traced.append(b["elapsed_s"])
             cpu_a.append(a["cpu_s"])
             cpu_b.append(b["cpu_s"])
+    for mode in ("ebpf", "ptrace"):
+        alone, traced, cpu_a, cpu_b = runs[mode]
         ratios = [y / x for x, y in zip(alone, traced)]
         cpu_ratios = [y / x for x, y in zip(cpu_a, cpu_b)]
         rec = {"mode": mode, "rate_hz": 1000, "pairs": pairs, "python": version,
@@ -188,6 +194,8 @@ def bench_slowdown(quick, tmp, version="3.12", depth=50):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--only", choices=("cost", "slowdown"), help="run one of the two sections")
+    ap.add_argument("--pairs", type=int, help="slowdown pairs per mode (default 15, quick 5)")
     ap.add_argument("--json", default=os.path.join(os.path.dirname(__file__), "results",
                                                    "ebpf.json"))
     args = ap.parse_args()
@@ -195,10 +203,13 @@ def main():
         sys.exit("bench/ebpf.py loads BPF programs: run it as root")
     with tempfile.TemporaryDirectory(prefix="pytrace-ebpf-bench-") as tmp:
         try:
-            print("## eBPF: cost per sample\n")
-            cost = bench_cost(args.quick, tmp)
-            print("## eBPF: target slowdown at 1 kHz\n")
-            slow = bench_slowdown(args.quick, tmp)
+            cost = slow = None
+            if args.only != "slowdown":
+                print("## eBPF: cost per sample\n")
+                cost = bench_cost(args.quick, tmp)
+            if args.only != "cost":
+                print("## eBPF: target slowdown at 1 kHz\n")
+                slow = bench_slowdown(args.quick, tmp, pairs=args.pairs)
         finally:
             pl.kill_all()
     doc = {"version": pl.version(), "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -88,22 +88,42 @@ static int add_frame(struct py_proc *p, struct py_snapshot *s, struct py_thread 
 /* Reads a frame with its first argument slots; falls back to the frame alone near the end of a
  * mapping. Returns how many slots were read (0..ARG_SLOTS), or -1. */
 #define ARG_SLOTS 4
-/* A copy of target memory taken earlier in this walk (3.11+: the thread's used data stack). */
+/* Copies of target memory taken earlier in this walk (3.11+: the thread's used data stack, and
+ * the older chunk below it when the stack spans two). */
 struct window {
     uint64_t base;
     uint64_t len;
     const uint8_t *bytes;
     uint32_t misses;        /* Python frames that had to be read outside the copy */
     bool last_miss;         /* the last frame read was outside it */
+    uint64_t base2, len2;   /* the older chunk's copy, len2 0 when none */
+    const uint8_t *bytes2;
 };
+
+static const uint8_t *region_at(uint64_t base, uint64_t rlen, const uint8_t *bytes, uint64_t addr,
+                                size_t len)
+{
+    if (!bytes || addr < base || addr - base > rlen || len > rlen - (addr - base))
+        return NULL;
+    return bytes + (addr - base);
+}
+
+/* Where the window holds all of [addr, addr + len), or NULL. */
+static const uint8_t *window_at(const struct window *w, uint64_t addr, size_t len)
+{
+    if (!w)
+        return NULL;
+    const uint8_t *at = region_at(w->base, w->len, w->bytes, addr, len);
+    return at ? at : region_at(w->base2, w->len2, w->bytes2, addr, len);
+}
 
 /* Copies [addr, addr + len) from the window when it holds all of it. */
 static bool from_window(const struct window *w, uint64_t addr, void *buf, size_t len)
 {
-    if (!w || !w->bytes || addr < w->base || addr - w->base > w->len || len > w->len - (addr - w->base))
-        return false;
-    memcpy(buf, w->bytes + (addr - w->base), len);
-    return true;
+    const uint8_t *at = window_at(w, addr, len);
+    if (at)
+        memcpy(buf, at, len);
+    return at != NULL;
 }
 
 static int read_frame(struct py_proc *p, struct window *w, uint64_t frame, uint8_t *buf,
@@ -295,10 +315,10 @@ static void walk_interp_frames(struct py_proc *p, struct py_snapshot *s, struct 
         int nslots;
         const uint8_t *fb = buf;
         size_t full = L->if_localsplus >= 0 ? (size_t)L->if_localsplus + ARG_SLOTS * 8 : need;
-        if (w && w->bytes && frame >= w->base && frame - w->base < w->len &&
-            w->len - (frame - w->base) >= (full > need ? full : need)) {
+        const uint8_t *in = window_at(w, frame, full > need ? full : need);
+        if (in) {
             /* In the copy: read in place (the common case, every frame of a steady stack). */
-            fb = w->bytes + (frame - w->base);
+            fb = in;
             w->last_miss = false;
             nslots = L->if_localsplus >= 0 ? ARG_SLOTS : 0;
             if (nslots)
@@ -428,7 +448,7 @@ static void copy_data_stack(struct py_proc *p, const uint8_t *ts, struct window 
         return;
     /* Read now, after the frame pointer: never an older copy from the round's prefetch. */
     if (mem_read_fresh(p->mem, chunk, p->stackbuf, len) == 0)
-        *w = (struct window){chunk, len, p->stackbuf, 0, false};
+        *w = (struct window){chunk, len, p->stackbuf, 0, false, 0, 0, NULL};
 }
 
 /* Whether addr is one of the frames this walk recorded for t. */
@@ -462,6 +482,28 @@ static bool still_below(struct py_proc *p, const struct py_snapshot *s,
 
 /* Walks the frames of the thread whose state is in ts; marks t bad when torn. */
 
+/*
+ * A stack deeper than its first chunk (16 KiB: about 150 frames) continues in an older chunk,
+ * whose frames stay put while the thread runs in the newer one. The guarded read copies that
+ * chunk too, before the newer one, so a deep stack is one copy as well. Its used length is in its
+ * header (_PyStackChunk.top, in pointers past the 24-byte header), read once per chunk change.
+ */
+static void remember_older_chunk(struct py_proc *p, struct py_prev_stack *ps, uint64_t older,
+                                 bool changed)
+{
+    if (!changed && older == ps->old_chunk)
+        return;
+    ps->old_chunk = older;   /* with old_len 0 (none to copy) until its header says more */
+    ps->old_len = 0;
+    uint8_t hdr[24];
+    if (!older || mem_read_fresh(p->mem, older, hdr, sizeof hdr) != 0)
+        return;
+    uint64_t size = u64_at(hdr, 8), top = u64_at(hdr, 16);
+    if (!top || top > DATA_STACK_COPY_MAX / 8 || 24 + top * 8 > size)
+        return;
+    ps->old_len = (uint32_t)(24 + top * 8);
+}
+
 /* Remembers where this thread's data stack and cframe are, for read_thread() next time. The
  * copy length leaves room for the stack to grow, within the chunk (its size is in its header). */
 static void remember_data_stack(struct py_proc *p, uint64_t tstate, const uint8_t *ts,
@@ -473,8 +515,9 @@ static void remember_data_stack(struct py_proc *p, uint64_t tstate, const uint8_
         return;
     ps->seen = true;
     uint64_t chunk = u64_at(ts, L->ts_datastack_chunk), top = u64_at(ts, L->ts_datastack_top);
+    uint64_t was = ps->chunk;
     ps->chunk = 0;
-    if (!w->bytes || w->base != chunk || top <= chunk || w->len < 16)
+    if (!w->bytes || w->base != chunk || top <= chunk || w->len < 24)
         return;
     uint64_t used = top - chunk, size = u64_at(w->bytes, 8);   /* _PyStackChunk.size */
     uint64_t want = used + used / 2 + 2048;
@@ -485,6 +528,7 @@ static void remember_data_stack(struct py_proc *p, uint64_t tstate, const uint8_
     ps->chunk = chunk;
     ps->cframe = L->ts_cframe >= 0 ? u64_at(ts, L->ts_cframe) : 0;
     ps->copylen = (uint32_t)want;
+    remember_older_chunk(p, ps, u64_at(w->bytes, 0), chunk != was);
 }
 
 /* Reads the thread state, and on 3.11+ (when the previous sample showed where) the frame pointer
@@ -499,7 +543,7 @@ int stack_read_thread(struct py_proc *p, uint64_t tstate, uint8_t *ts, size_t ne
     struct py_prev_stack *ps = L->frame_model == PY_FRAMES_INTERP && L->ts_datastack_top >= 0
                                    ? stack_prev(p, tstate, false) : NULL;
     if (ps && ps->chunk && ps->copylen && (L->ts_cframe < 0 || ps->cframe) &&
-        ensure_stackbuf(p, ps->copylen) == 0) {
+        ensure_stackbuf(p, (size_t)ps->copylen + ps->old_len) == 0) {
         /*
          * The thread state, its frame pointer, its data stack, and the frame pointer once more,
          * in one call of their own (never from the round's prefetch, which is older than the
@@ -510,11 +554,16 @@ int stack_read_thread(struct py_proc *p, uint64_t tstate, uint8_t *ts, size_t ne
          */
         uint64_t guard_addr = L->ts_cframe >= 0 ? ps->cframe + (uint64_t)L->cf_current_frame
                                                 : tstate + (uint64_t)L->ts_current_frame;
-        struct mem_iov iov[4];
+        struct mem_iov iov[5];
         int n = 0;
         iov[n++] = (struct mem_iov){tstate, ts, need};
         if (L->ts_cframe >= 0)
             iov[n++] = (struct mem_iov){guard_addr, &fr->cf_frame, 8};
+        fr->old_len = ps->old_len;
+        fr->old_base = ps->old_chunk;
+        fr->old_stack = p->stackbuf + ps->copylen;
+        if (fr->old_len)   /* the older chunk first: the innermost frames are copied last */
+            iov[n++] = (struct mem_iov){ps->old_chunk, p->stackbuf + ps->copylen, fr->old_len};
         iov[n++] = (struct mem_iov){ps->chunk, p->stackbuf, ps->copylen};
         iov[n++] = (struct mem_iov){guard_addr, &fr->guard, 8};
         fr->stack = p->stackbuf;
@@ -574,7 +623,8 @@ void stack_walk(struct py_proc *p, struct py_snapshot *s, struct py_thread *t, c
             frame = L->ts_cframe >= 0 ? fr->cf_frame : u64_at(ts, L->ts_current_frame);
             /* The whole copy, not just up to the top the thread state showed: a frame pushed
              * between that read and the cframe's (both before the copy) is in it. */
-            struct window w = {chunk, ps->copylen, fr->stack, 0, false};
+            struct window w = {chunk, ps->copylen, fr->stack, 0, false, fr->old_base,
+                               fr->old_len, fr->old_len ? fr->old_stack : NULL};
             if (!one_call_apart(L, &w, frame, fr->guard)) {
                 t->bad = true;   /* the stack changed below its top while it was copied */
                 remember_data_stack(p, t->tstate, ts, &w);
@@ -606,7 +656,7 @@ void stack_walk(struct py_proc *p, struct py_snapshot *s, struct py_thread *t, c
         t->bad = true;
         return;
     }
-    struct window w = {0, 0, NULL, 0, false};
+    struct window w = {0, 0, NULL, 0, false, 0, 0, NULL};
     if (L->frame_model == PY_FRAMES_INTERP) {
         copy_data_stack(p, ts, &w);
         remember_data_stack(p, t->tstate, ts, &w);

@@ -63,6 +63,9 @@ struct fast_read {
     uint64_t sc0;            /* mem_syscalls() before the thread state was read */
     const uint8_t *stack;    /* the data-stack copy (p->stackbuf) */
     uint64_t guard;          /* the frame pointer read again after the copy */
+    uint64_t old_base;       /* the older chunk's copy (old_len 0: none), read before the stack */
+    uint32_t old_len;
+    const uint8_t *old_stack;
 };
 
 /* This thread's state from the previous walk (created when create and missing), or NULL. */

@@ -98,6 +98,8 @@ struct py_prev_stack {
     /* 3.11+: where this thread's frames were last time, to read them with its state at once. */
     uint64_t chunk, cframe;
     uint32_t copylen;
+    uint64_t old_chunk;          /* the chunk below it when the stack spans two, and its used bytes */
+    uint32_t old_len;
     /* Hash of every frame and offset at the last walk: a GIL holder whose stack moved is running. */
     uint64_t sig;
     uint64_t stat_ns;            /* when its /proc state was last read, and what it said */

@@ -1181,6 +1181,47 @@ static void call_made_while_the_data_stack_is_copied_is_in_the_sample(void **sta
     assert_int_equal(py_thread_frame(&w->s, t, 3)->addr, a);
 }
 
+/* 3.11+: a stack deeper than its chunk continues in the older chunk below; once the walk knows
+ * both, the guarded read copies both, and no frame is read on its own. */
+static void stack_spanning_two_chunks_is_one_copy(void **state)
+{
+    struct world *w = *state;
+    const struct py_layout *L = cur;
+    if (L->frame_model != PY_FRAMES_INTERP || L->ts_datastack_chunk < 0 || L->ts_datastack_top < 0)
+        skip();
+    world_init(w, HEAP_SMALL);
+    uint64_t code = fakepy_code(&w->fp, "f", "f", "/srv/app.py", 3);
+    uint64_t old = fakepy_alloc(&w->fp, 24);   /* _PyStackChunk: previous, size, top */
+    uint64_t a = fakepy_frame(&w->fp, code, 0, 2), b = fakepy_frame(&w->fp, code, a, 4);
+    uint64_t old_end = fakepy_alloc(&w->fp, 8);
+    fakepy_put64(&w->fp, old + 8, 4096);
+    fakepy_put64(&w->fp, old + 16, (old_end - (old + 24)) / 8);   /* pointers in use */
+    (void)fakepy_alloc(&w->fp, 4096);
+    uint64_t chunk = fakepy_alloc(&w->fp, 24);
+    fakepy_put64(&w->fp, chunk, old);
+    fakepy_put64(&w->fp, chunk + 8, 16384);
+    uint64_t c = fakepy_frame(&w->fp, code, b, 6), d = fakepy_frame(&w->fp, code, c, 8);
+    uint64_t end = fakepy_alloc(&w->fp, 8);
+    (void)fakepy_alloc(&w->fp, 16384);
+    uint64_t ts = fakepy_thread(&w->fp, w->interp, d, thread_id_of(0), 1);
+    fakepy_put64(&w->fp, ts + (uint64_t)L->ts_datastack_chunk, chunk);
+    fakepy_put64(&w->fp, ts + (uint64_t)L->ts_datastack_top, end);
+    world_walk(w);   /* the slow way: finds both chunks */
+    assert_false(w->s.threads[0].bad);
+    assert_int_equal(w->s.threads[0].nframes, 4);
+
+    struct spy *spy = spy_install(w->p);
+    world_walk(w);
+    const struct py_thread *t = &w->s.threads[0];
+    assert_false(t->bad);
+    assert_int_equal(t->nframes, 4);
+    assert_int_equal(py_thread_frame(&w->s, t, 0)->addr, d);
+    assert_int_equal(py_thread_frame(&w->s, t, 3)->addr, a);
+    assert_int_equal(spy_hits(spy, old, 24), 1);     /* the older chunk, copied whole */
+    assert_int_equal(spy_hits(spy, a, 8), 0);        /* ... so its frames are not read alone */
+    assert_int_equal(spy_hits(spy, b, 8), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1223,6 +1264,7 @@ int main(void)
         WT(caller_calling_again_during_the_walk_keeps_the_walked_stack),
         WT(top_on_another_branch_after_the_walk_is_read_again),
         WT(call_made_while_the_data_stack_is_copied_is_in_the_sample),
+        WT(stack_spanning_two_chunks_is_one_copy),
     };
     int failed = 0;
     for (size_t i = 0; i < py_layouts_gen_count; i++) {
