@@ -38,6 +38,7 @@ struct ebpf_target {
     uint32_t nth, cap;
     uint64_t last_refresh;
     uint32_t last_nthreads;
+    int8_t nested;               /* in a pid namespace of its own: 0 not known yet, 1 no, 2 yes */
 };
 
 struct ebpf_sampler {

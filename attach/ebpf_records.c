@@ -114,14 +114,18 @@ void ebpf_refresh(struct ebpf_sampler *e, struct ebpf_target *t, uint64_t now)
     struct pt_err err;
     t->last_refresh = now;
     e->refreshes++;
-    if (py_walk(t->p, &t->walk, PY_WALK_OS_STATE, &err) != PT_OK)
+    /* The thread list only: no /proc reads (off-CPU seeding reads the state by host tid). */
+    if (py_walk(t->p, &t->walk, 0, &err) != PT_OK)
         return;
     if (t->walk.nthreads != t->last_nthreads) {
         py_thread_names(t->p, &t->walk);
         t->last_nthreads = t->walk.nthreads;
     }
-    pid_t ns[8];
-    bool nested = proc_nspid(t->pid, ns, 8) > 1;
+    if (!t->nested) {   /* a process does not change pid namespace */
+        pid_t ns[8];
+        t->nested = proc_nspid(t->pid, ns, 8) > 1 ? 2 : 1;
+    }
+    bool nested = t->nested == 2;
     int fd = bpf_map__fd(e->skel->maps.threads);
     for (uint32_t i = 0; i < t->nth; i++)
         t->th[i].seen = false;

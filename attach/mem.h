@@ -96,6 +96,16 @@ int mem_readv_fresh(struct mem_src *src, const struct mem_iov *iov, int n);
 /* Syscalls made so far by the underlying source (a walk that made none since it read the thread
  * state saw one instant of the target). */
 uint64_t mem_syscalls(struct mem_src *src);
+/*
+ * Reads iov (at most MEM_ROUND_STAGE_MAX, into the caller's buffers, which must stay valid) in the
+ * next mem_round_begin()'s syscall, after the plan: one syscall for the round's prefetch and a
+ * reader's own fresh read that it knows in advance (3.11+: the first thread's guarded read).
+ * mem_round_staged(src, key) then says how many of them were read (leading iovs, as mem_readv
+ * returns), or -1 when nothing was staged under key or no round began since; it clears the stage.
+ */
+#define MEM_ROUND_STAGE_MAX 8
+void mem_round_stage(struct mem_src *src, uint64_t key, const struct mem_iov *iov, int n);
+int mem_round_staged(struct mem_src *src, uint64_t key);
 /* Reads served from prefetches, prefetch syscalls made, regions in the current plan. */
 void mem_round_stats(struct mem_src *src, uint64_t *hits, uint64_t *prefetches, uint32_t *regions);
 

@@ -52,8 +52,12 @@ struct mem_round {
     uint32_t nmiss;
     uint8_t *buf;
     size_t cap;
-    struct mem_iov iov[ROUND_MAX_REGIONS];
+    struct mem_iov iov[ROUND_MAX_REGIONS + MEM_ROUND_STAGE_MAX];
     uint64_t hits, prefetches;
+    /* mem_round_stage(): read after the plan in the round's one syscall. */
+    struct mem_iov staged[MEM_ROUND_STAGE_MAX];
+    int nstaged, staged_got;   /* staged_got -1: no round read them yet */
+    uint64_t staged_key;
 };
 
 static const struct mem_ops round_ops;
@@ -196,14 +200,42 @@ void mem_round_begin(struct mem_src *src)
         m->plan[i].ok = m->plan[i].used = false;
         m->iov[i] = (struct mem_iov){m->plan[i].addr, m->buf + m->plan[i].off, m->plan[i].len};
     }
-    if (m->nplan == 0)
+    int n = (int)m->nplan;
+    for (int i = 0; i < m->nstaged; i++)
+        m->iov[n++] = m->staged[i];
+    if (n == 0)
         return;
     /* process_vm_readv stops at the first region that fails (unmapped since): the ones before
-     * it are good, the rest are simply read on demand this round. */
-    int got = mem_readv(m->inner, m->iov, (int)m->nplan);
+     * it are good, the rest are simply read on demand this round (and a staged read that was
+     * not reached is made by its reader, fresh). */
+    int got = mem_readv(m->inner, m->iov, n);
     m->prefetches++;
-    for (int i = 0; i < got; i++)
+    for (int i = 0; i < got && i < (int)m->nplan; i++)
         m->plan[i].ok = true;
+    if (m->nstaged)
+        m->staged_got = got > (int)m->nplan ? got - (int)m->nplan : 0;
+}
+
+void mem_round_stage(struct mem_src *src, uint64_t key, const struct mem_iov *iov, int n)
+{
+    struct mem_round *m = as_round(src);
+    if (!m || n <= 0 || n > MEM_ROUND_STAGE_MAX || m->active)
+        return;
+    memcpy(m->staged, iov, (size_t)n * sizeof *iov);
+    m->nstaged = n;
+    m->staged_key = key;
+    m->staged_got = -1;
+}
+
+int mem_round_staged(struct mem_src *src, uint64_t key)
+{
+    struct mem_round *m = as_round(src);
+    if (!m || !m->nstaged || m->staged_key != key)
+        return -1;
+    int got = m->staged_got;
+    m->nstaged = 0;
+    m->staged_got = -1;
+    return got;
 }
 
 /* Regions closer than this are read as one: the kernel's cost is per iovec and per page, and the
@@ -255,6 +287,7 @@ void mem_round_end(struct mem_src *src)
     if (!m || !m->active)
         return;
     m->active = false;
+    m->nstaged = 0;   /* a stage is for one round: its reader did not come */
     uint32_t n = 0, bytes = 0, idle_bytes = 0;
     for (uint32_t i = 0; i < m->nplan; i++) {
         struct round_region *r = &m->plan[i];

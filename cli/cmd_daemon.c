@@ -104,6 +104,7 @@ static void on_file(void *ctx, enum dsink_note_kind kind, const char *path, cons
     struct daemon *D = ctx;
     switch (kind) {
     case DSINK_OPENED: dlog(DLOG_DEBUG, "recording %s", path); break;
+    case DSINK_SAMPLED: dlog(DLOG_DEBUG, "first sample in %s", path); break;
     case DSINK_FINISHED: dlog(DLOG_INFO, "finished %s", path); break;
     case DSINK_EMPTY: dlog(DLOG_DEBUG, "removed %s: no sample", path); break;
     case DSINK_DELETED: dlog(DLOG_INFO, "deleted %s (--max-disk)", path); break;

@@ -251,7 +251,10 @@ static void ds_feed(void *ctx, uint32_t h, struct py_proc *py, const struct py_s
         return;
     p->py = py;
     p->rounds++;
+    bool first = rec_sink_samples(p->rs) == 0;
     rec_sink_feed(p->rs, 1, py, snap, t_ns);
+    if (first && rec_sink_samples(p->rs))
+        dsink_note(ctx, DSINK_SAMPLED, p->path, "");
 }
 
 /* --ebpf: a blocked period of one of p's threads, as an off-CPU span in its file. */

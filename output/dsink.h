@@ -44,6 +44,7 @@ enum dsink_note_kind {
                                   * rotation) */
     DSINK_STATUS = 5,            /* every status_ns: see dsink_get_stats */
     DSINK_EMPTY = 6,             /* path: a file that got no sample, removed (not finished) */
+    DSINK_SAMPLED = 7,           /* path: the file's first sample was recorded */
 };
 
 struct dsink_opts {

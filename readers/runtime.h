@@ -55,6 +55,20 @@ struct py_proc {
     struct code_cache *codes;
     uint8_t *stackbuf;                 /* copy of a thread's data stack (3.11+), reused */
     size_t stackbuf_cap;
+    bool stackbuf_used;                /* written since the round began (stack.c) */
+
+    /* 3.11+: the guarded read of the thread walked first last time, staged into the round's
+     * prefetch syscall (stack_stage()); what it was staged with, to check before using it. */
+    struct py_stage {
+        uint64_t tstate, chunk, old_chunk, cf, guard;
+        uint32_t copylen, old_len;
+        size_t need;
+        int n;
+        uint8_t ts[4096];
+    } stage;
+    uint64_t first_tstate;             /* the thread the last walk read first */
+    uint64_t interp_head, interp_head_ns;   /* 3.12+, one interpreter: the list head, and when
+                                             * it was read (walk.c) */
 
     /* The previous walk's stack of each thread, for frame objects (2.7, 3.6-3.10): the walk
      * stops reading at the first frame that is unchanged since then (walk.c). */

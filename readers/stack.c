@@ -447,6 +447,7 @@ static void copy_data_stack(struct py_proc *p, const uint8_t *ts, struct window 
     if (ensure_stackbuf(p, len) != 0)
         return;
     /* Read now, after the frame pointer: never an older copy from the round's prefetch. */
+    p->stackbuf_used = true;
     if (mem_read_fresh(p->mem, chunk, p->stackbuf, len) == 0)
         *w = (struct window){chunk, len, p->stackbuf, 0, false, 0, 0, NULL};
 }
@@ -520,7 +521,9 @@ static void remember_data_stack(struct py_proc *p, uint64_t tstate, const uint8_
     if (!w->bytes || w->base != chunk || top <= chunk || w->len < 24)
         return;
     uint64_t used = top - chunk, size = u64_at(w->bytes, 8);   /* _PyStackChunk.size */
-    uint64_t want = used + used / 2 + 2048;
+    /* Room for a few calls (512 bytes), then on to the end of that page: the kernel's cost is
+     * per page pinned, so the rest of the last page is nearly free and a page more is not. */
+    uint64_t want = ((chunk + used + 512 + 4095) & ~(uint64_t)4095) - chunk;
     if (size >= used && want > size)
         want = size;
     if (want > DATA_STACK_COPY_MAX)
@@ -531,42 +534,101 @@ static void remember_data_stack(struct py_proc *p, uint64_t tstate, const uint8_
     remember_older_chunk(p, ps, u64_at(w->bytes, 0), chunk != was);
 }
 
-/* Reads the thread state, and on 3.11+ (when the previous sample showed where) the frame pointer
- * of its cframe and its data stack, all in one process_vm_readv: the stack is then copied within
- * about a microsecond of the thread state, close enough to walk without re-checking. */
-int stack_read_thread(struct py_proc *p, uint64_t tstate, uint8_t *ts, size_t need,
-                      struct fast_read *fr)
+/* Whether the previous sample left where this thread's frame pointer and data stack are (3.11+),
+ * with room for them in p->stackbuf. */
+static struct py_prev_stack *fast_prev(struct py_proc *p, uint64_t tstate)
 {
     const struct py_layout *L = &p->layout;
-    fr->ok = false;
-    fr->sc0 = mem_syscalls(p->mem);
     struct py_prev_stack *ps = L->frame_model == PY_FRAMES_INTERP && L->ts_datastack_top >= 0
                                    ? stack_prev(p, tstate, false) : NULL;
     if (ps && ps->chunk && ps->copylen && (L->ts_cframe < 0 || ps->cframe) &&
-        ensure_stackbuf(p, (size_t)ps->copylen + ps->old_len) == 0) {
-        /*
-         * The thread state, its frame pointer, its data stack, and the frame pointer once more,
-         * in one call of their own (never from the round's prefetch, which is older than the
-         * other reads of this round): the stack is copied within about a microsecond of the
-         * pointer, and if the thread called or returned in between, the two pointer reads
-         * differ and the sample is read again (stack_walk). A frame pointer and a copy from
-         * different instants would otherwise give a stack that mixes two calls.
-         */
-        uint64_t guard_addr = L->ts_cframe >= 0 ? ps->cframe + (uint64_t)L->cf_current_frame
-                                                : tstate + (uint64_t)L->ts_current_frame;
-        struct mem_iov iov[5];
-        int n = 0;
-        iov[n++] = (struct mem_iov){tstate, ts, need};
-        if (L->ts_cframe >= 0)
-            iov[n++] = (struct mem_iov){guard_addr, &fr->cf_frame, 8};
+        ensure_stackbuf(p, (size_t)ps->copylen + ps->old_len) == 0)
+        return ps;
+    return NULL;
+}
+
+/*
+ * The thread state, its frame pointer, its data stack (the older chunk first, when it spans two),
+ * and the frame pointer once more, as iovecs to read in one call of their own (never from the
+ * round's prefetch, which is older than the other reads of this round): the stack is copied
+ * within about a microsecond of the pointer, and if the thread called or returned in between,
+ * the two pointer reads differ (stack_walk). A frame pointer and a copy from different instants
+ * would otherwise give a stack that mixes two calls. Returns the number of iovecs.
+ */
+static int guard_iovs(struct py_proc *p, const struct py_prev_stack *ps, uint64_t tstate,
+                      uint8_t *ts, size_t need, uint64_t *cf, uint64_t *guard,
+                      struct mem_iov iov[5])
+{
+    const struct py_layout *L = &p->layout;
+    uint64_t guard_addr = L->ts_cframe >= 0 ? ps->cframe + (uint64_t)L->cf_current_frame
+                                            : tstate + (uint64_t)L->ts_current_frame;
+    int n = 0;
+    iov[n++] = (struct mem_iov){tstate, ts, need};
+    if (L->ts_cframe >= 0)
+        iov[n++] = (struct mem_iov){guard_addr, cf, 8};
+    if (ps->old_len)   /* the older chunk first: the innermost frames are copied last */
+        iov[n++] = (struct mem_iov){ps->old_chunk, p->stackbuf + ps->copylen, ps->old_len};
+    iov[n++] = (struct mem_iov){ps->chunk, p->stackbuf, ps->copylen};
+    iov[n++] = (struct mem_iov){guard_addr, guard, 8};
+    return n;
+}
+
+void stack_stage(struct py_proc *p, uint64_t tstate, size_t need)
+{
+    struct py_stage *st = &p->stage;
+    st->tstate = 0;
+    p->stackbuf_used = false;
+    struct py_prev_stack *ps = tstate && need <= sizeof st->ts ? fast_prev(p, tstate) : NULL;
+    if (!ps)
+        return;
+    struct mem_iov iov[5];
+    int n = guard_iovs(p, ps, tstate, st->ts, need, &st->cf, &st->guard, iov);
+    *st = (struct py_stage){tstate, ps->chunk, ps->old_chunk, 0, 0, ps->copylen, ps->old_len, need,
+                            n, {0}};
+    mem_round_stage(p->mem, tstate, iov, n);
+}
+
+/* The staged read of this thread, when the round's syscall made all of it and nothing has used
+ * the stack buffer since. */
+static bool take_staged(struct py_proc *p, const struct py_prev_stack *ps, uint64_t tstate,
+                        uint8_t *ts, size_t need, struct fast_read *fr)
+{
+    struct py_stage *st = &p->stage;
+    if (st->tstate != tstate)
+        return false;
+    st->tstate = 0;
+    if (mem_round_staged(p->mem, tstate) != st->n || p->stackbuf_used || st->need != need ||
+        st->chunk != ps->chunk || st->copylen != ps->copylen || st->old_chunk != ps->old_chunk ||
+        st->old_len != ps->old_len)
+        return false;
+    memcpy(ts, st->ts, need);
+    fr->cf_frame = st->cf;
+    fr->guard = st->guard;
+    return true;
+}
+
+/* Reads the thread state, and on 3.11+ (when the previous sample showed where) the frame pointer
+ * of its cframe and its data stack, all in one process_vm_readv — or none of its own, when the
+ * round's prefetch made it (stack_stage()). */
+int stack_read_thread(struct py_proc *p, uint64_t tstate, uint8_t *ts, size_t need,
+                      struct fast_read *fr)
+{
+    fr->ok = false;
+    fr->sc0 = mem_syscalls(p->mem);
+    struct py_prev_stack *ps = fast_prev(p, tstate);
+    if (ps) {
         fr->old_len = ps->old_len;
         fr->old_base = ps->old_chunk;
         fr->old_stack = p->stackbuf + ps->copylen;
-        if (fr->old_len)   /* the older chunk first: the innermost frames are copied last */
-            iov[n++] = (struct mem_iov){ps->old_chunk, p->stackbuf + ps->copylen, fr->old_len};
-        iov[n++] = (struct mem_iov){ps->chunk, p->stackbuf, ps->copylen};
-        iov[n++] = (struct mem_iov){guard_addr, &fr->guard, 8};
         fr->stack = p->stackbuf;
+        bool staged = take_staged(p, ps, tstate, ts, need, fr);
+        p->stackbuf_used = true;
+        if (staged) {
+            fr->ok = true;
+            return 0;
+        }
+        struct mem_iov iov[5];
+        int n = guard_iovs(p, ps, tstate, ts, need, &fr->cf_frame, &fr->guard, iov);
         int got = mem_readv_fresh(p->mem, iov, n);
         if (got == n) {
             fr->ok = true;

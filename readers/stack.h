@@ -68,6 +68,10 @@ struct fast_read {
     const uint8_t *old_stack;
 };
 
+/* Before a round: stages the guarded read of thread tstate (3.11+, where the previous walk
+ * found its stack) into the round's prefetch syscall; stack_read_thread() then uses it. */
+void stack_stage(struct py_proc *p, uint64_t tstate, size_t need);
+
 /* This thread's state from the previous walk (created when create and missing), or NULL. */
 struct py_prev_stack *stack_prev(struct py_proc *p, uint64_t tstate, bool create);
 

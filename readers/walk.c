@@ -175,6 +175,13 @@ static void drop_repeats(struct py_snapshot *s, uint32_t start)
     }
 }
 
+/* Bytes of a thread state to read. */
+static size_t ts_need(const struct py_layout *L)
+{
+    size_t need = (size_t)L->ts_size;
+    return need > 4096 || need < 64 ? 4096 : need;
+}
+
 static void walk_threads(struct py_proc *p, struct py_snapshot *s, uint64_t interp,
                          int64_t interp_id, uint64_t tstate, uint64_t gil, unsigned flags,
                          bool cpu_round)
@@ -182,9 +189,7 @@ static void walk_threads(struct py_proc *p, struct py_snapshot *s, uint64_t inte
     uint32_t start = s->nthreads;
     const struct py_layout *L = &p->layout;
     uint8_t ts[4096];
-    size_t need = (size_t)L->ts_size;
-    if (need > sizeof ts || need < 64)
-        need = sizeof ts;
+    size_t need = ts_need(L);
     if (L->is_ceval_gil >= 0 && gil)
         s->gil_holder = gil;
     struct cycle cyc;
@@ -204,6 +209,8 @@ static void walk_threads(struct py_proc *p, struct py_snapshot *s, uint64_t inte
         }
         t->tstate = tstate;
         t->interp = interp;
+        if (s->nthreads == 1)
+            p->first_tstate = tstate;   /* staged into the next round's prefetch (3.11+) */
         t->interp_id = interp_id;
         t->thread_id = u64_at(ts, L->ts_thread_id);
         if (L->ts_native_thread_id >= 0)
@@ -223,10 +230,12 @@ static void walk_threads(struct py_proc *p, struct py_snapshot *s, uint64_t inte
             s->nframes = t->first;
             t->nframes = 0;
             t->bad = false;
-            if (mem_read(p->mem, tstate, ts, need) != 0 || u64_at(ts, L->ts_interp) != interp)
+            /* 3.11+: the guarded read again (one syscall), where the stack was just found. */
+            if (stack_read_thread(p, tstate, ts, need, &fr) != 0 ||
+                u64_at(ts, L->ts_interp) != interp)
                 t->bad = true;
             else
-                stack_walk(p, s, t, ts, need, NULL);
+                stack_walk(p, s, t, ts, need, &fr);
         }
         if (flags & PY_WALK_OS_STATE)
             fill_os_state(p, s, t, cpu_round);
@@ -260,12 +269,29 @@ enum pt_status py_walk(struct py_proc *p, struct py_snapshot *s, unsigned flags,
     const struct py_layout *L = &p->layout;
     uint64_t interp = 0;
     int rc;
+    bool cached_head = false;
+    stack_stage(p, p->first_tstate, ts_need(L));
     mem_round_begin(p->mem);
-    if (p->runtime && L->rt_interpreters_head >= 0) {
+    if (p->runtime && L->rt_interpreters_head >= 0 && L->rt_gilstate_current < 0 &&
+        p->interp_head && s->t_ns - p->interp_head_ns < PY_INTERP_LIST_NS) {
+        /* 3.12+ with one interpreter: the list's head is re-read every PY_INTERP_LIST_NS, not
+         * every round (one page less to pin per round; a new subinterpreter shows up that much
+         * later). */
+        interp = p->interp_head;
+        rc = 0;
+        cached_head = true;
+    } else if (p->runtime && L->rt_interpreters_head >= 0) {
         /* 3.7+: the interpreter list and (up to 3.11) the GIL holder, in one read. */
         const int32_t off[2] = {L->rt_interpreters_head, L->rt_gilstate_current};
         uint64_t v[2];
+        /* When the head is cached between reads, this read is a one-off: not planned into
+         * every round's prefetch, and not a reason to read the rest of the round afresh. */
+        bool one_off = L->rt_gilstate_current < 0 && p->interp_head;
+        if (one_off)
+            mem_round_plan(p->mem, false);
         rc = read_fields(p, p->runtime, off, 2, v);
+        if (one_off)
+            mem_round_plan(p->mem, true);
         interp = v[0];
         s->gil_holder = v[1];
     } else {
@@ -294,7 +320,15 @@ enum pt_status py_walk(struct py_proc *p, struct py_snapshot *s, unsigned flags,
         uint64_t v[4];
         if (read_fields(p, interp, off, 4, v) != 0) {
             s->complete = false;
+            p->interp_head = 0;   /* read the list again next round */
             break;
+        }
+        if (n == 0 && !cached_head) {
+            /* Cached only while it is the one interpreter (the ns stamp is when it was read). */
+            p->interp_head = v[0] ? 0 : interp;
+            p->interp_head_ns = s->t_ns;
+        } else if (n == 0 && v[0]) {
+            p->interp_head = 0;   /* a second interpreter appeared: read the list every round */
         }
         int64_t id = L->is_id >= 0 ? (int64_t)v[2] : -1;
         uint64_t gil = L->is_ceval_gil >= 0 ? gil_holder_of(p, v[3]) : s->gil_holder;

@@ -61,6 +61,9 @@ struct py_snapshot {
     bool cpu_times;              /* every thread's CPU time was read (every PY_CPU_TIMES_NS) */
 };
 
+/* 3.12+ with a single interpreter: how often the runtime's interpreter list is read again. */
+#define PY_INTERP_LIST_NS 10000000ULL
+
 /* With PY_WALK_OS_STATE, threads' CPU times are read at most this often: the kernel counts them
  * in clock ticks (10 ms) anyway. In between, a thread that holds the GIL and whose stack moved
  * since the last walk is running, and its /proc stat is not read at all. */

@@ -183,6 +183,49 @@ static void non_round_sources_ignore_round_calls(void **state)
     mem_close(m);
 }
 
+/* A staged read rides in the round's prefetch syscall, after the plan (in time order), and is
+ * handed to its reader once: one syscall for the whole round. */
+static void staged_read_joins_the_prefetch_syscall(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t x[64], st[16];
+    uint64_t y;
+    read_round(f, x, &y);
+    const struct mem_iov iov[1] = {{0x9008, st, sizeof st}};
+    mem_round_stage(f->round, 77, iov, 1);
+    uint64_t before = mem_syscalls(f->round);
+    mem_round_begin(f->round);
+    assert_int_equal(mem_syscalls(f->round) - before, 1);
+    assert_int_equal(mem_round_staged(f->round, 76), -1);   /* staged under another key */
+    assert_int_equal(mem_round_staged(f->round, 77), 1);
+    assert_int_equal(st[0], 0x22);
+    assert_int_equal(mem_round_staged(f->round, 77), -1);   /* handed out once */
+    assert_int_equal(mem_read(f->round, 0x1010, x, 64), 0);
+    assert_int_equal(mem_syscalls(f->round) - before, 1);
+    mem_round_end(f->round);
+}
+
+/* A staged read that fails, or is not taken in its round, is not handed out later. */
+static void staged_read_is_for_one_round(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t x[64], st[16];
+    uint64_t y;
+    read_round(f, x, &y);
+    const struct mem_iov bad[1] = {{0x50000, st, sizeof st}};   /* unmapped */
+    mem_round_stage(f->round, 5, bad, 1);
+    mem_round_begin(f->round);
+    assert_int_equal(mem_round_staged(f->round, 5), 0);
+    mem_round_end(f->round);
+    const struct mem_iov ok[1] = {{0x9000, st, sizeof st}};
+    mem_round_stage(f->round, 6, ok, 1);
+    mem_round_begin(f->round);
+    mem_round_end(f->round);
+    mem_round_begin(f->round);
+    assert_int_equal(mem_round_staged(f->round, 6), -1);
+    mem_round_end(f->round);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -195,6 +238,8 @@ int main(void)
         T(a_region_that_fails_is_read_on_demand),
         T(idle_regions_leave_the_plan),
         T(page_mode_plans_the_whole_page),
+        T(staged_read_joins_the_prefetch_syscall),
+        T(staged_read_is_for_one_round),
         cmocka_unit_test(non_round_sources_ignore_round_calls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
