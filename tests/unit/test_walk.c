@@ -1070,10 +1070,15 @@ static void race_set_top(void *ctx)
     fakepy_put64(&r->w->fp, at, r->top);
 }
 
-/* Frame objects: frames A <- B <- C (C on top). After C is read, the target moves to `moved`;
- * returns the snapshot's frames of the thread, innermost first. */
-static void walk_while_top_moves(struct world *w, int moved, uint64_t *got, uint32_t *n)
+/* Frame objects: frames A <- B <- C (C on top). After C is read, the top moves: back to B (0),
+ * to a new call from B (1), or to another branch (2); checks what the walk keeps. */
+static void walk_while_top_moves(void **state, int moved)
 {
+    struct world *w = *state;
+    if (cur->frame_model != PY_FRAMES_OBJECTS)
+        skip();
+    uint64_t got[4];
+    uint32_t n[1];
     world_init(w, HEAP_SMALL);
     uint64_t code = fakepy_code(&w->fp, "f", "f", "/srv/app.py", 3);
     uint64_t a = fakepy_frame(&w->fp, code, 0, 2), b = fakepy_frame(&w->fp, code, a, 4);
@@ -1110,29 +1115,27 @@ static void walk_while_top_moves(struct world *w, int moved, uint64_t *got, uint
 
 static void frame_returning_during_the_walk_keeps_the_walked_stack(void **state)
 {
-    if (cur->frame_model != PY_FRAMES_OBJECTS)
-        skip();
-    uint64_t got[4];
-    uint32_t n;
-    walk_while_top_moves(*state, 0, got, &n);
+    walk_while_top_moves(state, 0);
 }
 
 static void caller_calling_again_during_the_walk_keeps_the_walked_stack(void **state)
 {
-    if (cur->frame_model != PY_FRAMES_OBJECTS)
-        skip();
-    uint64_t got[4];
-    uint32_t n;
-    walk_while_top_moves(*state, 1, got, &n);
+    walk_while_top_moves(state, 1);
 }
 
 static void top_on_another_branch_after_the_walk_is_read_again(void **state)
 {
-    if (cur->frame_model != PY_FRAMES_OBJECTS)
+    walk_while_top_moves(state, 2);
+}
+
+/* 3.11+ layouts with a data stack only (skips the others): a fresh world and one code object. */
+static uint64_t data_stack_world(struct world *w)
+{
+    if (cur->frame_model != PY_FRAMES_INTERP || cur->ts_datastack_chunk < 0 ||
+        cur->ts_datastack_top < 0)
         skip();
-    uint64_t got[4];
-    uint32_t n;
-    walk_while_top_moves(*state, 2, got, &n);
+    world_init(w, HEAP_SMALL);
+    return fakepy_code(&w->fp, "f", "f", "/srv/app.py", 3);
 }
 
 /*
@@ -1145,10 +1148,7 @@ static void call_made_while_the_data_stack_is_copied_is_in_the_sample(void **sta
 {
     struct world *w = *state;
     const struct py_layout *L = cur;
-    if (L->frame_model != PY_FRAMES_INTERP || L->ts_datastack_chunk < 0 || L->ts_datastack_top < 0)
-        skip();
-    world_init(w, HEAP_SMALL);
-    uint64_t code = fakepy_code(&w->fp, "f", "f", "/srv/app.py", 3);
+    uint64_t code = data_stack_world(w);
     uint64_t callee = fakepy_code(&w->fp, "g", "g", "/srv/app.py", 30);
     const uint64_t chunk_size = 16384;
     uint64_t chunk = fakepy_alloc(&w->fp, 24);   /* _PyStackChunk: previous, size, top */
@@ -1187,10 +1187,7 @@ static void stack_spanning_two_chunks_is_one_copy(void **state)
 {
     struct world *w = *state;
     const struct py_layout *L = cur;
-    if (L->frame_model != PY_FRAMES_INTERP || L->ts_datastack_chunk < 0 || L->ts_datastack_top < 0)
-        skip();
-    world_init(w, HEAP_SMALL);
-    uint64_t code = fakepy_code(&w->fp, "f", "f", "/srv/app.py", 3);
+    uint64_t code = data_stack_world(w);
     uint64_t old = fakepy_alloc(&w->fp, 24);   /* _PyStackChunk: previous, size, top */
     uint64_t a = fakepy_frame(&w->fp, code, 0, 2), b = fakepy_frame(&w->fp, code, a, 4);
     uint64_t old_end = fakepy_alloc(&w->fp, 8);
