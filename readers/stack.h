@@ -1,8 +1,9 @@
 /*
- * stack.h — inside the readers: one thread's stack, and what walk.c and stack.c share. Not an
- * API: walk.c walks interpreters and thread lists and calls stack_read_thread() / stack_walk()
- * for each thread; stack.c holds the two frame walkers (frame objects up to 3.10, interpreter
- * frames from 3.11), the data-stack copy and the previous-stack reuse.
+ * stack.h — inside the readers: one thread's stack, and what walk.c, stack.c and datastack.c
+ * share. Not an API: walk.c walks interpreters and thread lists and calls stack_read_thread() /
+ * stack_walk() for each thread; stack.c holds the two frame walkers (frame objects up to 3.10,
+ * interpreter frames from 3.11) and the previous-stack reuse; datastack.c the 3.11+ data-stack
+ * copy and the guarded read.
  */
 #ifndef PT_STACK_H
 #define PT_STACK_H
@@ -52,6 +53,51 @@ static inline int32_t i32_at(const uint8_t *b, int32_t off)
     memcpy(&v, b + off, 4);
     return v;
 }
+
+/* Copies of target memory taken earlier in this walk (3.11+: the thread's used data stack, and
+ * the older chunk below it when the stack spans two). */
+struct window {
+    uint64_t base;
+    uint64_t len;
+    const uint8_t *bytes;
+    uint32_t misses;        /* Python frames that had to be read outside the copy */
+    bool last_miss;         /* the last frame read was outside it */
+    uint64_t base2, len2;   /* the older chunk's copy, len2 0 when none */
+    const uint8_t *bytes2;
+};
+
+static inline const uint8_t *region_at(uint64_t base, uint64_t rlen, const uint8_t *bytes, uint64_t addr,
+                                size_t len)
+{
+    if (!bytes || addr < base || addr - base > rlen || len > rlen - (addr - base))
+        return NULL;
+    return bytes + (addr - base);
+}
+
+/* Where the window holds all of [addr, addr + len), or NULL. */
+static inline const uint8_t *window_at(const struct window *w, uint64_t addr, size_t len)
+{
+    if (!w)
+        return NULL;
+    const uint8_t *at = region_at(w->base, w->len, w->bytes, addr, len);
+    return at ? at : region_at(w->base2, w->len2, w->bytes2, addr, len);
+}
+
+/* Copies [addr, addr + len) from the window when it holds all of it. */
+static inline bool from_window(const struct window *w, uint64_t addr, void *buf, size_t len)
+{
+    const uint8_t *at = window_at(w, addr, len);
+    if (at)
+        memcpy(buf, at, len);
+    return at != NULL;
+}
+
+/* 3.11+ data stack (datastack.c): copies the thread's current chunk up to its top into p->stackbuf
+ * (the slow path: after the frame pointer, in time order), and remembers where the chunk (and the
+ * older one below it) are, for the next sample's guarded read. */
+void stack_copy_data(struct py_proc *p, const uint8_t *ts, struct window *w);
+void stack_remember_data(struct py_proc *p, uint64_t tstate, const uint8_t *ts,
+                         const struct window *w);
 
 /*
  * 3.11+: what stack_read_thread() fetched together with the thread state — the frame its cframe points

@@ -1,0 +1,208 @@
+/*
+ * datastack.c — 3.11+: where a thread's frames are. CPython pushes them contiguously into a
+ * data-stack chunk; one read of the used part replaces a read per frame. This file remembers
+ * where each thread's chunk (and the older chunk below it) was, and makes the "guarded read" of a
+ * thread — its state, frame pointer, data stack, and the frame pointer again — in one
+ * process_vm_readv of its own, or staged into the round's prefetch call. stack.c walks the copy.
+ */
+#include "readers/stack.h"
+
+#include <stdlib.h>
+
+#define DATA_STACK_COPY_MAX (1u << 20)   /* bytes of a thread's data stack copied in one read */
+
+static int ensure_stackbuf(struct py_proc *p, size_t len)
+{
+    if (len <= p->stackbuf_cap)
+        return 0;
+    size_t cap = p->stackbuf_cap ? p->stackbuf_cap : 16384;
+    while (cap < len)
+        cap *= 2;
+    uint8_t *b = realloc(p->stackbuf, cap);
+    if (!b)
+        return -1;
+    p->stackbuf = b;
+    p->stackbuf_cap = cap;
+    return 0;
+}
+
+/*
+ * 3.11+ push a thread's frames contiguously into its current data-stack chunk, up to
+ * datastack_top: one read of that range replaces one read per frame. Frames elsewhere (an older
+ * chunk of a very deep stack, generators' own frames) are still read one by one.
+ */
+void stack_copy_data(struct py_proc *p, const uint8_t *ts, struct window *w)
+{
+    const struct py_layout *L = &p->layout;
+    if (L->ts_datastack_chunk < 0 || L->ts_datastack_top < 0)
+        return;
+    uint64_t chunk = u64_at(ts, L->ts_datastack_chunk), top = u64_at(ts, L->ts_datastack_top);
+    if (!chunk || top <= chunk || top - chunk > DATA_STACK_COPY_MAX)
+        return;
+    size_t len = (size_t)(top - chunk);
+    if (ensure_stackbuf(p, len) != 0)
+        return;
+    /* Read now, after the frame pointer: never an older copy from the round's prefetch. */
+    p->stackbuf_used = true;
+    if (mem_read_fresh(p->mem, chunk, p->stackbuf, len) == 0)
+        *w = (struct window){chunk, len, p->stackbuf, 0, false, 0, 0, NULL};
+}
+
+/*
+ * A stack deeper than its first chunk (16 KiB: about 150 frames) continues in an older chunk,
+ * whose frames stay put while the thread runs in the newer one. The guarded read copies that
+ * chunk too, before the newer one, so a deep stack is one copy as well. Its used length is in its
+ * header (_PyStackChunk.top, in pointers past the 24-byte header), read once per chunk change.
+ */
+static void remember_older_chunk(struct py_proc *p, struct py_prev_stack *ps, uint64_t older,
+                                 bool changed)
+{
+    if (!changed && older == ps->old_chunk)
+        return;
+    ps->old_chunk = older;   /* with old_len 0 (none to copy) until its header says more */
+    ps->old_len = 0;
+    uint8_t hdr[24];
+    if (!older || mem_read_fresh(p->mem, older, hdr, sizeof hdr) != 0)
+        return;
+    uint64_t size = u64_at(hdr, 8), top = u64_at(hdr, 16);
+    if (!top || top > DATA_STACK_COPY_MAX / 8 || 24 + top * 8 > size)
+        return;
+    ps->old_len = (uint32_t)(24 + top * 8);
+}
+
+/* Remembers where this thread's data stack and cframe are, for read_thread() next time. The
+ * copy length leaves room for the stack to grow, within the chunk (its size is in its header). */
+void stack_remember_data(struct py_proc *p, uint64_t tstate, const uint8_t *ts,
+                         const struct window *w)
+{
+    const struct py_layout *L = &p->layout;
+    struct py_prev_stack *ps = stack_prev(p, tstate, true);
+    if (!ps)
+        return;
+    ps->seen = true;
+    uint64_t chunk = u64_at(ts, L->ts_datastack_chunk), top = u64_at(ts, L->ts_datastack_top);
+    uint64_t was = ps->chunk;
+    ps->chunk = 0;
+    if (!w->bytes || w->base != chunk || top <= chunk || w->len < 24)
+        return;
+    uint64_t used = top - chunk, size = u64_at(w->bytes, 8);   /* _PyStackChunk.size */
+    /* Room for a few calls (512 bytes), then on to the end of that page: the kernel's cost is
+     * per page pinned, so the rest of the last page is nearly free and a page more is not. */
+    uint64_t want = ((chunk + used + 512 + 4095) & ~(uint64_t)4095) - chunk;
+    if (size >= used && want > size)
+        want = size;
+    if (want > DATA_STACK_COPY_MAX)
+        return;
+    ps->chunk = chunk;
+    ps->cframe = L->ts_cframe >= 0 ? u64_at(ts, L->ts_cframe) : 0;
+    ps->copylen = (uint32_t)want;
+    remember_older_chunk(p, ps, u64_at(w->bytes, 0), chunk != was);
+}
+
+/* Whether the previous sample left where this thread's frame pointer and data stack are (3.11+),
+ * with room for them in p->stackbuf. */
+static struct py_prev_stack *fast_prev(struct py_proc *p, uint64_t tstate)
+{
+    const struct py_layout *L = &p->layout;
+    struct py_prev_stack *ps = L->frame_model == PY_FRAMES_INTERP && L->ts_datastack_top >= 0
+                                   ? stack_prev(p, tstate, false) : NULL;
+    if (ps && ps->chunk && ps->copylen && (L->ts_cframe < 0 || ps->cframe) &&
+        ensure_stackbuf(p, (size_t)ps->copylen + ps->old_len) == 0)
+        return ps;
+    return NULL;
+}
+
+/*
+ * The thread state, its frame pointer, its data stack (the older chunk first, when it spans two),
+ * and the frame pointer once more, as iovecs to read in one call of their own (never from the
+ * round's prefetch, which is older than the other reads of this round): the stack is copied
+ * within about a microsecond of the pointer, and if the thread called or returned in between,
+ * the two pointer reads differ (stack_walk). A frame pointer and a copy from different instants
+ * would otherwise give a stack that mixes two calls. Returns the number of iovecs.
+ */
+static int guard_iovs(struct py_proc *p, const struct py_prev_stack *ps, uint64_t tstate,
+                      uint8_t *ts, size_t need, uint64_t *cf, uint64_t *guard,
+                      struct mem_iov iov[5])
+{
+    const struct py_layout *L = &p->layout;
+    uint64_t guard_addr = L->ts_cframe >= 0 ? ps->cframe + (uint64_t)L->cf_current_frame
+                                            : tstate + (uint64_t)L->ts_current_frame;
+    int n = 0;
+    iov[n++] = (struct mem_iov){tstate, ts, need};
+    if (L->ts_cframe >= 0)
+        iov[n++] = (struct mem_iov){guard_addr, cf, 8};
+    if (ps->old_len)   /* the older chunk first: the innermost frames are copied last */
+        iov[n++] = (struct mem_iov){ps->old_chunk, p->stackbuf + ps->copylen, ps->old_len};
+    iov[n++] = (struct mem_iov){ps->chunk, p->stackbuf, ps->copylen};
+    iov[n++] = (struct mem_iov){guard_addr, guard, 8};
+    return n;
+}
+
+void stack_stage(struct py_proc *p, uint64_t tstate, size_t need)
+{
+    struct py_stage *st = &p->stage;
+    st->tstate = 0;
+    p->stackbuf_used = false;
+    struct py_prev_stack *ps = tstate && need <= sizeof st->ts ? fast_prev(p, tstate) : NULL;
+    if (!ps)
+        return;
+    struct mem_iov iov[5];
+    int n = guard_iovs(p, ps, tstate, st->ts, need, &st->cf, &st->guard, iov);
+    *st = (struct py_stage){tstate, ps->chunk, ps->old_chunk, 0, 0, ps->copylen, ps->old_len, need,
+                            n, {0}};
+    mem_round_stage(p->mem, tstate, iov, n);
+}
+
+/* The staged read of this thread, when the round's syscall made all of it and nothing has used
+ * the stack buffer since. */
+static bool take_staged(struct py_proc *p, const struct py_prev_stack *ps, uint64_t tstate,
+                        uint8_t *ts, size_t need, struct fast_read *fr)
+{
+    struct py_stage *st = &p->stage;
+    if (st->tstate != tstate)
+        return false;
+    st->tstate = 0;
+    if (mem_round_staged(p->mem, tstate) != st->n || p->stackbuf_used || st->need != need ||
+        st->chunk != ps->chunk || st->copylen != ps->copylen || st->old_chunk != ps->old_chunk ||
+        st->old_len != ps->old_len)
+        return false;
+    memcpy(ts, st->ts, need);
+    fr->cf_frame = st->cf;
+    fr->guard = st->guard;
+    return true;
+}
+
+/* Reads the thread state, and on 3.11+ (when the previous sample showed where) the frame pointer
+ * of its cframe and its data stack, all in one process_vm_readv — or none of its own, when the
+ * round's prefetch made it (stack_stage()). */
+int stack_read_thread(struct py_proc *p, uint64_t tstate, uint8_t *ts, size_t need,
+                      struct fast_read *fr)
+{
+    fr->ok = false;
+    fr->sc0 = mem_syscalls(p->mem);
+    struct py_prev_stack *ps = fast_prev(p, tstate);
+    if (ps) {
+        fr->old_len = ps->old_len;
+        fr->old_base = ps->old_chunk;
+        fr->old_stack = p->stackbuf + ps->copylen;
+        fr->stack = p->stackbuf;
+        bool staged = take_staged(p, ps, tstate, ts, need, fr);
+        p->stackbuf_used = true;
+        if (staged) {
+            fr->ok = true;
+            return 0;
+        }
+        struct mem_iov iov[5];
+        int n = guard_iovs(p, ps, tstate, ts, need, &fr->cf_frame, &fr->guard, iov);
+        int got = mem_readv_fresh(p->mem, iov, n);
+        if (got == n) {
+            fr->ok = true;
+            return 0;
+        }
+        ps->chunk = 0;   /* moved or shrank: find it again the slow way */
+        if (got >= 1)
+            return 0;
+    }
+    return mem_read(p->mem, tstate, ts, need);
+}
+
