@@ -70,7 +70,7 @@ static void remember_older_chunk(struct py_proc *p, struct py_prev_stack *ps, ui
     ps->old_len = (uint32_t)(24 + top * 8);
 }
 
-/* Remembers where this thread's data stack and cframe are, for read_thread() next time. The
+/* Remembers where this thread's data stack and cframe are, for stack_read_thread() next time. The
  * copy length leaves room for the stack to grow, within the chunk (its size is in its header). */
 void stack_remember_data(struct py_proc *p, uint64_t tstate, const uint8_t *ts,
                          const struct window *w)

@@ -278,6 +278,7 @@ enum pt_status py_walk(struct py_proc *p, struct py_snapshot *s, unsigned flags,
          * every round (one page less to pin per round; a new subinterpreter shows up that much
          * later). */
         interp = p->interp_head;
+        s->gil_holder = 0;   /* set from the interpreter's GIL below, as after a read */
         rc = 0;
         cached_head = true;
     } else if (p->runtime && L->rt_interpreters_head >= 0) {
