@@ -105,6 +105,9 @@ uint64_t mem_syscalls(struct mem_src *src);
  */
 #define MEM_ROUND_STAGE_MAX 8
 void mem_round_stage(struct mem_src *src, uint64_t key, const struct mem_iov *iov, int n);
+/* Before mem_round_begin(): whether its prefetch will read [addr, addr+len) (a region of the
+ * plan holds it). A staged read need not read it again: mem_round_peek() has it after begin. */
+bool mem_round_planned(struct mem_src *src, uint64_t addr, size_t len);
 int mem_round_staged(struct mem_src *src, uint64_t key);
 /* Reads served from prefetches, prefetch syscalls made, regions in the current plan. */
 void mem_round_stats(struct mem_src *src, uint64_t *hits, uint64_t *prefetches, uint32_t *regions);

@@ -31,6 +31,7 @@ struct round_region {
     bool ok;                 /* read by this round's prefetch */
     bool used;               /* served a read this round */
     uint8_t idle;            /* rounds since it last served a read */
+    uint32_t ulo, uhi;       /* the bytes [ulo, uhi) of it that served reads this round */
 };
 
 /* An unused region stays planned this many rounds: a stack that churns (frame objects freed and
@@ -67,6 +68,16 @@ static struct mem_round *as_round(struct mem_src *src)
     return src && src->ops == &round_ops ? (struct mem_round *)src : NULL;
 }
 
+static void region_use(struct round_region *r, uint64_t addr, size_t len)
+{
+    uint32_t lo = (uint32_t)(addr - r->addr), hi = lo + (uint32_t)len;
+    if (!r->used || lo < r->ulo)
+        r->ulo = lo;
+    if (!r->used || hi > r->uhi)
+        r->uhi = hi;
+    r->used = true;
+}
+
 /* Serves [addr, addr+len) from the prefetch when one region holds all of it. */
 static bool round_hit(struct mem_round *m, uint64_t addr, void *buf, size_t len)
 {
@@ -76,7 +87,7 @@ static bool round_hit(struct mem_round *m, uint64_t addr, void *buf, size_t len)
         struct round_region *r = &m->plan[i];
         if (r->ok && addr >= r->addr && addr - r->addr <= r->len && len <= r->len - (addr - r->addr)) {
             memcpy(buf, m->buf + r->off + (addr - r->addr), len);
-            r->used = true;
+            region_use(r, addr, len);
             m->hits++;
             return true;
         }
@@ -227,6 +238,19 @@ void mem_round_stage(struct mem_src *src, uint64_t key, const struct mem_iov *io
     m->staged_got = -1;
 }
 
+bool mem_round_planned(struct mem_src *src, uint64_t addr, size_t len)
+{
+    struct mem_round *m = as_round(src);
+    if (!m || m->active)
+        return false;
+    for (uint32_t i = 0; i < m->nplan; i++) {
+        const struct round_region *r = &m->plan[i];
+        if (addr >= r->addr && addr - r->addr <= r->len && len <= r->len - (addr - r->addr))
+            return true;
+    }
+    return false;
+}
+
 int mem_round_staged(struct mem_src *src, uint64_t key)
 {
     struct mem_round *m = as_round(src);
@@ -279,6 +303,11 @@ static uint32_t round_coalesce(struct round_region *plan, uint32_t n, uint32_t *
     return out;
 }
 
+static uint64_t pages(uint64_t addr, uint64_t len)
+{
+    return len ? ((addr + len - 1) / ROUND_PAGE) - (addr / ROUND_PAGE) + 1 : 0;
+}
+
 /* Next plan = this round's used prefetched regions, then its misses, in first-use order as far as
  * cheap (prefetched ones first: they were the stable part). Grows buf only when the plan grows. */
 void mem_round_end(struct mem_src *src)
@@ -299,6 +328,12 @@ void mem_round_end(struct mem_src *src)
                 idle_bytes + r->len > ROUND_IDLE_BYTES)
                 continue;
             idle_bytes += r->len;
+        } else if (!m->page_misses && pages(r->addr + r->ulo, r->uhi - r->ulo) < pages(r->addr, r->len)) {
+            /* Pages of it that served no read this round go (a region merged with a one-off
+             * read next to it would otherwise keep the one-off's pages for good); within a
+             * page, the bytes are free. */
+            r->addr += r->ulo;
+            r->len = r->uhi - r->ulo;
         }
         m->plan[n] = *r;
         m->plan[n].off = bytes;
@@ -313,7 +348,7 @@ void mem_round_end(struct mem_src *src)
             dup = m->plan[j].addr == m->miss[i].addr && m->plan[j].len >= m->miss[i].len;
         if (dup)
             continue;
-        m->plan[n] = (struct round_region){m->miss[i].addr, m->miss[i].len, bytes, false, false, 0};
+        m->plan[n] = (struct round_region){m->miss[i].addr, m->miss[i].len, bytes, false, false, 0, 0, 0};
         bytes += m->miss[i].len;
         n++;
     }
@@ -341,7 +376,7 @@ const uint8_t *mem_round_peek(struct mem_src *src, uint64_t addr, size_t len)
     for (uint32_t i = 0; i < m->nplan; i++) {
         struct round_region *r = &m->plan[i];
         if (r->ok && addr >= r->addr && addr - r->addr <= r->len && len <= r->len - (addr - r->addr)) {
-            r->used = true;
+            region_use(r, addr, len);
             m->hits++;
             return m->buf + r->off + (addr - r->addr);
         }

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 
 #define DATA_STACK_COPY_MAX (1u << 20)   /* bytes of a thread's data stack copied in one read */
+#define COPY_KEEP_ROUNDS 1024             /* rounds a copy stays longer than the stack needs */
 
 static int ensure_stackbuf(struct py_proc *p, size_t len)
 {
@@ -91,6 +92,16 @@ void stack_remember_data(struct py_proc *p, uint64_t tstate, const uint8_t *ts,
     uint64_t want = ((chunk + used + 512 + 4095) & ~(uint64_t)4095) - chunk;
     if (size >= used && want > size)
         want = size;
+    /* A stack that got shallower is likely to grow back (a loop that calls down and returns):
+     * a copy too short for it costs the slow path's three or four reads, a page more costs
+     * little. So the longer copy stays for COPY_KEEP_ROUNDS rounds. */
+    if (chunk == was && ps->copylen > want && ps->copylen <= size &&
+        ps->copy_kept < COPY_KEEP_ROUNDS) {
+        want = ps->copylen;
+        ps->copy_kept++;
+    } else {
+        ps->copy_kept = 0;
+    }
     if (want > DATA_STACK_COPY_MAX)
         return;
     ps->chunk = chunk;
@@ -120,21 +131,28 @@ static struct py_prev_stack *fast_prev(struct py_proc *p, uint64_t tstate)
  * the two pointer reads differ (stack_walk). A frame pointer and a copy from different instants
  * would otherwise give a stack that mixes two calls. Returns the number of iovecs.
  */
+static uint64_t guard_addr(const struct py_layout *L, const struct py_prev_stack *ps,
+                           uint64_t tstate)
+{
+    return L->ts_cframe >= 0 ? ps->cframe + (uint64_t)L->cf_current_frame
+                             : tstate + (uint64_t)L->ts_current_frame;
+}
+
+/* cf NULL: the first frame-pointer read is left out (a staged read whose prefetch reads it). */
 static int guard_iovs(struct py_proc *p, const struct py_prev_stack *ps, uint64_t tstate,
                       uint8_t *ts, size_t need, uint64_t *cf, uint64_t *guard,
                       struct mem_iov iov[5])
 {
     const struct py_layout *L = &p->layout;
-    uint64_t guard_addr = L->ts_cframe >= 0 ? ps->cframe + (uint64_t)L->cf_current_frame
-                                            : tstate + (uint64_t)L->ts_current_frame;
+    uint64_t at = guard_addr(L, ps, tstate);
     int n = 0;
     iov[n++] = (struct mem_iov){tstate, ts, need};
-    if (L->ts_cframe >= 0)
-        iov[n++] = (struct mem_iov){guard_addr, cf, 8};
+    if (L->ts_cframe >= 0 && cf)
+        iov[n++] = (struct mem_iov){at, cf, 8};
     if (ps->old_len)   /* the older chunk first: the innermost frames are copied last */
         iov[n++] = (struct mem_iov){ps->old_chunk, p->stackbuf + ps->copylen, ps->old_len};
     iov[n++] = (struct mem_iov){ps->chunk, p->stackbuf, ps->copylen};
-    iov[n++] = (struct mem_iov){guard_addr, guard, 8};
+    iov[n++] = (struct mem_iov){at, guard, 8};
     return n;
 }
 
@@ -146,10 +164,16 @@ void stack_stage(struct py_proc *p, uint64_t tstate, size_t need)
     struct py_prev_stack *ps = tstate && need <= sizeof st->ts ? fast_prev(p, tstate) : NULL;
     if (!ps)
         return;
+    /* 3.12: the entry frame beside the cframe on the C stack is in the plan (the walk reads it
+     * every round), and with it the first frame-pointer read, made before the thread state's
+     * in the same syscall: in time before the copy, which is all that read must be. */
+    uint64_t cf_at = p->layout.ts_cframe >= 0 ? guard_addr(&p->layout, ps, tstate) : 0;
+    if (cf_at && !mem_round_planned(p->mem, cf_at, 8))
+        cf_at = 0;
     struct mem_iov iov[5];
-    int n = guard_iovs(p, ps, tstate, st->ts, need, &st->cf, &st->guard, iov);
-    *st = (struct py_stage){tstate, ps->chunk, ps->old_chunk, 0, 0, ps->copylen, ps->old_len, need,
-                            n, {0}};
+    int n = guard_iovs(p, ps, tstate, st->ts, need, cf_at ? NULL : &st->cf, &st->guard, iov);
+    *st = (struct py_stage){tstate, ps->chunk, ps->old_chunk, 0, 0, cf_at, ps->copylen,
+                            ps->old_len, need, n, {0}};
     mem_round_stage(p->mem, tstate, iov, n);
 }
 
@@ -166,6 +190,12 @@ static bool take_staged(struct py_proc *p, const struct py_prev_stack *ps, uint6
         st->chunk != ps->chunk || st->copylen != ps->copylen || st->old_chunk != ps->old_chunk ||
         st->old_len != ps->old_len)
         return false;
+    if (st->cf_planned) {
+        const uint8_t *cf = mem_round_peek(p->mem, st->cf_planned, 8);
+        if (!cf)
+            return false;
+        memcpy(&st->cf, cf, 8);
+    }
     memcpy(ts, st->ts, need);
     fr->cf_frame = st->cf;
     fr->guard = st->guard;

@@ -74,6 +74,7 @@ struct py_layout {
     int32_t is_size;
 
     /* PyThreadState */
+    int32_t ts_prev;                /* 3.x: NULL on the list's head (a new thread is put first) */
     int32_t ts_next;
     int32_t ts_interp;
     int32_t ts_frame;               /* frame (≤3.10) */

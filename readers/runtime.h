@@ -61,14 +61,22 @@ struct py_proc {
      * prefetch syscall (stack_stage()); what it was staged with, to check before using it. */
     struct py_stage {
         uint64_t tstate, chunk, old_chunk, cf, guard;
+        uint64_t cf_planned;   /* 3.12: the frame pointer's address, when the prefetch's plan
+                                * reads it (with the entry frame beside it), else 0 */
         uint32_t copylen, old_len;
         size_t need;
         int n;
         uint8_t ts[4096];
     } stage;
     uint64_t first_tstate;             /* the thread the last walk read first */
-    uint64_t interp_head, interp_head_ns;   /* 3.12+, one interpreter: the list head, and when
-                                             * it was read (walk.c) */
+    /* One interpreter (the usual case): its address, its fields the walk uses (next, first
+     * thread state, id, GIL pointer) and when they were read. Kept for PY_INTERP_LIST_NS while
+     * the first thread state still says it is first (walk.c). */
+    struct py_interp_cache {
+        uint64_t interp, ns;
+        uint64_t v[4];
+    } icache;
+    uint64_t walk_ns;                  /* when the last walk began */
 
     /* The previous walk's stack of each thread, for frame objects (2.7, 3.6-3.10): the walk
      * stops reading at the first frame that is unchanged since then (walk.c). */

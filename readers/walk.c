@@ -47,7 +47,8 @@ static struct py_thread *push_thread(struct py_snapshot *s)
  * the span covering them when it is small (a syscall costs far more than the bytes it moves).
  * Returns 0 when every present field was read.
  */
-static int read_fields(struct py_proc *p, uint64_t base, const int32_t *off, int n, uint64_t *out)
+static int read_fields(struct py_proc *p, uint64_t base, const int32_t *off, int n, uint64_t *out,
+                       bool fresh)
 {
     int32_t lo = INT32_MAX, hi = -1;
     for (int i = 0; i < n; i++) {
@@ -61,7 +62,8 @@ static int read_fields(struct py_proc *p, uint64_t base, const int32_t *off, int
         return 0;
     static __thread uint8_t block[FIELDS_BLOCK_MAX];
     if (hi - lo <= FIELDS_BLOCK_MAX) {
-        if (mem_read(p->mem, base + (uint64_t)lo, block, (size_t)(hi - lo)) != 0)
+        if ((fresh ? mem_read_fresh : mem_read)(p->mem, base + (uint64_t)lo, block,
+                                                (size_t)(hi - lo)) != 0)
             return -1;
         for (int i = 0; i < n; i++)
             if (off[i] >= 0)
@@ -69,7 +71,8 @@ static int read_fields(struct py_proc *p, uint64_t base, const int32_t *off, int
         return 0;
     }
     for (int i = 0; i < n; i++)
-        if (off[i] >= 0 && mem_read_ptr(p->mem, base + (uint64_t)off[i], &out[i]) != 0)
+        if (off[i] >= 0 && (fresh ? mem_read_fresh(p->mem, base + (uint64_t)off[i], &out[i], 8)
+                                  : mem_read_ptr(p->mem, base + (uint64_t)off[i], &out[i])) != 0)
             return -1;
     return 0;
 }
@@ -93,7 +96,7 @@ static uint64_t gil_holder_of(struct py_proc *p, uint64_t gil)
         return 0;
     const int32_t off[2] = {L->gil_locked, L->gil_last_holder};
     uint64_t v[2];
-    if (read_fields(p, gil, off, 2, v) != 0)
+    if (read_fields(p, gil, off, 2, v, false) != 0)
         return 0;
     return (uint32_t)v[0] ? v[1] : 0;   /* locked is an int */
 }
@@ -182,9 +185,15 @@ static size_t ts_need(const struct py_layout *L)
     return need > 4096 || need < 64 ? 4096 : need;
 }
 
-static void walk_threads(struct py_proc *p, struct py_snapshot *s, uint64_t interp,
+/*
+ * Walks the thread list from tstate. With check_head (the interpreter's fields came from
+ * p->icache), returns false without recording anything when the first thread state is no longer
+ * the list's head: a thread started since (it is put first, and the old head's prev points at
+ * it), or the head was freed (the allocator writes over prev) or belongs elsewhere.
+ */
+static bool walk_threads(struct py_proc *p, struct py_snapshot *s, uint64_t interp,
                          int64_t interp_id, uint64_t tstate, uint64_t gil, unsigned flags,
-                         bool cpu_round)
+                         bool cpu_round, bool check_head)
 {
     uint32_t start = s->nthreads;
     const struct py_layout *L = &p->layout;
@@ -197,15 +206,19 @@ static void walk_threads(struct py_proc *p, struct py_snapshot *s, uint64_t inte
     for (uint32_t n = 0; tstate && n < PY_MAX_THREADS; n++) {
         struct fast_read fr;
         mem_round_resume(p->mem);   /* each thread's walk reads in time order on its own */
-        if (stack_read_thread(p, tstate, ts, need, &fr) != 0) {
+        int rd = stack_read_thread(p, tstate, ts, need, &fr);
+        if (n == 0 && check_head &&
+            (rd != 0 || u64_at(ts, L->ts_prev) != 0 || u64_at(ts, L->ts_interp) != interp))
+            return false;
+        if (rd != 0) {
             s->bad_threads++;
             s->complete = false;
-            return;
+            return true;
         }
         struct py_thread *t = push_thread(s);
         if (!t) {
             s->complete = false;
-            return;
+            return true;
         }
         t->tstate = tstate;
         t->interp = interp;
@@ -245,12 +258,33 @@ static void walk_threads(struct py_proc *p, struct py_snapshot *s, uint64_t inte
         if (next && cycle_step(&cyc, next)) {
             s->complete = false;
             drop_repeats(s, start);
-            return;
+            return true;
         }
         tstate = next;
     }
     if (tstate)
         s->complete = false;   /* more than PY_MAX_THREADS */
+    return true;
+}
+
+/* Reads the fields of interpreter number n of the list into v (next, first thread state, id,
+ * GIL pointer); the first is kept in ic while it is the only one. Returns 0, or -1 (the snapshot
+ * is then incomplete). */
+static int read_interp(struct py_proc *p, struct py_interp_cache *ic, uint64_t interp, int n,
+                       bool fresh, uint64_t v[4], uint64_t t_ns)
+{
+    const struct py_layout *L = &p->layout;
+    const int32_t off[4] = {L->is_next, L->is_tstate_head, L->is_id, L->is_ceval_gil};
+    if (read_fields(p, interp, off, 4, v, fresh) != 0) {
+        ic->interp = 0;   /* read the list again next round */
+        return -1;
+    }
+    if (n == 0) {
+        ic->interp = v[0] ? 0 : interp;   /* a second interpreter: read every round */
+        ic->ns = t_ns;
+        memcpy(ic->v, v, sizeof ic->v);
+    }
+    return 0;
 }
 
 enum pt_status py_walk(struct py_proc *p, struct py_snapshot *s, unsigned flags,
@@ -267,31 +301,32 @@ enum pt_status py_walk(struct py_proc *p, struct py_snapshot *s, unsigned flags,
     for (uint32_t i = 0; i < p->n_prev; i++)
         p->prev[i].seen = false;
     const struct py_layout *L = &p->layout;
+    struct py_interp_cache *ic = &p->icache;
+    bool cache_fresh = ic->interp && s->t_ns - ic->ns < PY_INTERP_LIST_NS;
+    /* At high rates the reads that refresh the cache are one-offs: not planned into every round's
+     * prefetch (where a region near the GIL's would stay, merged with it); at low rates every
+     * round refreshes it, and its reads ride in the prefetch. */
+    bool one_off = ic->interp && s->t_ns - p->walk_ns < PY_INTERP_LIST_NS / 2;
+    p->walk_ns = s->t_ns;
     uint64_t interp = 0;
-    int rc;
-    bool cached_head = false;
+    int rc = 0;
     stack_stage(p, p->first_tstate, ts_need(L));
     mem_round_begin(p->mem);
-    if (p->runtime && L->rt_interpreters_head >= 0 && L->rt_gilstate_current < 0 &&
-        p->interp_head && s->t_ns - p->interp_head_ns < PY_INTERP_LIST_NS) {
-        /* 3.12+ with one interpreter: the list's head is re-read every PY_INTERP_LIST_NS, not
-         * every round (one page less to pin per round; a new subinterpreter shows up that much
-         * later). */
-        interp = p->interp_head;
+    if (p->runtime && L->rt_interpreters_head >= 0 && L->rt_gilstate_current < 0 && cache_fresh) {
+        /* 3.12+ with one interpreter: the runtime's list (which has no GIL holder to give from
+         * 3.12) is read again every PY_INTERP_LIST_NS, not every round: a page less to pin; a
+         * new subinterpreter shows up that much later. */
+        interp = ic->interp;
         s->gil_holder = 0;   /* set from the interpreter's GIL below, as after a read */
-        rc = 0;
-        cached_head = true;
     } else if (p->runtime && L->rt_interpreters_head >= 0) {
         /* 3.7+: the interpreter list and (up to 3.11) the GIL holder, in one read. */
         const int32_t off[2] = {L->rt_interpreters_head, L->rt_gilstate_current};
         uint64_t v[2];
-        /* When the head is cached between reads, this read is a one-off: not planned into
-         * every round's prefetch, and not a reason to read the rest of the round afresh. */
-        bool one_off = L->rt_gilstate_current < 0 && p->interp_head;
-        if (one_off)
+        bool once = one_off && L->rt_gilstate_current < 0;   /* ≤ 3.11 read it every round */
+        if (once)
             mem_round_plan(p->mem, false);
-        rc = read_fields(p, p->runtime, off, 2, v);
-        if (one_off)
+        rc = read_fields(p, p->runtime, off, 2, v, false);
+        if (once)
             mem_round_plan(p->mem, true);
         interp = v[0];
         s->gil_holder = v[1];
@@ -316,24 +351,27 @@ enum pt_status py_walk(struct py_proc *p, struct py_snapshot *s, unsigned flags,
             }
         }
         seen[n] = interp;
-        /* next, the first thread, the id and (3.12+) the GIL pointer, in one read. */
-        const int32_t off[4] = {L->is_next, L->is_tstate_head, L->is_id, L->is_ceval_gil};
+        /* next, the first thread, the id and (3.12+) the GIL pointer, in one read — or, for the
+         * one interpreter, as read within PY_INTERP_LIST_NS (a page less to pin per round),
+         * which walk_threads() checks against the first thread state's prev link. */
+        bool cached = n == 0 && cache_fresh && interp == ic->interp && L->ts_prev >= 0;
         uint64_t v[4];
-        if (read_fields(p, interp, off, 4, v) != 0) {
+        if (cached)
+            memcpy(v, ic->v, sizeof v);
+        else if (read_interp(p, ic, interp, n, one_off, v, s->t_ns) != 0) {
             s->complete = false;
-            p->interp_head = 0;   /* read the list again next round */
             break;
-        }
-        if (n == 0 && !cached_head) {
-            /* Cached only while it is the one interpreter (the ns stamp is when it was read). */
-            p->interp_head = v[0] ? 0 : interp;
-            p->interp_head_ns = s->t_ns;
-        } else if (n == 0 && v[0]) {
-            p->interp_head = 0;   /* a second interpreter appeared: read the list every round */
         }
         int64_t id = L->is_id >= 0 ? (int64_t)v[2] : -1;
         uint64_t gil = L->is_ceval_gil >= 0 ? gil_holder_of(p, v[3]) : s->gil_holder;
-        walk_threads(p, s, interp, id, v[1], gil, flags, s->cpu_times);
+        if (!walk_threads(p, s, interp, id, v[1], gil, flags, s->cpu_times, cached)) {
+            /* A thread started, or the first one ended, since the fields were read. */
+            if (read_interp(p, ic, interp, n, true, v, s->t_ns) != 0) {
+                s->complete = false;
+                break;
+            }
+            walk_threads(p, s, interp, id, v[1], gil, flags, s->cpu_times, false);
+        }
         interp = v[0];
     }
     if (interp && n == PY_MAX_INTERPS)

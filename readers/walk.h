@@ -61,7 +61,9 @@ struct py_snapshot {
     bool cpu_times;              /* every thread's CPU time was read (every PY_CPU_TIMES_NS) */
 };
 
-/* 3.12+ with a single interpreter: how often the runtime's interpreter list is read again. */
+/* With a single interpreter, how often its fields (and from 3.12, the runtime's interpreter list)
+ * are read again at the latest; in between, a new first thread state shows up in the old one's
+ * prev link and makes the walk read them at once. */
 #define PY_INTERP_LIST_NS 10000000ULL
 
 /* With PY_WALK_OS_STATE, threads' CPU times are read at most this often: the kernel counts them
@@ -101,6 +103,7 @@ struct py_prev_stack {
     /* 3.11+: where this thread's frames were last time, to read them with its state at once. */
     uint64_t chunk, cframe;
     uint32_t copylen;
+    uint32_t copy_kept;          /* rounds the copy has been kept longer than the stack needed */
     uint64_t old_chunk;          /* the chunk below it when the stack spans two, and its used bytes */
     uint32_t old_len;
     /* Hash of every frame and offset at the last walk: a GIL holder whose stack moved is running. */

@@ -58,6 +58,7 @@ OFFSETS = [
     ("is_ceval_gil", [rng((3, 12), HI, "offsetof(PyInterpreterState, ceval.gil)")]),
     ("is_size", [rng((2, 7), HI, "sizeof(PyInterpreterState)")]),
     # PyThreadState
+    ("ts_prev", [rng((3, 0), HI, "offsetof(PyThreadState, prev)")]),
     ("ts_next", [rng((2, 7), HI, "offsetof(PyThreadState, next)")]),
     ("ts_interp", [rng((2, 7), HI, "offsetof(PyThreadState, interp)")]),
     ("ts_frame", [rng((2, 7), (3, 10), "offsetof(PyThreadState, frame)")]),

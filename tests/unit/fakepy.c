@@ -420,10 +420,29 @@ uint64_t fakepy_thread(struct fakepy *fp, uint64_t interp, uint64_t top, uint64_
     } else {
         fakepy_put64(fp, ts + (uint64_t)L->ts_frame, top);
     }
-    uint64_t link = interp + (uint64_t)L->is_tstate_head;
-    while (fakepy_get64(fp, link))
-        link = fakepy_get64(fp, link) + (uint64_t)L->ts_next;
+    /* Appended, so that tests list threads in the order they made them; prev links as CPython
+     * keeps them (NULL on the head). */
+    uint64_t link = interp + (uint64_t)L->is_tstate_head, last = 0;
+    while (fakepy_get64(fp, link)) {
+        last = fakepy_get64(fp, link);
+        link = last + (uint64_t)L->ts_next;
+    }
     fakepy_put64(fp, link, ts);
+    if (L->ts_prev >= 0)
+        fakepy_put64(fp, ts + (uint64_t)L->ts_prev, last);
+    return ts;
+}
+
+uint64_t fakepy_thread_first(struct fakepy *fp, uint64_t interp, uint64_t top, uint64_t thread_id,
+                             int64_t native_id)
+{
+    const struct py_layout *L = fp->L;
+    uint64_t head = fakepy_get64(fp, interp + (uint64_t)L->is_tstate_head);
+    fakepy_put64(fp, interp + (uint64_t)L->is_tstate_head, 0);
+    uint64_t ts = fakepy_thread(fp, interp, top, thread_id, native_id);
+    fakepy_put64(fp, ts + (uint64_t)L->ts_next, head);
+    if (head && L->ts_prev >= 0)
+        fakepy_put64(fp, head + (uint64_t)L->ts_prev, ts);
     return ts;
 }
 

@@ -91,6 +91,10 @@ uint64_t fakepy_interp(struct fakepy *fp, int64_t id);
 /* Appends a thread state to interp's list, with `top` as its innermost frame (0: none). */
 uint64_t fakepy_thread(struct fakepy *fp, uint64_t interp, uint64_t top, uint64_t thread_id,
                        int64_t native_id);
+/* A thread put first in interp's list, as CPython does with a new thread (the old head's prev
+ * then points at it). */
+uint64_t fakepy_thread_first(struct fakepy *fp, uint64_t interp, uint64_t top, uint64_t thread_id,
+                             int64_t native_id);
 /* Makes tstate the GIL holder, the way the version records it. */
 void fakepy_set_gil(struct fakepy *fp, uint64_t interp, uint64_t tstate, int locked);
 

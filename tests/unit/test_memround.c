@@ -149,6 +149,37 @@ static void idle_regions_leave_the_plan(void **state)
     assert_int_equal(regions, 1);
 }
 
+/* A region that a one-off read made long (a block of fields) and that later rounds use only a
+ * corner of gives up its unread pages; within a page it stays whole (the bytes are free). */
+static void pages_no_read_used_leave_the_plan(void **state)
+{
+    struct fixture *f = *state;
+    static uint8_t big[3 * 4096];
+    memset(big, 0x44, sizeof big);
+    assert_int_equal(mem_fake_add(f->inner, 0x20000, big, sizeof big), 0);
+    mem_round_begin(f->round);
+    assert_int_equal(mem_read(f->round, 0x20000, big, sizeof big), 0);
+    assert_int_equal(mem_read(f->round, 0x1000, big, 200), 0);
+    mem_round_end(f->round);
+    assert_true(mem_round_planned(f->round, 0x20000, 8));
+    uint64_t v;
+    mem_round_begin(f->round);
+    assert_int_equal(mem_read_ptr(f->round, 0x22ff0, &v), 0);   /* the last page only */
+    assert_int_equal(mem_read_ptr(f->round, 0x1010, &v), 0);
+    mem_round_end(f->round);
+    assert_true(mem_round_planned(f->round, 0x22ff0, 8));
+    assert_false(mem_round_planned(f->round, 0x20000, 8));
+    assert_false(mem_round_planned(f->round, 0x21000, 8));
+    assert_true(mem_round_planned(f->round, 0x1000, 200));      /* one page: kept whole */
+    mem_round_begin(f->round);
+    uint64_t before = mem_syscalls(f->round);
+    assert_int_equal(mem_read_ptr(f->round, 0x22ff0, &v), 0);
+    assert_int_equal(mem_syscalls(f->round), before);
+    assert_int_equal(v & 0xff, 0x44);
+    assert_false(mem_round_planned(f->round, 0x22ff0, 8));      /* asked during a round: no */
+    mem_round_end(f->round);
+}
+
 static void page_mode_plans_the_whole_page(void **state)
 {
     struct fixture *f = *state;
@@ -237,6 +268,7 @@ int main(void)
         T(readv_mixes_hits_and_misses),
         T(a_region_that_fails_is_read_on_demand),
         T(idle_regions_leave_the_plan),
+        T(pages_no_read_used_leave_the_plan),
         T(page_mode_plans_the_whole_page),
         T(staged_read_joins_the_prefetch_syscall),
         T(staged_read_is_for_one_round),

@@ -524,6 +524,49 @@ static void build_thread_cycle(struct world *w, struct stack st[2], uint64_t ts[
     fakepy_put64(&w->fp, ts[1] + (uint64_t)cur->ts_next, ts[0]);
 }
 
+/* The one interpreter's fields are read every PY_INTERP_LIST_NS, not every round (walk.c): a
+ * thread started in between must still be in the very next walk. */
+static void thread_started_after_a_walk_is_in_the_next(void **state)
+{
+    struct world *w = *state;
+    struct stack st[2];
+    world_init(w, HEAP_SMALL);
+    uint64_t ts0 = add_thread(w, 0, &st[0]);
+    world_walk(w);
+    assert_int_equal(w->s.nthreads, 1);
+    uint64_t top = build_stack(&w->fp, 1, &st[1]);
+    uint64_t ts1 = fakepy_thread_first(&w->fp, w->interp, top, thread_id_of(1), native_id_of(1));
+    world_walk(w);
+    assert_int_equal(w->s.nthreads, 2);
+    assert_true(w->s.complete);
+    assert_int_equal(w->s.threads[0].tstate, ts1);
+    assert_int_equal(w->s.threads[1].tstate, ts0);
+    check_healthy(&w->s, &w->s.threads[0], 1, &st[1]);
+    check_healthy(&w->s, &w->s.threads[1], 0, &st[0]);
+}
+
+/* The first thread ended and was freed after a walk (the allocator wrote over its prev link):
+ * the next walk does not list it, and lists the rest. */
+static void first_thread_freed_after_a_walk_is_not_in_the_next(void **state)
+{
+    struct world *w = *state;
+    struct stack st[2];
+    world_init(w, HEAP_SMALL);
+    uint64_t ts0 = add_thread(w, 0, &st[0]);
+    uint64_t ts1 = add_thread(w, 1, &st[1]);
+    world_walk(w);
+    assert_int_equal(w->s.nthreads, 2);
+    fakepy_put64(&w->fp, w->interp + (uint64_t)cur->is_tstate_head, ts1);
+    if (cur->ts_prev >= 0) {
+        fakepy_put64(&w->fp, ts1 + (uint64_t)cur->ts_prev, 0);
+        fakepy_put64(&w->fp, ts0 + (uint64_t)cur->ts_prev, 0x55d1c0ffee0ull);   /* free list */
+    }
+    world_walk(w);
+    assert_int_equal(w->s.nthreads, 1);
+    assert_int_equal(w->s.threads[0].tstate, ts1);
+    check_healthy(&w->s, &w->s.threads[0], 1, &st[1]);
+}
+
 static void thread_list_cycle_terminates(void **state)
 {
     struct world *w = *state;
@@ -1235,6 +1278,8 @@ int main(void)
         WT(released_gil_has_no_holder),
         WT(frame_cycle_ends_the_thread_bad),
         WT(frame_self_loop_ends_the_thread_bad),
+        WT(thread_started_after_a_walk_is_in_the_next),
+        WT(first_thread_freed_after_a_walk_is_not_in_the_next),
         WT(thread_list_cycle_terminates),
         WT(thread_list_cycle_is_flagged),
         WT(thread_list_cycle_lists_no_thread_twice),
