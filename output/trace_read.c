@@ -147,6 +147,17 @@ static const char *check_chunk(const struct trace *t, const Pytrace__Chunk *c, b
             if (c->spans[i]->locals[k]->name >= ns || c->spans[i]->locals[k]->value >= ns)
                 return "a span's local variable refers to an unknown string";
     }
+    const Pytrace__SpanBlock *b = c->span_block;
+    if (b) {
+        size_t n = b->n_thread;
+        if (b->n_function != n || b->n_depth != n || b->n_call_line != n || b->n_first_line != n ||
+            b->n_begin != n || b->n_begin_lo != n || b->n_end != n || b->n_end_hi != n ||
+            b->n_samples != n || b->n_flags != n)
+            return "a span block's columns differ in length";
+        for (size_t i = 0; i < n; i++)
+            if (b->thread[i] == 0 || b->thread[i] >= nt || b->function[i] >= nf)
+                return "a span refers to an unknown thread or function";
+    }
     for (size_t i = 0; i < c->n_counters; i++) {
         const Pytrace__CounterSeries *s = c->counters[i];
         if (s->n_dt_ns != s->n_dvalue)
@@ -280,10 +291,12 @@ static int apply_records(struct loader *L, const Pytrace__Chunk *c)
     size_t nlocals = t->n_locals;
     for (size_t i = 0; i < c->n_spans; i++)
         nlocals += c->spans[i]->n_locals;
-    if (grow((void **)&L->span_locals, &L->cap_span_locals, t->n_spans + c->n_spans,
-             sizeof *L->span_locals) || GROW(L, locals, nlocals))
+    const Pytrace__SpanBlock *b = c->span_block;
+    size_t nspans = t->n_spans + c->n_spans + (b ? b->n_thread : 0);
+    if (grow((void **)&L->span_locals, &L->cap_span_locals, nspans, sizeof *L->span_locals) ||
+        GROW(L, locals, nlocals))
         return -1;
-    if (apply_samples(L, c) || GROW(L, spans, t->n_spans + c->n_spans) ||
+    if (apply_samples(L, c) || GROW(L, spans, nspans) ||
         GROW(L, counters, ncounters) || GROW(L, events, t->n_events + c->n_events))
         return -1;
     for (size_t i = 0; i < c->n_spans; i++) {
@@ -301,6 +314,18 @@ static int apply_records(struct loader *L, const Pytrace__Chunk *c)
             .end = s->begin + (uint64_t)s->end, .end_hi = s->begin + (uint64_t)s->end_hi,
             .samples = s->samples, .open_begin = s->open & 1, .open_end = (s->open >> 1) & 1,
             .off_cpu = s->off_cpu };
+    }
+    uint64_t begin = 0;
+    for (size_t i = 0; b && i < b->n_thread; i++) {
+        begin += (uint64_t)b->begin[i];
+        L->span_locals[t->n_spans] = (uint32_t)t->n_locals;
+        t->spans[t->n_spans++] = (struct tl_span){
+            .thread = b->thread[i], .function = b->function[i], .depth = b->depth[i],
+            .call_line = b->call_line[i], .first_line = b->first_line[i],
+            .begin_lo = begin - (uint64_t)b->begin_lo[i], .begin = begin,
+            .end = begin + (uint64_t)b->end[i], .end_hi = begin + (uint64_t)b->end_hi[i],
+            .samples = b->samples[i], .open_begin = b->flags[i] & 1,
+            .open_end = (b->flags[i] >> 1) & 1, .off_cpu = (b->flags[i] >> 2) & 1 };
     }
     for (size_t i = 0; i < c->n_counters; i++) {
         const Pytrace__CounterSeries *s = c->counters[i];

@@ -72,6 +72,63 @@ static void *carve(char **mp, size_t size)
     return m;
 }
 
+/* Fills the SpanBlock's columns from the pending rows. Returns 0, or -1 when out of memory (the
+ * calls are then lost, and flush reports it). */
+static int build_span_block(struct trace_writer *w)
+{
+    struct trace_span_cols *k = &w->cols;
+    size_t n = w->rows.n;
+    if (n > k->cap) {
+        size_t cap = k->cap;
+        void **cols[] = {(void **)&k->thread, (void **)&k->function, (void **)&k->depth,
+                         (void **)&k->flags, (void **)&k->call_line, (void **)&k->first_line,
+                         (void **)&k->begin, (void **)&k->begin_lo, (void **)&k->end,
+                         (void **)&k->end_hi, (void **)&k->samples};
+        const size_t size[] = {4, 4, 4, 4, 4, 4, 8, 8, 8, 8, 8};
+        for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++) {
+            size_t c = k->cap;
+            if (trace_grow(cols[i], &c, n, size[i]) != 0) {
+                w->oom = true;
+                return -1;
+            }
+            cap = c;
+        }
+        k->cap = cap;
+    }
+    const struct trace_span_row *r = w->rows.p;
+    uint64_t prev = 0;
+    for (size_t i = 0; i < n; i++) {
+        k->thread[i] = r[i].thread;
+        k->function[i] = r[i].function;
+        k->depth[i] = r[i].depth;
+        k->flags[i] = r[i].flags;
+        k->call_line[i] = r[i].call_line;
+        k->first_line[i] = r[i].first_line;
+        k->begin[i] = (int64_t)(r[i].begin - prev);
+        prev = r[i].begin;
+        k->begin_lo[i] = r[i].begin_lo;
+        k->end[i] = r[i].end;
+        k->end_hi[i] = r[i].end_hi;
+        k->samples[i] = r[i].samples;
+    }
+    Pytrace__SpanBlock *m = &k->msg;
+    pytrace__span_block__init(m);
+    m->n_thread = m->n_function = m->n_depth = m->n_flags = m->n_call_line = n;
+    m->n_first_line = m->n_begin = m->n_begin_lo = m->n_end = m->n_end_hi = m->n_samples = n;
+    m->thread = k->thread;
+    m->function = k->function;
+    m->depth = k->depth;
+    m->flags = k->flags;
+    m->call_line = k->call_line;
+    m->first_line = k->first_line;
+    m->begin = k->begin;
+    m->begin_lo = k->begin_lo;
+    m->end = k->end;
+    m->end_hi = k->end_hi;
+    m->samples = k->samples;
+    return 0;
+}
+
 /* Points c at everything pending: entries with ids past *_flushed and the record buffers. */
 static int build_chunk(struct trace_writer *w, Pytrace__Chunk *c)
 {
@@ -181,6 +238,8 @@ static int build_chunk(struct trace_writer *w, Pytrace__Chunk *c)
         for (uint32_t k = 0; k < r->n; k++)
             *pp++ = (Pytrace__Local *)w->locals.p + r->first + k;
     }
+    if (w->rows.n && build_span_block(w) == 0)
+        c->span_block = &w->cols.msg;
     c->n_counters = w->active_series.n;
     c->counters = (Pytrace__CounterSeries **)pp;
     for (size_t i = 0; i < w->active_series.n; i++) {
@@ -216,7 +275,7 @@ static void reset_pending(struct trace_writer *w)
         s->active = false;
         s->n = 0;
     }
-    w->renames.n = w->spans.n = w->events.n = 0;
+    w->renames.n = w->spans.n = w->rows.n = w->events.n = 0;
     w->locals.n = w->span_locals.n = 0;
     w->active_threads.n = w->active_series.n = 0;
     w->pending_bytes = 0;
@@ -227,7 +286,7 @@ static bool nothing_pending(const struct trace_writer *w)
     return w->strs_flushed == w->n_strs && w->fns_flushed == w->n_fns &&
            w->stacks_flushed == w->n_stacks && w->procs_flushed == w->n_procs &&
            w->threads_flushed == w->n_threads && !w->renames.n && !w->active_threads.n &&
-           !w->spans.n && !w->active_series.n && !w->events.n;
+           !w->spans.n && !w->rows.n && !w->active_series.n && !w->events.n;
 }
 
 /* Writes the pending chunk, with the trailer when tr is non-NULL. */
@@ -340,6 +399,20 @@ void trace_span(struct trace_writer *w, const struct tl_span *span)
 {
     if (!trace_thread_ok(w, span->thread))
         return;
+    uint32_t open = (span->open_begin ? 1u : 0u) | (span->open_end ? 2u : 0u);
+    if (!w->span_msgs && !span->n_locals && !span->locals_flags) {
+        /* Deltas wrap modulo 2^64, so any four values (even an unknown begin_lo of 0)
+         * round-trip. */
+        struct trace_span_row r = {
+            span->thread, span->function < w->n_fns ? span->function : 0, span->depth,
+            open | (span->off_cpu ? 4u : 0u), span->call_line, span->first_line, span->begin,
+            span->samples, (int64_t)(span->begin - span->begin_lo),
+            (int64_t)(span->end - span->begin), (int64_t)(span->end_hi - span->begin)};
+        if (trace_vec_push(&w->rows, &r, sizeof r) != 0)
+            w->oom = true;
+        w->pending_bytes += 14;
+        return;
+    }
     Pytrace__Span s = PYTRACE__SPAN__INIT;
     s.thread = span->thread;
     s.function = span->function < w->n_fns ? span->function : 0;
@@ -352,7 +425,7 @@ void trace_span(struct trace_writer *w, const struct tl_span *span)
     s.end = (int64_t)(span->end - span->begin);
     s.end_hi = (int64_t)(span->end_hi - span->begin);
     s.samples = span->samples;
-    s.open = (span->open_begin ? 1u : 0u) | (span->open_end ? 2u : 0u);
+    s.open = open;
     s.off_cpu = span->off_cpu;
     s.locals_flags = span->locals_flags;
     struct trace_lrange r = {(uint32_t)w->locals.n, 0};
@@ -503,6 +576,18 @@ static void writer_free(struct trace_writer *w)
     trace_intern_free(w);
     free(w->renames.p);
     free(w->spans.p);
+    free(w->rows.p);
+    free(w->cols.thread);
+    free(w->cols.function);
+    free(w->cols.depth);
+    free(w->cols.flags);
+    free(w->cols.call_line);
+    free(w->cols.first_line);
+    free(w->cols.begin);
+    free(w->cols.begin_lo);
+    free(w->cols.end);
+    free(w->cols.end_hi);
+    free(w->cols.samples);
     free(w->locals.p);
     free(w->span_locals.p);
     free(w->events.p);
@@ -551,6 +636,7 @@ enum pt_status trace_writer_open(struct trace_writer **out, const char *path, bo
         rc = pt_fail(err, PT_EFAIL, "cannot chmod %s: %s", path, strerror(errno));
     if (rc == PT_OK)
         rc = write_header(w, meta, err);
+    w->span_msgs = meta->locals;   /* --locals: every call a Span message, in order */
     if (rc != PT_OK) {
         close(w->fd);
         unlink(path);

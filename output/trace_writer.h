@@ -56,6 +56,24 @@ struct trace_lrange {
     uint32_t first, n;
 };
 
+/* A pending call for the chunk's SpanBlock (a call without locals), as the columns store it. */
+struct trace_span_row {
+    uint32_t thread, function, depth, flags;
+    int32_t call_line, first_line;
+    uint64_t begin, samples;
+    int64_t begin_lo, end, end_hi;
+};
+
+/* The SpanBlock's columns, rebuilt from the rows at each flush (capacity kept). */
+struct trace_span_cols {
+    Pytrace__SpanBlock msg;
+    uint32_t *thread, *function, *depth, *flags;
+    int32_t *call_line, *first_line;
+    int64_t *begin, *begin_lo, *end, *end_hi;
+    uint64_t *samples;
+    size_t cap;
+};
+
 /* A growable buffer of fixed-size elements. */
 struct trace_vec {
     void *p;
@@ -85,7 +103,10 @@ struct trace_writer {
 
     /* Records of the pending chunk. */
     struct trace_vec renames;  /* Pytrace__ThreadName */
-    struct trace_vec spans;    /* Pytrace__Span */
+    struct trace_vec spans;    /* Pytrace__Span: calls with locals (all calls with span_msgs) */
+    struct trace_vec rows;     /* struct trace_span_row: the other calls, for the SpanBlock */
+    struct trace_span_cols cols;
+    bool span_msgs;            /* --locals: every call a Span message (they stay in order) */
     struct trace_vec locals;   /* Pytrace__Local of the pending spans (--locals) */
     struct trace_vec span_locals;  /* struct trace_lrange per pending span: its locals */
     struct trace_vec events;   /* Pytrace__Event */

@@ -227,7 +227,7 @@ static void write_full(const char *path, struct expect *e)
                 .thread = e->thread[k], .function = e->fn[i % 6], .depth = (uint32_t)(i % 5),
                 .call_line = i % 7 ? 40 + i : -1, .first_line = 7, .begin_lo = t - 3 * MS,
                 .begin = t - 2 * MS, .end = t - 500, .end_hi = t, .samples = (uint64_t)i,
-                .open_begin = i % 2, .open_end = i % 3 == 0 };
+                .open_begin = i % 2, .open_end = i % 3 == 0, .off_cpu = i % 4 == 1 };
             if (s.open_begin)
                 s.begin_lo = 0;                              /* unknown */
             trace_span(w, &s);
@@ -345,6 +345,7 @@ static void check_records(const struct trace *t, const struct expect *e)
         assert_int_equal(a->samples, b->samples);
         assert_int_equal(a->open_begin, b->open_begin);
         assert_int_equal(a->open_end, b->open_end);
+        assert_int_equal(a->off_cpu, b->off_cpu);
     }
     assert_int_equal(t->n_counters, NCOUNTERS);
     /* values are grouped per (kind, owner) in each chunk; each series keeps its order */
@@ -824,6 +825,23 @@ static void test_chunk_with_unknown_ids_ends_the_load(void **state)
     check_lying_chunk(path, &c);
     c = (Pytrace__Chunk)PYTRACE__CHUNK__INIT;
     c.n_spans = 1; c.spans = &spanp;                    /* a span of thread 0 */
+    check_lying_chunk(path, &c);
+    uint32_t bthread[2] = { 1, 5 }, bfn[2] = { 0, 0 }, bu32[2] = { 0, 0 };
+    int32_t bi32[2] = { 0, 0 };
+    int64_t bi64[2] = { 0, 0 };
+    uint64_t bu64[2] = { 0, 0 };
+    Pytrace__SpanBlock sb = PYTRACE__SPAN_BLOCK__INIT;
+    sb.n_thread = sb.n_function = sb.n_depth = sb.n_flags = sb.n_call_line = 2;
+    sb.n_first_line = sb.n_begin = sb.n_begin_lo = sb.n_end = sb.n_end_hi = sb.n_samples = 2;
+    sb.thread = bthread; sb.function = bfn; sb.depth = bu32; sb.flags = bu32;
+    sb.call_line = bi32; sb.first_line = bi32; sb.begin = bi64; sb.begin_lo = bi64;
+    sb.end = bi64; sb.end_hi = bi64; sb.samples = bu64;
+    c = (Pytrace__Chunk)PYTRACE__CHUNK__INIT;
+    c.span_block = &sb;                                 /* a span row of unknown thread 5 */
+    check_lying_chunk(path, &c);
+    bthread[1] = 0;                                     /* of thread 0 */
+    check_lying_chunk(path, &c);
+    bthread[1] = 1; sb.n_end = 1;                       /* columns of unequal length */
     check_lying_chunk(path, &c);
     c = (Pytrace__Chunk)PYTRACE__CHUNK__INIT;
     c.n_events = 1; c.events = &evp;                    /* an event with an unknown text */
