@@ -49,6 +49,24 @@ void stack_copy_data(struct py_proc *p, const uint8_t *ts, struct window *w)
         *w = (struct window){chunk, len, p->stackbuf, 0, false, 0, 0, NULL};
 }
 
+/* The slow path: the older chunk below the copy in w, when stack_remember_data() found one, read
+ * as well (its frames stay put while the thread runs in the newer chunk), so that a deep stack's
+ * older frames are not read one by one. */
+void stack_copy_older(struct py_proc *p, uint64_t tstate, struct window *w)
+{
+    const struct py_prev_stack *ps = stack_prev(p, tstate, false);
+    if (!ps || !ps->old_len || !w->bytes || w->bytes != p->stackbuf ||
+        ensure_stackbuf(p, (size_t)w->len + ps->old_len) != 0)
+        return;
+    w->bytes = p->stackbuf;   /* it may have moved */
+    uint8_t *older = p->stackbuf + w->len;
+    if (mem_read_fresh(p->mem, ps->old_chunk, older, ps->old_len) == 0) {
+        w->base2 = ps->old_chunk;
+        w->len2 = ps->old_len;
+        w->bytes2 = older;
+    }
+}
+
 /*
  * A stack deeper than its first chunk (16 KiB: about 150 frames) continues in an older chunk,
  * whose frames stay put while the thread runs in the newer one. The guarded read copies that
@@ -202,37 +220,64 @@ static bool take_staged(struct py_proc *p, const struct py_prev_stack *ps, uint6
     return true;
 }
 
-/* Reads the thread state, and on 3.11+ (when the previous sample showed where) the frame pointer
- * of its cframe and its data stack, all in one process_vm_readv — or none of its own, when the
- * round's prefetch made it (stack_stage()). */
+/* The guarded read of thread tstate where ps says its stack is: from the round's staged read, or
+ * one process_vm_readv of its own. Returns 0 when the thread state was read (fr->ok: all of it),
+ * -1 when nothing was. */
+static int guarded_read(struct py_proc *p, struct py_prev_stack *ps, uint64_t tstate, uint8_t *ts,
+                        size_t need, struct fast_read *fr)
+{
+    fr->old_len = ps->old_len;
+    fr->old_base = ps->old_chunk;
+    fr->old_stack = p->stackbuf + ps->copylen;
+    fr->stack = p->stackbuf;
+    bool staged = take_staged(p, ps, tstate, ts, need, fr);
+    p->stackbuf_used = true;
+    if (staged) {
+        fr->ok = true;
+        return 0;
+    }
+    struct mem_iov iov[5];
+    int n = guard_iovs(p, ps, tstate, ts, need, &fr->cf_frame, &fr->guard, iov);
+    int got = mem_readv_fresh(p->mem, iov, n);
+    if (got == n) {
+        fr->ok = true;
+        return 0;
+    }
+    ps->chunk = 0;   /* moved or shrank: find it again */
+    return got >= 1 ? 0 : -1;
+}
+
+bool stack_reseek(struct py_proc *p, uint64_t tstate, const uint8_t *ts)
+{
+    const struct py_layout *L = &p->layout;
+    if (L->frame_model != PY_FRAMES_INTERP || L->ts_datastack_chunk < 0 || L->ts_datastack_top < 0)
+        return false;
+    uint64_t chunk = u64_at(ts, L->ts_datastack_chunk), top = u64_at(ts, L->ts_datastack_top);
+    uint8_t hdr[24];   /* _PyStackChunk: previous, size, top */
+    if (!chunk || top <= chunk || mem_read_fresh(p->mem, chunk, hdr, sizeof hdr) != 0)
+        return false;
+    struct window w = {chunk, sizeof hdr, hdr, 0, false, 0, 0, NULL};
+    stack_remember_data(p, tstate, ts, &w);
+    return fast_prev(p, tstate) != NULL;
+}
+
+/* Reads the thread state, and on 3.11+ its frame pointer and data stack with it, all in one
+ * process_vm_readv (or none of its own, when the round's prefetch made it: stack_stage()). Where
+ * the thread's stack is not known yet, the thread state is read first and the chunk found from
+ * it (stack_reseek(): a read of the chunk's header), then the guarded read is made. */
 int stack_read_thread(struct py_proc *p, uint64_t tstate, uint8_t *ts, size_t need,
                       struct fast_read *fr)
 {
     fr->ok = false;
     fr->sc0 = mem_syscalls(p->mem);
     struct py_prev_stack *ps = fast_prev(p, tstate);
-    if (ps) {
-        fr->old_len = ps->old_len;
-        fr->old_base = ps->old_chunk;
-        fr->old_stack = p->stackbuf + ps->copylen;
-        fr->stack = p->stackbuf;
-        bool staged = take_staged(p, ps, tstate, ts, need, fr);
-        p->stackbuf_used = true;
-        if (staged) {
-            fr->ok = true;
-            return 0;
-        }
-        struct mem_iov iov[5];
-        int n = guard_iovs(p, ps, tstate, ts, need, &fr->cf_frame, &fr->guard, iov);
-        int got = mem_readv_fresh(p->mem, iov, n);
-        if (got == n) {
-            fr->ok = true;
-            return 0;
-        }
-        ps->chunk = 0;   /* moved or shrank: find it again the slow way */
-        if (got >= 1)
-            return 0;
+    if (ps)
+        return guarded_read(p, ps, tstate, ts, need, fr);
+    int rc = mem_read(p->mem, tstate, ts, need);
+    if (rc == 0 && stack_reseek(p, tstate, ts) && (ps = fast_prev(p, tstate)) != NULL) {
+        fr->sc0 = mem_syscalls(p->mem);
+        if (guarded_read(p, ps, tstate, ts, need, fr) != 0)
+            return mem_read(p->mem, tstate, ts, need);
     }
-    return mem_read(p->mem, tstate, ts, need);
+    return rc;
 }
-

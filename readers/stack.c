@@ -406,10 +406,11 @@ static bool still_below(struct py_proc *p, const struct py_snapshot *s,
 
 /* Walks the frames of the thread whose state is in ts; marks t bad when torn. */
 
-/* Whether `to` is reached from `from` by previous links within the copy (at most 64 steps). */
+/* Whether `to` is reached from `from` by previous links within the copy (at most LINK_STEPS). */
+#define LINK_STEPS 1024
 static bool links_to(const struct py_layout *L, const struct window *w, uint64_t from, uint64_t to)
 {
-    for (int i = 0; i < 64 && from; i++) {
+    for (int i = 0; i < LINK_STEPS && from; i++) {
         if (!from_window(w, from + (uint64_t)L->if_previous, &from, 8))
             return false;
         if (from == to)
@@ -436,7 +437,7 @@ static bool one_call_apart(const struct py_layout *L, const struct window *w, ui
 
 /* Walks the frames of the thread whose state is in ts; marks t bad when torn. */
 void stack_walk(struct py_proc *p, struct py_snapshot *s, struct py_thread *t, const uint8_t *ts,
-                size_t need, const struct fast_read *fr)
+                size_t need, struct fast_read *fr)
 {
     const struct py_layout *L = &p->layout;
     uint64_t frame = 0;
@@ -474,6 +475,15 @@ void stack_walk(struct py_proc *p, struct py_snapshot *s, struct py_thread *t, c
             stack_remember_data(p, t->tstate, ts, &w);
             return;
         }
+        /* The stack is not where the guarded read looked (it moved to another data-stack chunk,
+         * or grew past the copy): find it from this thread state, and have the caller read the
+         * sample again the guarded way (one syscall) rather than frame by frame. A deep stack
+         * that crosses a chunk boundary back and forth does this often. */
+        if (fr->retries_left > 0 && !fr->reseeked && stack_reseek(p, t->tstate, ts)) {
+            fr->reseeked = true;
+            t->bad = true;   /* not torn: walk_threads() reads it again at once */
+            return;
+        }
     }
     /* The slow path reads in time order, as before the prefetch: thread state, frame pointer, data
      * stack, each afresh (a data stack older than its frame pointer tears). */
@@ -487,6 +497,7 @@ void stack_walk(struct py_proc *p, struct py_snapshot *s, struct py_thread *t, c
     if (L->frame_model == PY_FRAMES_INTERP) {
         stack_copy_data(p, ts, &w);
         stack_remember_data(p, t->tstate, ts, &w);
+        stack_copy_older(p, t->tstate, &w);
     }
     if (!frame)
         return;

@@ -96,6 +96,7 @@ static inline bool from_window(const struct window *w, uint64_t addr, void *buf,
  * (the slow path: after the frame pointer, in time order), and remembers where the chunk (and the
  * older one below it) are, for the next sample's guarded read. */
 void stack_copy_data(struct py_proc *p, const uint8_t *ts, struct window *w);
+void stack_copy_older(struct py_proc *p, uint64_t tstate, struct window *w);
 void stack_remember_data(struct py_proc *p, uint64_t tstate, const uint8_t *ts,
                          const struct window *w);
 
@@ -112,6 +113,8 @@ struct fast_read {
     uint64_t old_base;       /* the older chunk's copy (old_len 0: none), read before the stack */
     uint32_t old_len;
     const uint8_t *old_stack;
+    int retries_left;        /* set by the caller: re-reads it will still make if this is torn */
+    bool reseeked;           /* stack_reseek() ran for this sample (once is enough) */
 };
 
 /* Before a round: stages the guarded read of thread tstate (3.11+, where the previous walk
@@ -126,9 +129,14 @@ struct py_prev_stack *stack_prev(struct py_proc *p, uint64_t tstate, bool create
 int stack_read_thread(struct py_proc *p, uint64_t tstate, uint8_t *ts, size_t need,
                       struct fast_read *fr);
 
+/* 3.11+: finds where the thread's stack is from its thread state in ts (the current chunk's
+ * header, and the older chunk's when it changed) for the next guarded read. Returns whether the
+ * thread can now be read that way. */
+bool stack_reseek(struct py_proc *p, uint64_t tstate, const uint8_t *ts);
+
 /* Walks the frames of the thread whose state is in ts into s; marks t bad when torn. fr is what
  * stack_read_thread() fetched, or NULL for a plain re-read. */
 void stack_walk(struct py_proc *p, struct py_snapshot *s, struct py_thread *t, const uint8_t *ts,
-                size_t need, const struct fast_read *fr);
+                size_t need, struct fast_read *fr);
 
 #endif

@@ -204,7 +204,7 @@ static bool walk_threads(struct py_proc *p, struct py_snapshot *s, uint64_t inte
     struct cycle cyc;
     cycle_init(&cyc, tstate);
     for (uint32_t n = 0; tstate && n < PY_MAX_THREADS; n++) {
-        struct fast_read fr;
+        struct fast_read fr = {.retries_left = WALK_RETRIES, .reseeked = false};
         mem_round_resume(p->mem);   /* each thread's walk reads in time order on its own */
         int rd = stack_read_thread(p, tstate, ts, need, &fr);
         if (n == 0 && check_head &&
@@ -244,6 +244,7 @@ static bool walk_threads(struct py_proc *p, struct py_snapshot *s, uint64_t inte
             t->nframes = 0;
             t->bad = false;
             /* 3.11+: the guarded read again (one syscall), where the stack was just found. */
+            fr.retries_left = WALK_RETRIES - 1 - retry;
             if (stack_read_thread(p, tstate, ts, need, &fr) != 0 ||
                 u64_at(ts, L->ts_interp) != interp)
                 t->bad = true;
