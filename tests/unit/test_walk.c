@@ -1262,6 +1262,53 @@ static void stack_spanning_two_chunks_is_one_copy(void **state)
     assert_int_equal(spy_hits(spy, b, 8), 0);
 }
 
+/* 3.11+: the stack grew into a new chunk since the last walk (a deep call, or a stack that
+ * crosses a chunk boundary back and forth). The walk finds the new chunk from the thread state it
+ * just read (the chunk headers) and reads the sample again the guarded way: no frame of the
+ * older chunk is read on its own, and the sample is not torn. */
+static void stack_that_moved_to_a_new_chunk_is_found_again(void **state)
+{
+    struct world *w = *state;
+    const struct py_layout *L = cur;
+    uint64_t code = data_stack_world(w);
+    uint64_t old = fakepy_alloc(&w->fp, 24);   /* _PyStackChunk: previous, size, top */
+    uint64_t a = fakepy_frame(&w->fp, code, 0, 2), b = fakepy_frame(&w->fp, code, a, 4);
+    uint64_t old_end = fakepy_alloc(&w->fp, 8);
+    fakepy_put64(&w->fp, old + 8, 4096);
+    (void)fakepy_alloc(&w->fp, 4096);
+    uint64_t chunk = fakepy_alloc(&w->fp, 24);
+    fakepy_put64(&w->fp, chunk, old);
+    fakepy_put64(&w->fp, chunk + 8, 16384);
+    uint64_t c = fakepy_frame(&w->fp, code, b, 6), d = fakepy_frame(&w->fp, code, c, 8);
+    uint64_t end = fakepy_alloc(&w->fp, 8);
+    (void)fakepy_alloc(&w->fp, 16384);
+    uint64_t ts = fakepy_thread(&w->fp, w->interp, b, thread_id_of(0), 1);
+    fakepy_put64(&w->fp, ts + (uint64_t)L->ts_datastack_chunk, old);
+    fakepy_put64(&w->fp, ts + (uint64_t)L->ts_datastack_top, old_end);
+    world_walk(w);   /* the slow way: the older chunk alone */
+    assert_false(w->s.threads[0].bad);
+    assert_int_equal(w->s.threads[0].nframes, 2);
+
+    /* B calls C, which gets a new chunk, and D. */
+    fakepy_put64(&w->fp, old + 16, (old_end - (old + 24)) / 8);   /* pointers in use */
+    fakepy_put64(&w->fp, ts + (uint64_t)L->ts_datastack_chunk, chunk);
+    fakepy_put64(&w->fp, ts + (uint64_t)L->ts_datastack_top, end);
+    struct race r = {w, ts, d};
+    race_set_top(&r);
+    struct spy *spy = spy_install(w->p);
+    world_walk(w);
+    const struct py_thread *t = &w->s.threads[0];
+    assert_false(t->bad);
+    assert_int_equal(w->s.bad_threads, 0);
+    assert_int_equal(t->nframes, 4);
+    assert_int_equal(py_thread_frame(&w->s, t, 0)->addr, d);
+    assert_int_equal(py_thread_frame(&w->s, t, 3)->addr, a);
+    assert_true(spy_hits(spy, chunk, 24) >= 1);      /* found from its header */
+    assert_int_equal(spy_hits(spy, a, 8), 0);        /* the older chunk was copied whole */
+    assert_int_equal(spy_hits(spy, b, 8), 0);
+    assert_int_equal(spy_hits(spy, c, 8), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1279,6 +1326,7 @@ int main(void)
         WT(frame_cycle_ends_the_thread_bad),
         WT(frame_self_loop_ends_the_thread_bad),
         WT(thread_started_after_a_walk_is_in_the_next),
+        WT(stack_that_moved_to_a_new_chunk_is_found_again),
         WT(first_thread_freed_after_a_walk_is_not_in_the_next),
         WT(thread_list_cycle_terminates),
         WT(thread_list_cycle_is_flagged),
