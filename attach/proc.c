@@ -251,14 +251,38 @@ int proc_comm(pid_t pid, pid_t tid, char *buf, size_t cap)
     return 0;
 }
 
+int proc_rss_open(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/statm", (int)pid);
+    return open(path, O_RDONLY | O_CLOEXEC);
+}
+
+int64_t proc_rss_fd(int fd)
+{
+    static long page;
+    if (!page)
+        page = sysconf(_SC_PAGESIZE) > 0 ? sysconf(_SC_PAGESIZE) : 4096;
+    char buf[128];
+    ssize_t n = fd >= 0 ? pread(fd, buf, sizeof buf - 1, 0) : -1;
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    /* "size resident shared text lib data dt": the second field, in pages. */
+    const char *c = strchr(buf, ' ');
+    if (!c || c[1] < '0' || c[1] > '9')
+        return -1;
+    uint64_t rss = 0;
+    for (c++; *c >= '0' && *c <= '9'; c++)
+        rss = rss * 10 + (uint64_t)(*c - '0');
+    return (int64_t)rss * page;
+}
+
 int64_t proc_rss(pid_t pid)
 {
-    char path[64], buf[256];
-    snprintf(path, sizeof path, "/proc/%d/statm", (int)pid);
-    if (read_small_file(path, buf, sizeof buf, NULL) != 0)
-        return -1;
-    unsigned long long size, rss;
-    if (sscanf(buf, "%llu %llu", &size, &rss) != 2)
-        return -1;
-    return (int64_t)rss * sysconf(_SC_PAGESIZE);
+    int fd = proc_rss_open(pid);
+    int64_t rss = proc_rss_fd(fd);
+    if (fd >= 0)
+        close(fd);
+    return rss;
 }

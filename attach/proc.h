@@ -62,5 +62,9 @@ int proc_comm(pid_t pid, pid_t tid, char *buf, size_t cap);
 
 /* Resident set size in bytes, or -1. */
 int64_t proc_rss(pid_t pid);
+/* The same from /proc/PID/statm kept open (proc_rss_open(): its fd, or -1): one pread, no
+ * open/close and no path to format, for a recorder that reads it every 10 ms. */
+int proc_rss_open(pid_t pid);
+int64_t proc_rss_fd(int fd);
 
 #endif

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "symbols/unwind.h"
 #include "util/rules.h"
@@ -40,6 +41,7 @@ struct rec_proc {
     uint32_t *fid_by_code;  /* function id by py_code id */
     uint32_t n_fid;
     uint64_t last_counters_ns;
+    int statm_fd;               /* /proc/PID/statm, opened at the first RSS reading (-1: not) */
     bool exited;
     bool entry_offset_unique;   /* no jump targets offset 0 (3.11+) */
 };
@@ -207,6 +209,7 @@ uint32_t rec_sink_process(struct rec_sink *s, struct py_proc *p, uint32_t parent
     struct rec_proc *rp = &s->procs[s->n_procs++];
     memset(rp, 0, sizeof *rp);
     rp->pid = p->pid;
+    rp->statm_fd = -1;
     rp->entry_offset_unique = p->version.major > 3 || (p->version.major == 3 && p->version.minor >= 11);
     uint32_t parent_idx = parent ? s->procs[parent - 1].trace_process : 0;
     rp->trace_process = trace_process(s->w, p->pid, nns > 0 ? nspid[nns - 1] : p->pid, cmd, ver,
@@ -285,10 +288,16 @@ static int reserve_depth(struct rec_thread *t, uint32_t n)
     return 0;
 }
 
-static uint32_t function_of(struct rec_sink *s, struct rec_proc *rp, const struct py_code *code)
+/* The function id of a frame's code; key is code->id + 1 when the frame carries it
+ * (py_frame.code_key; 0: not known), so that the code entry itself is touched only the first
+ * time. */
+static uint32_t function_of(struct rec_sink *s, struct rec_proc *rp, const struct py_code *code,
+                            uint32_t key)
 {
     if (!code)
         return s->unknown_function;
+    if (key && key - 1 < rp->n_fid && rp->fid_by_code[key - 1])
+        return rp->fid_by_code[key - 1];
     if (code->id >= rp->n_fid) {
         uint32_t n = rp->n_fid ? rp->n_fid : 256;
         while (n <= code->id)
@@ -384,7 +393,7 @@ static const struct py_frame *stack_frame(struct rec_sink *s, struct rec_proc *r
         return NULL;
     }
     const struct py_frame *f = py_thread_frame(st->snap, st->pt, st->items ? st->items[k].index : k);
-    *fid = function_of(s, rp, f->code);
+    *fid = function_of(s, rp, f->code, f->code_key);
     *tf = (struct tl_frame){f->addr, *fid, f->line, f->lasti, f->argsig, false};
     return f;
 }
@@ -467,7 +476,9 @@ static void write_cpu_counters(struct rec_sink *s, struct rec_proc *rp,
 
 static void write_counters(struct rec_sink *s, struct rec_proc *rp, uint64_t t_ns)
 {
-    int64_t rss = proc_rss((pid_t)rp->pid);
+    if (rp->statm_fd < 0)
+        rp->statm_fd = proc_rss_open((pid_t)rp->pid);
+    int64_t rss = proc_rss_fd(rp->statm_fd);
     if (rss >= 0)
         trace_counter(s->w, TRACE_C_RSS_BYTES, rp->trace_process, t_ns, rss);
 }
@@ -602,6 +613,13 @@ void rec_sink_feed_failed(struct rec_sink *s, uint32_t proc, uint64_t t_ns)
     }
 }
 
+static void close_statm(struct rec_proc *rp)
+{
+    if (rp->statm_fd >= 0)
+        close(rp->statm_fd);
+    rp->statm_fd = -1;
+}
+
 void rec_sink_process_exit(struct rec_sink *s, uint32_t proc, uint64_t t_ns, int64_t status)
 {
     struct rec_proc *rp = &s->procs[proc - 1];
@@ -612,6 +630,7 @@ void rec_sink_process_exit(struct rec_sink *s, uint32_t proc, uint64_t t_ns, int
             end_thread(s, rp, &rp->threads[i], t_ns);
     trace_event(s->w, TRACE_E_PROCESS_EXIT, rp->trace_process, 0, t_ns, status, NULL);
     rp->exited = true;
+    close_statm(rp);
 }
 
 enum pt_status rec_sink_tick(struct rec_sink *s, uint64_t now_ns, struct pt_err *err)
@@ -695,6 +714,7 @@ enum pt_status rec_sink_close(struct rec_sink *s, uint64_t t_ns, struct trace_su
         }
         free(rp->threads);
         free(rp->fid_by_code);
+        close_statm(rp);
     }
     free(s->procs);
     free(s->action_by_fid);

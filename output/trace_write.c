@@ -79,21 +79,30 @@ static int build_span_block(struct trace_writer *w)
     struct trace_span_cols *k = &w->cols;
     size_t n = w->rows.n;
     if (n > k->cap) {
-        size_t cap = k->cap;
-        void **cols[] = {(void **)&k->thread, (void **)&k->function, (void **)&k->depth,
-                         (void **)&k->flags, (void **)&k->call_line, (void **)&k->first_line,
-                         (void **)&k->begin, (void **)&k->begin_lo, (void **)&k->end,
-                         (void **)&k->end_hi, (void **)&k->samples};
-        const size_t size[] = {4, 4, 4, 4, 4, 4, 8, 8, 8, 8, 8};
-        for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++) {
-            size_t c = k->cap;
-            if (trace_grow(cols[i], &c, n, size[i]) != 0) {
-                w->oom = true;
-                return -1;
-            }
-            cap = c;
+        /* One buffer for all eleven columns: one allocation per growth, not eleven. */
+        size_t cap = k->cap ? k->cap : 256;
+        while (cap < n)
+            cap *= 2;
+        const size_t row = 6 * sizeof(uint32_t) + 5 * sizeof(uint64_t);
+        uint8_t *b = realloc(k->block, cap * row);
+        if (!b) {
+            w->oom = true;
+            return -1;
         }
+        k->block = b;
         k->cap = cap;
+        /* The 8-byte columns first, so that each column stays aligned. */
+        k->begin = (int64_t *)b;
+        k->begin_lo = k->begin + cap;
+        k->end = k->begin_lo + cap;
+        k->end_hi = k->end + cap;
+        k->samples = (uint64_t *)(k->end_hi + cap);
+        k->thread = (uint32_t *)(k->samples + cap);
+        k->function = k->thread + cap;
+        k->depth = k->function + cap;
+        k->flags = k->depth + cap;
+        k->call_line = (int32_t *)(k->flags + cap);
+        k->first_line = k->call_line + cap;
     }
     const struct trace_span_row *r = w->rows.p;
     uint64_t prev = 0;
@@ -577,17 +586,7 @@ static void writer_free(struct trace_writer *w)
     free(w->renames.p);
     free(w->spans.p);
     free(w->rows.p);
-    free(w->cols.thread);
-    free(w->cols.function);
-    free(w->cols.depth);
-    free(w->cols.flags);
-    free(w->cols.call_line);
-    free(w->cols.first_line);
-    free(w->cols.begin);
-    free(w->cols.begin_lo);
-    free(w->cols.end);
-    free(w->cols.end_hi);
-    free(w->cols.samples);
+    free(w->cols.block);
     free(w->locals.p);
     free(w->span_locals.p);
     free(w->events.p);

@@ -64,9 +64,11 @@ struct trace_span_row {
     int64_t begin_lo, end, end_hi;
 };
 
-/* The SpanBlock's columns, rebuilt from the rows at each flush (capacity kept). */
+/* The SpanBlock's columns, rebuilt from the rows at each flush (capacity kept): pointers into
+ * one buffer. */
 struct trace_span_cols {
     Pytrace__SpanBlock msg;
+    uint8_t *block;
     uint32_t *thread, *function, *depth, *flags;
     int32_t *call_line, *first_line;
     int64_t *begin, *begin_lo, *end, *end_hi;

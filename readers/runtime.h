@@ -98,6 +98,7 @@ struct py_proc {
         uint32_t epoch;
         int32_t line;
         const struct py_code *code;
+        uint32_t code_key;
     } frame_memo[256];
 };
 

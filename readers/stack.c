@@ -53,15 +53,17 @@ void py_frame_resolve(struct py_proc *p, struct py_frame *f)
     if (m->frame == frame && m->code_addr == code_addr && m->lasti == lasti && m->code) {
         f->code = m->code;
         f->line = m->line;
+        f->code_key = m->code_key;
         return;
     }
     mem_round_plan(p->mem, false);   /* code objects are read once, not every round */
     f->code = code_cache_get(p->codes, p->mem, &p->layout, &p->types, code_addr);
     mem_round_plan(p->mem, true);
     f->line = f->code ? code_line(f->code, f->lasti) : -1;
+    f->code_key = f->code ? f->code->id + 1 : 0;
     if (f->code)
         *m = (struct py_frame_memo){frame, code_addr, lasti, code_cache_epoch(p->codes), f->line,
-                                    f->code};
+                                    f->code, f->code_key};
 }
 
 /* Records one frame; code may be NULL (unreadable), which marks the thread bad. */

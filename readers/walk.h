@@ -28,6 +28,8 @@ struct py_frame {
     int32_t line;
     uint64_t argsig;             /* hash of the first argument slots (new call hint), 0 unknown */
     bool entry;                  /* outermost frame of one C-level eval call (native merge) */
+    uint32_t code_key;           /* code->id + 1 (0: not set), so that the recorder need not
+                                  * touch the code entry for it */
 };
 
 struct py_thread {
