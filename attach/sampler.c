@@ -40,6 +40,7 @@ void sampler_init(struct sampler *s, double rate_hz, double jitter)
         jitter = 0.5;
     s->jitter_ns = (uint32_t)((double)s->period_ns * jitter);
     s->spin = rate_hz >= SAMPLER_SPIN_HZ;
+    s->catchup_ns = s->period_ns > SAMPLER_CATCHUP_NS ? s->period_ns : SAMPLER_CATCHUP_NS;
     s->start_ns = sampler_now_ns();
     s->rng = s->start_ns | 1;
     s->tick = 0;
@@ -59,8 +60,11 @@ static void sleep_until(uint64_t t)
 uint64_t sampler_wait(struct sampler *s, volatile int *stop)
 {
     uint64_t now = sampler_now_ns();
-    /* Late by more than a period: skip the ticks that are already past, and count them. */
-    if (now > s->due_ns + s->period_ns) {
+    /* Late by more than the catch-up window: skip the ticks that are already past, and count
+     * them. Within it, the ticks are taken back to back until the schedule is met again: a
+     * stall of pytrace (a flush, a page fault, being preempted) then costs no samples at high
+     * rates, and each sample still carries the time it was really taken. */
+    if (now > s->due_ns + s->catchup_ns) {
         uint64_t behind = (now - s->due_ns) / s->period_ns;
         s->missed += behind;
         s->tick += behind;
