@@ -214,7 +214,9 @@ static int to_snapshot(struct ebpf_sampler *e, struct ebpf_target *t, const stru
     pt->truncated = (r->flags & PYS_F_TRUNCATED) != 0;
     pt->bad = (r->flags & PYS_F_FAULT) != 0;
     pt->nframes = n;
-    snprintf(pt->name, sizeof pt->name, "%s", th->name);
+    size_t nl = strnlen(th->name, sizeof pt->name - 1);   /* per record: no printf */
+    memcpy(pt->name, th->name, nl);
+    pt->name[nl] = '\0';
     bool seeded = (r->flags & PYS_F_SEEDED) != 0;
     for (uint32_t i = 0; i < n; i++) {
         const struct pys_frame *rf = &r->frames[i];
