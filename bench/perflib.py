@@ -129,10 +129,13 @@ def first_line(path_or_text):
 
 # --- pytrace ----------------------------------------------------------------------------------
 
-def attach(pid, rate, seconds, out, tmp, blocking=False, timeout_extra=60.0, env=None):
+def attach(pid, rate, seconds, out, tmp, blocking=False, timeout_extra=60.0, env=None,
+           binary=None):
     """`pytrace attach PID -r rate -d seconds -o out -q`, timed by the kernel. Returns a dict
-    with rc, cpu_s, maxrss_kib, wall_s, timed_out and, on success, the info --json object."""
-    argv = [PYTRACE, "attach", str(pid), "-r", str(rate), "-d", str(seconds), "-o", out, "-q"]
+    with rc, cpu_s, maxrss_kib, wall_s, timed_out and, on success, the info --json object.
+    binary: another pytrace to run (bench/ab.py), default PYTRACE."""
+    argv = [binary or PYTRACE, "attach", str(pid), "-r", str(rate), "-d", str(seconds), "-o",
+            out, "-q"]
     if blocking:
         argv.append("--blocking")
     err = os.path.join(tmp, "pytrace.stderr")
@@ -145,12 +148,12 @@ def attach(pid, rate, seconds, out, tmp, blocking=False, timeout_extra=60.0, env
     if rc != 0 or timed_out:
         res["error"] = "timed out" if timed_out else "exit %d: %s" % (rc, first_line(err))
         return res
-    res["info"] = info(out)
+    res["info"] = info(out, binary)
     return res
 
 
-def info(path):
-    r = subprocess.run([PYTRACE, "info", path, "--json"], stdout=subprocess.PIPE,
+def info(path, binary=None):
+    r = subprocess.run([binary or PYTRACE, "info", path, "--json"], stdout=subprocess.PIPE,
                        stderr=subprocess.DEVNULL, timeout=120, check=True)
     return json.loads(r.stdout)
 
