@@ -62,8 +62,18 @@ static uint64_t self_cpu_ns(void)
            (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000ULL;
 }
 
+/* PYTRACE_EBPF_STATS: pytrace's CPU and the samples from EBPF_STEADY_NS after the start on, when
+ * the one-off work of a recording's first moments (code objects decoded, line tables, the first
+ * thread-list reads) is done: the steady cost per sample. */
+#define EBPF_STEADY_NS 1000000000ULL
+struct steady {
+    bool taken;
+    uint64_t cpu_ns, samples, written;
+};
+
 static void print_stats(struct ebpf_sampler *e, uint64_t start, uint64_t end, uint64_t cpu_ns,
-                        uint64_t written)
+                        uint64_t written, const struct steady *sd, uint64_t cpu_end,
+                        uint64_t written_end)
 {
     if (!getenv("PYTRACE_EBPF_STATS"))
         return;
@@ -74,17 +84,21 @@ static void print_stats(struct ebpf_sampler *e, uint64_t start, uint64_t end, ui
             " drops=%" PRIu64 " faults=%" PRIu64 " refreshes=%" PRIu64 " late=%" PRIu64 " prog_run_ns=%" PRIu64
             " prog_run_cnt=%" PRIu64 " clock_run_ns=%" PRIu64 " clock_run_cnt=%" PRIu64
             " switch_run_ns=%" PRIu64 " switch_run_cnt=%" PRIu64 " loop_cpu_ns=%" PRIu64
-            " written=%" PRIu64 " seconds=%.3f\n",
+            " written=%" PRIu64 " seconds=%.3f steady_cpu_ns=%" PRIu64 " steady_samples=%" PRIu64
+            " steady_written=%" PRIu64 "\n",
             st.samples, st.off_cpu, st.misses, st.drops, st.faults, st.refreshes, st.late, st.prog_run_ns,
             st.prog_run_cnt, st.clock_run_ns, st.clock_run_cnt, st.switch_run_ns,
-            st.switch_run_cnt, cpu_ns, written, (double)(end - start) / 1e9);
+            st.switch_run_cnt, cpu_ns, written, (double)(end - start) / 1e9,
+            sd->taken ? cpu_end - sd->cpu_ns : 0, sd->taken ? st.samples - sd->samples : 0,
+            sd->taken ? written_end - sd->written : 0);
 }
 
 static enum session_end loop(const struct session_opts *o, struct ebpf_sampler *e,
                              struct py_proc *root, uint32_t proc, struct ebpf_run *R,
                              const struct session_sink *sink, volatile int *stop, uint64_t start,
-                             struct pt_err *err)
+                             struct steady *sd, struct pt_err *err)
 {
+    bool stats = getenv("PYTRACE_EBPF_STATS") != NULL;
     uint64_t deadline = o->duration_s > 0 ? start + (uint64_t)(o->duration_s * 1e9) : UINT64_MAX;
     uint64_t last_chore = start;
     for (;;) {
@@ -97,6 +111,11 @@ static enum session_end loop(const struct session_opts *o, struct ebpf_sampler *
         uint64_t now = sampler_now_ns();
         if (now >= deadline)
             return SESSION_DURATION;
+        if (stats && !sd->taken && now - start >= EBPF_STEADY_NS) {
+            struct ebpf_stats st;
+            ebpf_get_stats(e, &st);
+            *sd = (struct steady){true, self_cpu_ns(), st.samples, sink->samples(sink->ctx)};
+        }
         if (now - last_chore >= EBPF_CHORE_NS) {
             last_chore = now;
             reap(R);
@@ -143,15 +162,18 @@ enum pt_status ebpf_session_run(const struct session_opts *o, struct py_proc *ro
         fprintf(stderr, "pytrace: ebpf ready\n");   /* for bench/ebpf.py: tracing from now on */
     struct ebpf_run R = {child_pid, false, INT64_MIN};
     uint64_t start = sampler_now_ns(), cpu0 = self_cpu_ns(), written0 = sink->samples(sink->ctx);
-    res->end = rc == PT_OK ? loop(o, e, root, proc, &R, sink, stop, start, err) : SESSION_ERROR;
-    uint64_t end = sampler_now_ns();
+    struct steady sd = {false, 0, 0, 0};
+    res->end = rc == PT_OK ? loop(o, e, root, proc, &R, sink, stop, start, &sd, err)
+                           : SESSION_ERROR;
+    uint64_t end = sampler_now_ns(), cpu_end = self_cpu_ns();
+    uint64_t written_end = sink->samples(sink->ctx);
     ebpf_poll(e, sink, 0);
     if (res->end != SESSION_TARGET_EXITED)
         ebpf_flush(e, sink);
     reap(&R);
     struct ebpf_stats st;
     ebpf_get_stats(e, &st);
-    print_stats(e, start, end, self_cpu_ns() - cpu0, sink->samples(sink->ctx) - written0);
+    print_stats(e, start, end, cpu_end - cpu0, written_end - written0, &sd, cpu_end, written_end);
     ebpf_close(e);
     if (stats_fd >= 0)
         close(stats_fd);

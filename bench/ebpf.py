@@ -62,8 +62,9 @@ def ebpf_attach(pid, seconds, out, tmp, rate=1000):
 def bench_cost(quick, tmp, depth=50):
     seconds = 3 if quick else 10
     headers = ["python", "samples", "kernel ns/sample (walk)", "kernel ns/sample (all in)",
-               "pytrace CPU us/sample", "total us/sample", "samples written",
-               "pytrace CPU us/written sample", "off-CPU records", "faults"]
+               "pytrace CPU us/sample", "total us/sample", "pytrace CPU us/sample after 1 s",
+               "total after 1 s", "samples written", "pytrace CPU us/written sample",
+               "off-CPU records", "faults"]
     rows, out = [], []
     for v in VERSIONS:
         python = pl.python_for(v)
@@ -87,15 +88,24 @@ def bench_cost(quick, tmp, depth=50):
         # pytrace's CPU while recording (getrusage around the loop: start-up excluded)
         user_us = st.get("loop_cpu_ns", 0) / 1000.0 / n
         user_us_written = st.get("loop_cpu_ns", 0) / 1000.0 / max(st.get("written", 0), 1)
+        # the same from 1 s after the start: without the first moments' one-off work (code
+        # objects decoded, line tables, first thread-list reads), which a 3 s run does not
+        # amortise
+        steady_n = st.get("steady_samples", 0)
+        steady_us = st.get("steady_cpu_ns", 0) / 1000.0 / steady_n if steady_n else None
         rec = {"python": v, "depth": depth, "seconds": seconds, "stats": st,
                "cpu_s": res["cpu_s"], "startup_cpu_s": start["cpu_s"],
                "kernel_ns_per_clock_run": walk_ns, "kernel_ns_per_sample_walk": walk_per_sample,
                "kernel_ns_per_sample_all_in": all_in, "user_us_per_sample_net": user_us,
                "user_us_per_written_sample": user_us_written,
-               "total_us_per_sample": user_us + all_in / 1000.0}
+               "total_us_per_sample": user_us + all_in / 1000.0,
+               "user_us_per_sample_steady": steady_us,
+               "total_us_per_sample_steady": (steady_us + all_in / 1000.0
+                                              if steady_us is not None else None)}
         out.append(rec)
         rows.append([v, "%d" % n, fmt(walk_per_sample, "%.0f"), fmt(all_in, "%.0f"),
                      fmt(user_us, "%.2f"), fmt(rec["total_us_per_sample"], "%.2f"),
+                     fmt(steady_us, "%.2f"), fmt(rec["total_us_per_sample_steady"], "%.2f"),
                      "%d" % st.get("written", 0), fmt(user_us_written, "%.2f"),
                      "%d" % st.get("off_cpu", 0), "%d" % st.get("faults", 0)])
     table(headers, rows)
