@@ -52,6 +52,17 @@ static void read_round(struct fixture *f, uint8_t *x, uint64_t *y)
     mem_round_end(f->round);
 }
 
+/* n rounds that read only 0x9000 (the rest of the plan falls idle). */
+static void rounds_reading_only_b(struct fixture *f, int n)
+{
+    uint64_t y;
+    for (int i = 0; i < n; i++) {
+        mem_round_begin(f->round);
+        assert_int_equal(mem_read_ptr(f->round, 0x9000, &y), 0);
+        mem_round_end(f->round);
+    }
+}
+
 static void second_round_costs_one_syscall(void **state)
 {
     struct fixture *f = *state;
@@ -140,11 +151,7 @@ static void idle_regions_leave_the_plan(void **state)
     uint64_t y, hits, prefetches;
     uint32_t regions;
     read_round(f, x, &y);
-    for (int i = 0; i < 40; i++) {   /* rounds that read only 0x9000 */
-        mem_round_begin(f->round);
-        assert_int_equal(mem_read_ptr(f->round, 0x9000, &y), 0);
-        mem_round_end(f->round);
-    }
+    rounds_reading_only_b(f, 40);
     mem_round_stats(f->round, &hits, &prefetches, &regions);
     assert_int_equal(regions, 1);
 }
@@ -195,22 +202,14 @@ static void idle_merged_pages_stay_planned_in_page_mode(void **state)
     assert_int_equal(mem_read_ptr(f->round, 0x40100, &v), 0);
     assert_int_equal(mem_read_ptr(f->round, 0x41100, &v), 0);   /* the next page */
     mem_round_end(f->round);
-    for (int i = 0; i < 3; i++) {   /* rounds that do not touch them */
-        mem_round_begin(f->round);
-        assert_int_equal(mem_read_ptr(f->round, 0x9000, &v), 0);
-        mem_round_end(f->round);
-    }
+    rounds_reading_only_b(f, 3);   /* rounds that do not touch them */
     assert_true(mem_round_planned(f->round, 0x40000, 2 * 4096));
     mem_round_begin(f->round);
     uint64_t before = mem_syscalls(f->round);
     assert_int_equal(mem_read_ptr(f->round, 0x41800, &v), 0);   /* a frame allocated there since */
     assert_int_equal(mem_syscalls(f->round), before);
     mem_round_end(f->round);
-    for (int i = 0; i < 40; i++) {
-        mem_round_begin(f->round);
-        assert_int_equal(mem_read_ptr(f->round, 0x9000, &v), 0);
-        mem_round_end(f->round);
-    }
+    rounds_reading_only_b(f, 40);
     assert_false(mem_round_planned(f->round, 0x40000, 8));
 }
 

@@ -1224,6 +1224,38 @@ static void call_made_while_the_data_stack_is_copied_is_in_the_sample(void **sta
     assert_int_equal(py_thread_frame(&w->s, t, 3)->addr, a);
 }
 
+/* 3.11+: frames A <- B in an older 4 KiB data-stack chunk, then C <- D in a 16 KiB chunk above it
+ * (its previous link set). The older chunk's header `top` is left unset: callers set it when the
+ * thread is in the newer chunk. */
+struct two_chunks {
+    uint64_t old, old_end, chunk, end;
+    uint64_t a, b, c, d;
+};
+
+static void build_two_chunks(struct world *w, uint64_t code, struct two_chunks *k)
+{
+    k->old = fakepy_alloc(&w->fp, 24);   /* _PyStackChunk: previous, size, top */
+    k->a = fakepy_frame(&w->fp, code, 0, 2);
+    k->b = fakepy_frame(&w->fp, code, k->a, 4);
+    k->old_end = fakepy_alloc(&w->fp, 8);
+    fakepy_put64(&w->fp, k->old + 8, 4096);
+    (void)fakepy_alloc(&w->fp, 4096);
+    k->chunk = fakepy_alloc(&w->fp, 24);
+    fakepy_put64(&w->fp, k->chunk, k->old);
+    fakepy_put64(&w->fp, k->chunk + 8, 16384);
+    k->c = fakepy_frame(&w->fp, code, k->b, 6);
+    k->d = fakepy_frame(&w->fp, code, k->c, 8);
+    k->end = fakepy_alloc(&w->fp, 8);
+    (void)fakepy_alloc(&w->fp, 16384);
+}
+
+/* The older chunk's header says how much of it is in use (it is set when a newer chunk is
+ * pushed). */
+static void older_chunk_top(struct world *w, const struct two_chunks *k)
+{
+    fakepy_put64(&w->fp, k->old + 16, (k->old_end - (k->old + 24)) / 8);   /* pointers in use */
+}
+
 /* 3.11+: a stack deeper than its chunk continues in the older chunk below; once the walk knows
  * both, the guarded read copies both, and no frame is read on its own. */
 static void stack_spanning_two_chunks_is_one_copy(void **state)
@@ -1231,21 +1263,13 @@ static void stack_spanning_two_chunks_is_one_copy(void **state)
     struct world *w = *state;
     const struct py_layout *L = cur;
     uint64_t code = data_stack_world(w);
-    uint64_t old = fakepy_alloc(&w->fp, 24);   /* _PyStackChunk: previous, size, top */
-    uint64_t a = fakepy_frame(&w->fp, code, 0, 2), b = fakepy_frame(&w->fp, code, a, 4);
-    uint64_t old_end = fakepy_alloc(&w->fp, 8);
-    fakepy_put64(&w->fp, old + 8, 4096);
-    fakepy_put64(&w->fp, old + 16, (old_end - (old + 24)) / 8);   /* pointers in use */
-    (void)fakepy_alloc(&w->fp, 4096);
-    uint64_t chunk = fakepy_alloc(&w->fp, 24);
-    fakepy_put64(&w->fp, chunk, old);
-    fakepy_put64(&w->fp, chunk + 8, 16384);
-    uint64_t c = fakepy_frame(&w->fp, code, b, 6), d = fakepy_frame(&w->fp, code, c, 8);
-    uint64_t end = fakepy_alloc(&w->fp, 8);
-    (void)fakepy_alloc(&w->fp, 16384);
+    struct two_chunks k;
+    build_two_chunks(w, code, &k);
+    older_chunk_top(w, &k);
+    uint64_t old = k.old, a = k.a, b = k.b, d = k.d;
     uint64_t ts = fakepy_thread(&w->fp, w->interp, d, thread_id_of(0), 1);
-    fakepy_put64(&w->fp, ts + (uint64_t)L->ts_datastack_chunk, chunk);
-    fakepy_put64(&w->fp, ts + (uint64_t)L->ts_datastack_top, end);
+    fakepy_put64(&w->fp, ts + (uint64_t)L->ts_datastack_chunk, k.chunk);
+    fakepy_put64(&w->fp, ts + (uint64_t)L->ts_datastack_top, k.end);
     world_walk(w);   /* the slow way: finds both chunks */
     assert_false(w->s.threads[0].bad);
     assert_int_equal(w->s.threads[0].nframes, 4);
@@ -1271,28 +1295,20 @@ static void stack_that_moved_to_a_new_chunk_is_found_again(void **state)
     struct world *w = *state;
     const struct py_layout *L = cur;
     uint64_t code = data_stack_world(w);
-    uint64_t old = fakepy_alloc(&w->fp, 24);   /* _PyStackChunk: previous, size, top */
-    uint64_t a = fakepy_frame(&w->fp, code, 0, 2), b = fakepy_frame(&w->fp, code, a, 4);
-    uint64_t old_end = fakepy_alloc(&w->fp, 8);
-    fakepy_put64(&w->fp, old + 8, 4096);
-    (void)fakepy_alloc(&w->fp, 4096);
-    uint64_t chunk = fakepy_alloc(&w->fp, 24);
-    fakepy_put64(&w->fp, chunk, old);
-    fakepy_put64(&w->fp, chunk + 8, 16384);
-    uint64_t c = fakepy_frame(&w->fp, code, b, 6), d = fakepy_frame(&w->fp, code, c, 8);
-    uint64_t end = fakepy_alloc(&w->fp, 8);
-    (void)fakepy_alloc(&w->fp, 16384);
+    struct two_chunks k;
+    build_two_chunks(w, code, &k);
+    uint64_t a = k.a, b = k.b, c = k.c, d = k.d, chunk = k.chunk;
     uint64_t ts = fakepy_thread(&w->fp, w->interp, b, thread_id_of(0), 1);
-    fakepy_put64(&w->fp, ts + (uint64_t)L->ts_datastack_chunk, old);
-    fakepy_put64(&w->fp, ts + (uint64_t)L->ts_datastack_top, old_end);
+    fakepy_put64(&w->fp, ts + (uint64_t)L->ts_datastack_chunk, k.old);
+    fakepy_put64(&w->fp, ts + (uint64_t)L->ts_datastack_top, k.old_end);
     world_walk(w);   /* the slow way: the older chunk alone */
     assert_false(w->s.threads[0].bad);
     assert_int_equal(w->s.threads[0].nframes, 2);
 
     /* B calls C, which gets a new chunk, and D. */
-    fakepy_put64(&w->fp, old + 16, (old_end - (old + 24)) / 8);   /* pointers in use */
+    older_chunk_top(w, &k);
     fakepy_put64(&w->fp, ts + (uint64_t)L->ts_datastack_chunk, chunk);
-    fakepy_put64(&w->fp, ts + (uint64_t)L->ts_datastack_top, end);
+    fakepy_put64(&w->fp, ts + (uint64_t)L->ts_datastack_top, k.end);
     struct race r = {w, ts, d};
     race_set_top(&r);
     struct spy *spy = spy_install(w->p);
