@@ -10,7 +10,7 @@
 #include <stdlib.h>
 
 #define DATA_STACK_COPY_MAX (1u << 20)   /* bytes of a thread's data stack copied in one read */
-#define COPY_KEEP_ROUNDS 1024             /* rounds a copy stays longer than the stack needs */
+#define COPY_KEEP_NS 2000000ULL           /* how long a copy stays longer than the stack needs */
 
 static int ensure_stackbuf(struct py_proc *p, size_t len)
 {
@@ -110,15 +110,15 @@ void stack_remember_data(struct py_proc *p, uint64_t tstate, const uint8_t *ts,
     uint64_t want = ((chunk + used + 512 + 4095) & ~(uint64_t)4095) - chunk;
     if (size >= used && want > size)
         want = size;
-    /* A stack that got shallower is likely to grow back (a loop that calls down and returns):
-     * a copy too short for it costs the slow path's three or four reads, a page more costs
-     * little. So the longer copy stays for COPY_KEEP_ROUNDS rounds. */
+    /* A stack that got shallower is likely to grow back soon (a loop that calls down and
+     * returns): a copy too short for it costs a re-read, a page more costs little. So the longer
+     * copy stays for COPY_KEEP_NS — by time, not rounds: at 100 Hz a stack that was deep once
+     * (a request) must not keep a long copy for seconds (the daemon paid 12% more for that). */
     if (chunk == was && ps->copylen > want && ps->copylen <= size &&
-        ps->copy_kept < COPY_KEEP_ROUNDS) {
+        p->walk_ns - ps->copy_long_ns < COPY_KEEP_NS) {
         want = ps->copylen;
-        ps->copy_kept++;
     } else {
-        ps->copy_kept = 0;
+        ps->copy_long_ns = p->walk_ns;
     }
     if (want > DATA_STACK_COPY_MAX)
         return;

@@ -105,7 +105,7 @@ struct py_prev_stack {
     /* 3.11+: where this thread's frames were last time, to read them with its state at once. */
     uint64_t chunk, cframe;
     uint32_t copylen;
-    uint32_t copy_kept;          /* rounds the copy has been kept longer than the stack needed */
+    uint64_t copy_long_ns;       /* when the stack last needed the copy's length (or it changed) */
     uint64_t old_chunk;          /* the chunk below it when the stack spans two, and its used bytes */
     uint32_t old_len;
     /* Hash of every frame and offset at the last walk: a GIL holder whose stack moved is running. */
