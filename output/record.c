@@ -28,8 +28,11 @@ struct rec_thread {
     uint32_t depth, cap;
     uint32_t depth_kept;    /* frames of the last stack the rules kept (t->tlf's length) */
     uint32_t *nodes, *funcs;
+    uint32_t *keys;         /* each kept frame's py_frame.code_key (0: native or unknown) */
     int32_t *lines;
     struct tl_frame *tlf;
+    uint32_t same;          /* root-side frames of the last stack equal to the one before */
+    bool tl_fed;            /* the timeline holds t->tlf[0, depth_kept) as this thread's stack */
     uint64_t last_cpu_user, last_cpu_sys;
 };
 
@@ -279,10 +282,13 @@ static int reserve_depth(struct rec_thread *t, uint32_t n)
     int32_t *lines = realloc(t->lines, cap * sizeof *lines);
     if (lines)
         t->lines = lines;
+    uint32_t *keys = realloc(t->keys, cap * sizeof *keys);
+    if (keys)
+        t->keys = keys;
     struct tl_frame *tlf = realloc(t->tlf, cap * sizeof *tlf);
     if (tlf)
         t->tlf = tlf;
-    if (!nodes || !funcs || !lines || !tlf)
+    if (!nodes || !funcs || !lines || !keys || !tlf)
         return -1;
     t->cap = cap;
     return 0;
@@ -398,6 +404,32 @@ static const struct py_frame *stack_frame(struct rec_sink *s, struct rec_proc *r
     return f;
 }
 
+/*
+ * How many frames, root first, are the previous sample's field for field (address, code, offset,
+ * line, arguments): for those the stack trie's nodes and the timeline's open calls stand as they
+ * are, so neither is looked at. Only when every frame is kept as read (no rules, no native frames,
+ * no locals hook), so that the previous kept frames line up with this sample's.
+ */
+static uint32_t unchanged_prefix(const struct rec_sink *s, const struct rec_thread *t,
+                                 const struct rec_stack *st)
+{
+    if (s->rules || st->items || s->lbuf || !t->tl_fed || t->depth != t->depth_kept)
+        return 0;
+    uint32_t max = st->n < t->depth_kept ? st->n : t->depth_kept;
+    if (!max)
+        return 0;
+    const struct py_frame *root = py_thread_frame(st->snap, st->pt, st->n - 1);
+    uint32_t k = 0;
+    for (; k < max; k++) {
+        const struct py_frame *f = root - k;   /* innermost first in the snapshot */
+        const struct tl_frame *o = &t->tlf[k];
+        if (!f->code_key || f->code_key != t->keys[k] || f->addr != o->addr ||
+            f->lasti != o->lasti || f->line != o->line || f->argsig != o->argsig)
+            break;
+    }
+    return k;
+}
+
 /* Interns the thread's stack root-first, reusing the previous sample's nodes for the common
  * prefix; fills t->tlf for the timeline. Frames the rules exclude, and folded frames called by a
  * folded frame, are left out (t->depth counts the kept ones). Returns the leaf node (0 for an
@@ -407,6 +439,7 @@ static uint32_t intern_stack(struct rec_sink *s, struct rec_proc *rp, struct rec
 {
     uint32_t n = st->n;
     t->depth_kept = 0;
+    t->same = 0;
     s->cur_n = 0;
     if (reserve_depth(t, n) != 0)
         return 0;
@@ -418,9 +451,11 @@ static uint32_t intern_stack(struct rec_sink *s, struct rec_proc *rp, struct rec
         s->cur_frames = cf;
         s->cap_cur_frames = n;
     }
-    uint32_t parent = 0, d = 0;
+    uint32_t d = unchanged_prefix(s, t, st);
+    uint32_t parent = d ? t->nodes[d - 1] : 0;
     bool same = true, in_fold = false;
-    for (uint32_t i = 0; i < n; i++) {
+    t->same = d;
+    for (uint32_t i = d; i < n; i++) {
         uint32_t fid;
         struct tl_frame tf;
         const struct py_frame *f = stack_frame(s, rp, st, i, &fid, &tf);
@@ -441,6 +476,7 @@ static uint32_t intern_stack(struct rec_sink *s, struct rec_proc *rp, struct rec
         tf.restart = f && d < t->depth && t->tlf[d].addr == f->addr && t->tlf[d].function == fid &&
                      restarted(rp, f->code, t->tlf[d].lasti, f->lasti);
         t->tlf[d] = tf;
+        t->keys[d] = f ? f->code_key : 0;
         if (s->lbuf)
             s->cur_frames[d] = f;
         d++;
@@ -491,9 +527,11 @@ static void end_thread(struct rec_sink *s, struct rec_proc *rp, struct rec_threa
     t->gone = true;
     free(t->nodes);
     free(t->funcs);
+    free(t->keys);
     free(t->lines);
     free(t->tlf);
-    t->nodes = t->funcs = NULL;
+    t->nodes = t->funcs = t->keys = NULL;
+    t->tl_fed = false;
     t->lines = NULL;
     t->tlf = NULL;
     t->depth = t->cap = 0;
@@ -550,7 +588,7 @@ static void feed(struct rec_sink *s, uint32_t proc, struct py_proc *p,
         trace_sample(s->w, t->trace_thread, t_ns, leaf, flags);
         s->cur_p = p;
         s->cur_pt = pt;
-        tl_feed(s->tl, t->trace_thread, t_ns, t->tlf, t->depth_kept);
+        t->tl_fed = tl_feed_same(s->tl, t->trace_thread, t_ns, t->tlf, t->depth_kept, t->same) == 0;
         s->cur_pt = NULL;
     }
     /* A thread missing from a torn thread list may still live: end threads only when the lists
@@ -658,6 +696,7 @@ enum pt_status rec_sink_close(struct rec_sink *s, uint64_t t_ns, struct trace_su
         for (uint32_t k = 0; k < rp->n; k++) {
             free(rp->threads[k].nodes);
             free(rp->threads[k].funcs);
+            free(rp->threads[k].keys);
             free(rp->threads[k].lines);
             free(rp->threads[k].tlf);
         }

@@ -18,13 +18,17 @@ struct tl_open {
     int32_t lasti;          /* latest known offset of this frame, -1 none known yet */
     int32_t site;           /* the caller's offset while this call runs (its call site), -1 unknown */
     uint64_t argsig;        /* latest nonzero argument signature, 0 none known yet */
-    struct tl_span span;    /* span.end is the last sighting until the call ends */
+    uint64_t first_feed;    /* the thread's feed count when this call was first seen */
+    struct tl_span span;    /* span.end and span.samples are set when the call ends: an open
+                             * call was in every good sample since first_feed, the last of them
+                             * at the thread's last_t */
 };
 
 struct tl_thread {
     struct tl_open *open;   /* root first; n used, cap allocated */
     size_t n, cap;
     uint64_t last_t;        /* time of the last good sample */
+    uint64_t feeds;         /* good samples fed */
     bool seen;              /* a good sample arrived since creation (or since the thread ended) */
 };
 
@@ -117,14 +121,16 @@ static bool tl_continues(const struct tl_open *o, const struct tl_frame *f, int3
     return true;
 }
 
-/* How many calls, root first, the new stack shares with the thread's open ones. */
-static size_t tl_common(const struct tl_thread *th, const struct tl_frame *frames, size_t n)
+/* How many calls past the first `from`, root first, the new stack shares with the thread's open
+ * ones. */
+static size_t tl_common_from(const struct tl_thread *th, const struct tl_frame *frames, size_t n,
+                             size_t from)
 {
     size_t max = n < th->n ? n : th->n;
-    size_t k = 0;
+    size_t k = from;
     while (k < max && tl_continues(&th->open[k], &frames[k], k ? frames[k - 1].lasti : -1))
         k++;
-    return k;
+    return k - from;
 }
 
 /* Ends the open calls past the first keep, innermost first, so that a writer can stream. */
@@ -132,15 +138,19 @@ static void tl_close(struct timeline *tl, struct tl_thread *th, size_t keep, uin
                      bool open_end)
 {
     while (th->n > keep) {
-        struct tl_span *s = &th->open[--th->n].span;
+        struct tl_open *o = &th->open[--th->n];
+        struct tl_span *s = &o->span;
+        s->end = th->last_t;
+        s->samples = th->feeds - o->first_feed + 1;
         s->open_end = open_end;
         s->end_hi = open_end ? s->end : end_hi;
         tl->emit(s, tl->ctx);
     }
 }
 
-/* Another sighting of an open call: later bounds move, and hints keep their latest known value. */
-static void tl_extend(struct tl_open *o, const struct tl_frame *f, int32_t parent_lasti, uint64_t t)
+/* Another sighting of an open call: hints keep their latest known value (its end and sample count
+ * follow from the thread's, see struct tl_open). */
+static void tl_extend(struct tl_open *o, const struct tl_frame *f, int32_t parent_lasti)
 {
     if (f->lasti >= 0)
         o->lasti = f->lasti;
@@ -148,8 +158,6 @@ static void tl_extend(struct tl_open *o, const struct tl_frame *f, int32_t paren
         o->argsig = f->argsig;
     if (o->site < 0)
         o->site = parent_lasti;
-    o->span.end = t;
-    o->span.samples++;
 }
 
 /* A call first seen at depth i of this sample; it began after the thread's last good sample. */
@@ -161,6 +169,7 @@ static void tl_begin(struct tl_open *o, uint32_t thread, const struct tl_thread 
     o->lasti = f->lasti;
     o->site = i ? frames[i - 1].lasti : -1;
     o->argsig = f->argsig;
+    o->first_feed = th->feeds;
     o->span = (struct tl_span){
         .thread = thread,
         .function = f->function,
@@ -179,14 +188,25 @@ static void tl_begin(struct tl_open *o, uint32_t thread, const struct tl_thread 
 int tl_feed(struct timeline *tl, uint32_t thread, uint64_t t_ns, const struct tl_frame *frames,
             size_t n)
 {
+    return tl_feed_same(tl, thread, t_ns, frames, n, 0);
+}
+
+int tl_feed_same(struct timeline *tl, uint32_t thread, uint64_t t_ns, const struct tl_frame *frames,
+                 size_t n, size_t same)
+{
     struct tl_thread *th = tl_thread(tl, thread, true);
     if (!th || tl_reserve(th, n) != 0)
         return -1;
     assert(!th->seen || t_ns >= th->last_t);
-    size_t k = tl_common(th, frames, n);
+    if (!th->seen || same > th->n || same > n)
+        same = 0;
+    /* The first `same` frames are the previous sample's, field for field: they continue, and
+     * extending them would change nothing (tl_extend keeps values those frames already set). */
+    size_t k = same + tl_common_from(th, frames, n, same);
     tl_close(tl, th, k, t_ns, false);
-    for (size_t i = 0; i < k; i++)
-        tl_extend(&th->open[i], &frames[i], i ? frames[i - 1].lasti : -1, t_ns);
+    th->feeds++;
+    for (size_t i = same; i < k; i++)
+        tl_extend(&th->open[i], &frames[i], i ? frames[i - 1].lasti : -1);
     for (size_t i = k; i < n; i++) {
         tl_begin(&th->open[i], thread, th, frames, i, t_ns);
         if (tl->begin)

@@ -81,6 +81,12 @@ void tl_free(struct timeline *tl);
 int tl_feed(struct timeline *tl, uint32_t thread, uint64_t t_ns, const struct tl_frame *frames,
             size_t n);
 
+/* tl_feed() when the caller knows that the first `same` frames (root first) are the previous good
+ * sample's frames of this thread with every field equal: they are not compared again. same = 0
+ * is tl_feed(); a `same` larger than either stack is taken as 0. */
+int tl_feed_same(struct timeline *tl, uint32_t thread, uint64_t t_ns, const struct tl_frame *frames,
+                 size_t n, size_t same);
+
 /* A sample of thread `thread` at t_ns could not be read (torn): it neither ends nor extends
  * spans, but the next good sample's begin_lo/end_hi bounds are not moved past it either. */
 void tl_feed_bad(struct timeline *tl, uint32_t thread, uint64_t t_ns);
