@@ -770,6 +770,79 @@ static void synthetic_phases_detection_and_midpoint_error(void **state)
     assert_true(r.err[1][0][1] <= 1.5 && r.err[1][1][1] <= 1.5);
 }
 
+/* Longest root-side prefix of fr equal, field for field, to prev (what the recorder passes). */
+static size_t same_prefix(const struct tl_frame *prev, size_t np, const struct tl_frame *fr, size_t n)
+{
+    size_t k = 0;
+    while (k < np && k < n && prev[k].addr == fr[k].addr && prev[k].function == fr[k].function &&
+           prev[k].line == fr[k].line && prev[k].lasti == fr[k].lasti &&
+           prev[k].argsig == fr[k].argsig && prev[k].restart == fr[k].restart)
+        k++;
+    return k;
+}
+
+static void span_equal(const struct tl_span *a, const struct tl_span *b)
+{
+    assert_int_equal(a->thread, b->thread);
+    assert_int_equal(a->function, b->function);
+    assert_int_equal(a->depth, b->depth);
+    assert_int_equal(a->call_line, b->call_line);
+    assert_int_equal(a->first_line, b->first_line);
+    assert_int_equal(a->begin_lo, b->begin_lo);
+    assert_int_equal(a->begin, b->begin);
+    assert_int_equal(a->end, b->end);
+    assert_int_equal(a->end_hi, b->end_hi);
+    assert_int_equal(a->samples, b->samples);
+    assert_int_equal(a->open_begin, b->open_begin);
+    assert_int_equal(a->open_end, b->open_end);
+}
+
+/* tl_feed_same() with the unchanged prefix gives exactly tl_feed()'s spans, bad samples and a
+ * `same` larger than either stack (taken as 0) included. A wrong hint (one frame too many every
+ * fifth sample) makes this fail. */
+static void feeding_the_unchanged_prefix_changes_no_span(void **state)
+{
+    struct fix *f = *state;
+    struct got g2 = {0};
+    struct timeline *tl2 = tl_new(got_emit, &g2);
+    assert_non_null(tl2);
+    struct sim s = { .rng = 7 };
+    while (s.now < 20000 * MS)
+        sim_request(&s);
+    struct tl_frame fr[8], prev[8];
+    size_t g = 0, np = 0, with_same = 0;
+    for (uint64_t k = 1;; k++) {
+        uint64_t t = k * 100 * US + sim_range(&s, 0, 10 * US);
+        if (t >= s.now)
+            break;
+        if (k % 97 == 0) {   /* a torn sample now and then */
+            tl_feed_bad(f->tl, 0, t);
+            tl_feed_bad(tl2, 0, t);
+            continue;
+        }
+        while (g + 1 < s.nsegs && s.segs[g + 1].t0 <= t)
+            g++;
+        size_t n = sim_stack(&s, &s.segs[g], fr);
+        size_t same = k % 89 == 0 ? n + 1 : same_prefix(prev, np, fr, n);
+        with_same += same > 0 && same <= n;
+        assert_int_equal(tl_feed(f->tl, 0, t, fr, n), 0);
+        assert_int_equal(tl_feed_same(tl2, 0, t, fr, n, same), 0);
+        memcpy(prev, fr, n * sizeof *fr);
+        np = n;
+    }
+    tl_end_thread(f->tl, 0, s.now);
+    tl_end_thread(tl2, 0, s.now);
+    assert_true(with_same > 1000);
+    assert_true(f->got.n > 1000);
+    assert_int_equal(f->got.n, g2.n);
+    for (size_t i = 0; i < g2.n; i++)
+        span_equal(&f->got.v[i], &g2.v[i]);
+    tl_free(tl2);
+    free(g2.v);
+    free(s.calls);
+    free(s.segs);
+}
+
 /* ---- main ----------------------------------------------------------------------------------- */
 
 #define T(f) cmocka_unit_test_setup_teardown(f, fix_setup, fix_teardown)
@@ -794,6 +867,7 @@ int main(void)
         T(ended_thread_closes_at_its_last_sample_and_starts_afresh),
         T(deep_stacks_of_any_depth_are_tracked),
         T(steady_state_feeding_does_not_allocate),
+        T(feeding_the_unchanged_prefix_changes_no_span),
         T(synthetic_phases_detection_and_midpoint_error),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
