@@ -329,6 +329,8 @@ void ebpf_remove_target(struct ebpf_sampler *e, pid_t pid)
             free(t->th[k].last);
         }
         py_snapshot_free(&t->walk);
+        if (e->one_p == t->p)
+            e->one_p = NULL;
         free(t->th);
         free(t);
         e->targets[i] = e->targets[--e->ntargets];

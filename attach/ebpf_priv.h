@@ -49,6 +49,7 @@ struct ebpf_sampler {
     struct ebpf_target **targets;
     uint32_t ntargets, cap_targets;
     struct py_snapshot one;
+    const struct py_proc *one_p;     /* whose thread's frames `one` holds (NULL: none) */
     struct pys_record *tmp;      /* a preempted period with the thread's last stack filled in */
     const struct session_sink *sink;
     uint64_t period_ns;

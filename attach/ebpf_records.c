@@ -109,13 +109,29 @@ static void seed_offcpu(struct ebpf_sampler *e, struct ebpf_target *t, const str
     bpf_map_update_elem(bpf_map__fd(e->skel->maps.offcpu), &key, &r, BPF_NOEXIST);
 }
 
+static bool has_new_thread(const struct ebpf_target *t)
+{
+    for (uint32_t i = 0; i < t->walk.nthreads; i++) {
+        const struct py_thread *pt = &t->walk.threads[i];
+        bool known = false;
+        for (uint32_t k = 0; k < t->nth && !known; k++)
+            known = t->th[k].native_id == pt->native_id && t->th[k].thread_id == pt->thread_id;
+        if (!known)
+            return true;
+    }
+    return false;
+}
+
 void ebpf_refresh(struct ebpf_sampler *e, struct ebpf_target *t, uint64_t now)
 {
     struct pt_err err;
     t->last_refresh = now;
     e->refreshes++;
-    /* The thread list only: no /proc reads (off-CPU seeding reads the state by host tid). */
-    if (py_walk(t->p, &t->walk, 0, &err) != PT_OK)
+    /* The thread list only: no /proc reads (off-CPU seeding reads the state by host tid), and
+     * no stacks unless a thread is new (its stack seeds its off-CPU state). */
+    if (py_walk(t->p, &t->walk, PY_WALK_NO_STACKS, &err) != PT_OK)
+        return;
+    if (has_new_thread(t) && py_walk(t->p, &t->walk, 0, &err) != PT_OK)
         return;
     if (t->walk.nthreads != t->last_nthreads) {
         py_thread_names(t->p, &t->walk);
@@ -206,6 +222,14 @@ static int to_snapshot(struct ebpf_sampler *e, struct ebpf_target *t, const stru
     }
     struct py_proc *p = t->p;
     struct py_thread *pt = &s->threads[0];
+    /* The previous record's frames, when they are this thread's, line up root first with this
+     * one's: a frame at the same depth with the same address, code and offset keeps its code
+     * entry and line (it is still running that code) without a lookup. */
+    uint32_t on = s->nthreads && e->one_p == p && pt->tstate == r->tstate ? s->nframes : 0;
+    uint32_t keep = on < n ? on : n;
+    if (keep && on != n)
+        memmove(&s->frames[n - keep], &s->frames[on - keep], keep * sizeof *s->frames);
+    e->one_p = p;
     memset(pt, 0, sizeof *pt);
     pt->tstate = r->tstate;
     pt->thread_id = th->thread_id;
@@ -221,9 +245,13 @@ static int to_snapshot(struct ebpf_sampler *e, struct ebpf_target *t, const stru
     for (uint32_t i = 0; i < n; i++) {
         const struct pys_frame *rf = &r->frames[i];
         struct py_frame *f = &s->frames[i];
+        int32_t lasti = lasti_of(&p->layout, rf, seeded);
+        if (i >= n - keep && f->addr == rf->addr && f->code_addr == rf->code && f->lasti == lasti &&
+            f->code)
+            continue;
         f->addr = rf->addr;
         f->code_addr = rf->code;
-        f->lasti = lasti_of(&p->layout, rf, seeded);
+        f->lasti = lasti;
         py_frame_resolve(p, f);
         f->argsig = 0;
         if (!f->code)

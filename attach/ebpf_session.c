@@ -22,7 +22,8 @@
 #include "attach/sampler.h"
 
 #define EBPF_CHORE_NS 200000000ULL
-#define EBPF_POLL_MS 20   /* records are drained this often (they come without wake-ups) */
+#define EBPF_POLL_MS 50   /* records are drained this often (they come without wake-ups; the
+                           * program wakes pytrace early when 2 MiB wait, see send()) */
 
 struct ebpf_run {
     pid_t child_pid;

@@ -206,7 +206,8 @@ static bool walk_threads(struct py_proc *p, struct py_snapshot *s, uint64_t inte
     for (uint32_t n = 0; tstate && n < PY_MAX_THREADS; n++) {
         struct fast_read fr = {.retries_left = WALK_RETRIES, .reseeked = false};
         mem_round_resume(p->mem);   /* each thread's walk reads in time order on its own */
-        int rd = stack_read_thread(p, tstate, ts, need, &fr);
+        int rd = flags & PY_WALK_NO_STACKS ? mem_read(p->mem, tstate, ts, need)
+                                           : stack_read_thread(p, tstate, ts, need, &fr);
         if (n == 0 && check_head &&
             (rd != 0 || u64_at(ts, L->ts_prev) != 0 || u64_at(ts, L->ts_interp) != interp))
             return false;
@@ -234,11 +235,12 @@ static bool walk_threads(struct py_proc *p, struct py_snapshot *s, uint64_t inte
         if (u64_at(ts, L->ts_interp) != interp)
             t->bad = true;   /* torn: this thread state belongs elsewhere or is being freed */
         t->first = s->nframes;
-        if (!t->bad)
+        if (!t->bad && !(flags & PY_WALK_NO_STACKS))
             stack_walk(p, s, t, ts, need, &fr);
         /* A torn stack is read again at once (a few microseconds later), up to twice: the
          * sample moves a little in time rather than being lost. */
-        for (int retry = 0; retry < WALK_RETRIES && t->bad && !t->truncated; retry++) {
+        for (int retry = 0; retry < WALK_RETRIES && t->bad && !t->truncated &&
+                            !(flags & PY_WALK_NO_STACKS); retry++) {
             mem_round_drop(p->mem);   /* read the target again, not the round's prefetch */
             s->nframes = t->first;
             t->nframes = 0;

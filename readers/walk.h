@@ -76,6 +76,7 @@ struct py_snapshot {
 enum py_walk_flags {
     PY_WALK_OS_STATE = 1 << 0,   /* thread state per thread (idle detection), CPU times */
     PY_WALK_NAMES = 1 << 1,      /* resolve Python thread names (threading module) */
+    PY_WALK_NO_STACKS = 1 << 2,  /* the thread list only: each thread state, no frames */
 };
 
 void py_snapshot_init(struct py_snapshot *s);
