@@ -411,11 +411,11 @@ static const struct py_frame *stack_frame(struct rec_sink *s, struct rec_proc *r
  * no locals hook), so that the previous kept frames line up with this sample's.
  */
 static uint32_t unchanged_prefix(const struct rec_sink *s, const struct rec_thread *t,
-                                 const struct rec_stack *st)
+                                 const struct rec_stack *st, uint32_t kept)
 {
-    if (s->rules || st->items || s->lbuf || !t->tl_fed || t->depth != t->depth_kept)
+    if (s->rules || st->items || s->lbuf || !t->tl_fed || t->depth != kept)
         return 0;
-    uint32_t max = st->n < t->depth_kept ? st->n : t->depth_kept;
+    uint32_t max = st->n < kept ? st->n : kept;
     if (!max)
         return 0;
     const struct py_frame *root = py_thread_frame(st->snap, st->pt, st->n - 1);
@@ -437,7 +437,7 @@ static uint32_t unchanged_prefix(const struct rec_sink *s, const struct rec_thre
 static uint32_t intern_stack(struct rec_sink *s, struct rec_proc *rp, struct rec_thread *t,
                              const struct rec_stack *st)
 {
-    uint32_t n = st->n;
+    uint32_t n = st->n, kept = t->depth_kept;
     t->depth_kept = 0;
     t->same = 0;
     s->cur_n = 0;
@@ -451,7 +451,7 @@ static uint32_t intern_stack(struct rec_sink *s, struct rec_proc *rp, struct rec
         s->cur_frames = cf;
         s->cap_cur_frames = n;
     }
-    uint32_t d = unchanged_prefix(s, t, st);
+    uint32_t d = unchanged_prefix(s, t, st, kept);
     uint32_t parent = d ? t->nodes[d - 1] : 0;
     bool same = true, in_fold = false;
     t->same = d;
