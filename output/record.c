@@ -73,6 +73,7 @@ struct rec_sink {
     /* --locals: the rule chain, a reused read buffer, span blocks, counts */
     const struct rules *locals_rules;
     struct py_locals *lbuf;
+    uint64_t frames_unchanged;   /* see rec_sink_frames_unchanged() */
     struct rec_lblock *lfree, *lall;
     uint64_t redacted, dropped;
     struct rec_locals_stats lstats;
@@ -150,6 +151,11 @@ static void begin_span(struct tl_span *span, size_t index, void *ctx)
     }
     span->locals = b->items;
     span->n_locals = s->lbuf->n;
+}
+
+uint64_t rec_sink_frames_unchanged(const struct rec_sink *s)
+{
+    return s->frames_unchanged;
 }
 
 struct rec_locals_stats rec_sink_locals_stats(const struct rec_sink *s)
@@ -455,6 +461,7 @@ static uint32_t intern_stack(struct rec_sink *s, struct rec_proc *rp, struct rec
     uint32_t parent = d ? t->nodes[d - 1] : 0;
     bool same = true, in_fold = false;
     t->same = d;
+    s->frames_unchanged += d;
     for (uint32_t i = d; i < n; i++) {
         uint32_t fid;
         struct tl_frame tf;

@@ -54,6 +54,10 @@ enum pt_status rec_sink_capture_locals(struct rec_sink *s, const struct rules *r
 struct rec_locals_stats {
     uint64_t captures, failed, ns, reads;
 };
+/* Frames fed so far that were the previous sample's, root side, field for field: the recorder
+ * skipped its per-frame work for them. */
+uint64_t rec_sink_frames_unchanged(const struct rec_sink *s);
+
 struct rec_locals_stats rec_sink_locals_stats(const struct rec_sink *s);
 
 /* Registers a traced process (parent = 0 for the root); returns its process index. */
