@@ -43,6 +43,8 @@ struct ebpf_stats {
     uint64_t faults;          /* stacks cut by a failed read */
     uint64_t refreshes;       /* thread-list refreshes done by user space */
     uint64_t late;            /* records older than their thread's last sample, dropped */
+    uint64_t unresolved;      /* frames whose code object was gone when its record was read
+                               * (shown as an unknown function; the stack stays good) */
     uint64_t prog_run_ns;     /* kernel time in the programs (bpf_stats), 0 when not enabled */
     uint64_t prog_run_cnt;
     uint64_t clock_run_ns, clock_run_cnt;     /* ... of which the CPU-clock program */
@@ -86,6 +88,14 @@ void ebpf_flush(struct ebpf_sampler *e, const struct session_sink *sink);
 void ebpf_get_stats(struct ebpf_sampler *e, struct ebpf_stats *out);
 
 void ebpf_close(struct ebpf_sampler *e);
+
+/*
+ * `run --ebpf`: loads and attaches the BPF programs before CMD starts (the verifier takes up to a
+ * second here, which CMD would otherwise spend unrecorded); the next ebpf_session_run() uses
+ * them. ebpf_session_discard() closes them when no session comes.
+ */
+enum pt_status ebpf_session_prepare(double rate_hz, struct pt_err *err);
+void ebpf_session_discard(void);
 
 /*
  * The recording loop of `attach --ebpf` / `run --ebpf`: session_run()'s contract (stops at the

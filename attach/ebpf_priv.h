@@ -15,6 +15,7 @@
 
 #define EBPF_REFRESH_NS 100000000ULL      /* thread lists re-read every 100 ms */
 #define EBPF_MISS_REFRESH_NS 10000000ULL  /* ... or after 10 ms when the kernel missed a thread */
+#define EBPF_FUTILE_MAX 2                 /* ... unless that many such refreshes mapped nothing */
 #define EBPF_MAX_IDLE_SAMPLES 1000000     /* per off-CPU period */
 
 struct ebpf_thread {
@@ -49,17 +50,22 @@ struct ebpf_sampler {
     struct ebpf_target **targets;
     uint32_t ntargets, cap_targets;
     struct py_snapshot one;
+    bool refresh_pending;            /* a miss waits for its refresh (EBPF_MISS_REFRESH_NS) */
+    uint32_t futile;                 /* miss-driven refreshes in a row that mapped no thread: the
+                                      * missing threads have no thread state (native threads) */
     const struct py_proc *one_p;     /* whose thread's frames `one` holds (NULL: none) */
     struct pys_record *tmp;      /* a preempted period with the thread's last stack filled in */
     const struct session_sink *sink;
     uint64_t period_ns;
     uint64_t last_misses, refreshes;
+    uint64_t unresolved;             /* see ebpf_stats */
     uint64_t late;               /* records older than their thread's last sample (dropped) */
     int handled;
 };
 
 /* Re-reads t's thread list and brings the threads map (and off-CPU seeds) up to date. */
-void ebpf_refresh(struct ebpf_sampler *e, struct ebpf_target *t, uint64_t now);
+/* Re-reads t's thread list into the threads map; returns how many threads it newly mapped. */
+int ebpf_refresh(struct ebpf_sampler *e, struct ebpf_target *t, uint64_t now);
 
 /* Removes a thread from the threads and offcpu maps. */
 void ebpf_forget_thread(struct ebpf_sampler *e, pid_t host_tid);

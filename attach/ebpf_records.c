@@ -122,17 +122,18 @@ static bool has_new_thread(const struct ebpf_target *t)
     return false;
 }
 
-void ebpf_refresh(struct ebpf_sampler *e, struct ebpf_target *t, uint64_t now)
+int ebpf_refresh(struct ebpf_sampler *e, struct ebpf_target *t, uint64_t now)
 {
     struct pt_err err;
+    int mapped = 0;
     t->last_refresh = now;
     e->refreshes++;
     /* The thread list only: no /proc reads (off-CPU seeding reads the state by host tid), and
      * no stacks unless a thread is new (its stack seeds its off-CPU state). */
     if (py_walk(t->p, &t->walk, PY_WALK_NO_STACKS, &err) != PT_OK)
-        return;
+        return 0;
     if (has_new_thread(t) && py_walk(t->p, &t->walk, 0, &err) != PT_OK)
-        return;
+        return 0;
     if (t->walk.nthreads != t->last_nthreads) {
         py_thread_names(t->p, &t->walk);
         t->last_nthreads = t->walk.nthreads;
@@ -157,6 +158,7 @@ void ebpf_refresh(struct ebpf_sampler *e, struct ebpf_target *t, uint64_t now)
             if (host <= 0 || !(th = new_thread(t)))
                 continue;
             th->host_tid = host;
+            mapped++;
             th->native_id = pt->native_id;
             th->thread_id = pt->thread_id;
         }
@@ -182,6 +184,7 @@ void ebpf_refresh(struct ebpf_sampler *e, struct ebpf_target *t, uint64_t now)
         t->th[i--] = t->th[--t->nth];
     }
     code_cache_tick(t->p->codes);
+    return mapped;
 }
 
 /* Byte offset of the instruction in progress, as stack.c computes it. */
@@ -254,8 +257,10 @@ static int to_snapshot(struct ebpf_sampler *e, struct ebpf_target *t, const stru
         f->lasti = lasti;
         py_frame_resolve(p, f);
         f->argsig = 0;
-        if (!f->code)
-            pt->bad = true;
+        /* The kernel read a consistent stack: a code object freed before its record was read
+         * (an imported module's body, an exec'd string) leaves one frame unnamed, not the
+         * sample torn. */
+        e->unresolved += !f->code;
     }
     s->nthreads = 1;
     s->nframes = n;
@@ -354,6 +359,10 @@ int ebpf_poll(struct ebpf_sampler *e, const struct session_sink *sink, int timeo
 {
     e->sink = sink;
     e->handled = 0;
+    /* A miss whose refresh had to wait for EBPF_MISS_REFRESH_NS: come back for it in time. */
+    int soon = (int)(EBPF_MISS_REFRESH_NS / 1000000);
+    if (e->refresh_pending && timeout_ms > soon)
+        timeout_ms = soon;
     /* Records come without wake-ups (see send() in pysample.bpf.c): wait, then drain. */
     int rc = ring_buffer__poll(e->rb, timeout_ms);
     if (rc < 0 && rc != -EINTR)
@@ -363,13 +372,22 @@ int ebpf_poll(struct ebpf_sampler *e, const struct session_sink *sink, int timeo
         return -1;
     uint64_t now = sampler_now_ns();
     uint64_t misses = e->skel->bss->stats[PYS_S_MISSES];
-    bool missed = misses != e->last_misses;
+    /* Misses hurry the refresh, unless the last ones were for threads no refresh maps. */
+    bool missed = (misses != e->last_misses && e->futile < EBPF_FUTILE_MAX) || e->refresh_pending;
+    if (misses == e->last_misses)
+        e->futile = 0;
     e->last_misses = misses;
+    e->refresh_pending = false;
     for (uint32_t i = 0; i < e->ntargets; i++) {
         struct ebpf_target *t = e->targets[i];
         uint64_t due = missed ? EBPF_MISS_REFRESH_NS : EBPF_REFRESH_NS;
-        if (now - t->last_refresh >= due)
-            ebpf_refresh(e, t, now);
+        if (now - t->last_refresh >= due) {
+            int mapped = ebpf_refresh(e, t, now);
+            if (missed)
+                e->futile = mapped ? 0 : e->futile + 1;
+        } else if (missed) {
+            e->refresh_pending = true;
+        }
     }
     return e->handled;
 }
@@ -406,6 +424,7 @@ void ebpf_get_stats(struct ebpf_sampler *e, struct ebpf_stats *out)
     out->faults = s[PYS_S_FAULTS];
     out->refreshes = e->refreshes;
     out->late = e->late;
+    out->unresolved = e->unresolved;
     struct bpf_program *progs[2] = {e->skel->progs.on_cpu_clock, e->skel->progs.on_switch};
     for (int i = 0; i < 2; i++) {
         struct bpf_prog_info info;

@@ -22,8 +22,10 @@
 #include "attach/sampler.h"
 
 #define EBPF_CHORE_NS 200000000ULL
-#define EBPF_POLL_MS 50   /* records are drained this often (they come without wake-ups; the
-                           * program wakes pytrace early when 2 MiB wait, see send()) */
+/* Records are drained this often: they come without wake-ups, and every wake-up costs (≈ 40–90 µs
+ * here, mostly a cold start of the drain). The program wakes pytrace sooner when 2 MiB of records
+ * wait or a new thread needs mapping (send() and traced() in pysample.bpf.c). */
+#define EBPF_POLL_MS 100
 
 struct ebpf_run {
     pid_t child_pid;
@@ -82,16 +84,25 @@ static void print_stats(struct ebpf_sampler *e, uint64_t start, uint64_t end, ui
     ebpf_get_stats(e, &st);
     fprintf(stderr,
             "pytrace: ebpf stats: samples=%" PRIu64 " off_cpu=%" PRIu64 " misses=%" PRIu64
-            " drops=%" PRIu64 " faults=%" PRIu64 " refreshes=%" PRIu64 " late=%" PRIu64 " prog_run_ns=%" PRIu64
+            " drops=%" PRIu64 " faults=%" PRIu64 " refreshes=%" PRIu64 " late=%" PRIu64 " unresolved=%" PRIu64 " prog_run_ns=%" PRIu64
             " prog_run_cnt=%" PRIu64 " clock_run_ns=%" PRIu64 " clock_run_cnt=%" PRIu64
             " switch_run_ns=%" PRIu64 " switch_run_cnt=%" PRIu64 " loop_cpu_ns=%" PRIu64
             " written=%" PRIu64 " seconds=%.3f steady_cpu_ns=%" PRIu64 " steady_samples=%" PRIu64
             " steady_written=%" PRIu64 "\n",
-            st.samples, st.off_cpu, st.misses, st.drops, st.faults, st.refreshes, st.late, st.prog_run_ns,
+            st.samples, st.off_cpu, st.misses, st.drops, st.faults, st.refreshes, st.late, st.unresolved, st.prog_run_ns,
             st.prog_run_cnt, st.clock_run_ns, st.clock_run_cnt, st.switch_run_ns,
             st.switch_run_cnt, cpu_ns, written, (double)(end - start) / 1e9,
             sd->taken ? cpu_end - sd->cpu_ns : 0, sd->taken ? st.samples - sd->samples : 0,
             sd->taken ? written_end - sd->written : 0);
+}
+
+/* How long to wait for records: EBPF_POLL_MS, or until the recording's deadline. */
+static int poll_ms(uint64_t now, uint64_t deadline)
+{
+    if (deadline <= now)
+        return 0;
+    uint64_t left = (deadline - now + 999999) / 1000000;
+    return left < EBPF_POLL_MS ? (int)left : EBPF_POLL_MS;
 }
 
 static enum session_end loop(const struct session_opts *o, struct ebpf_sampler *e,
@@ -105,7 +116,7 @@ static enum session_end loop(const struct session_opts *o, struct ebpf_sampler *
     for (;;) {
         if (*stop)
             return SESSION_STOPPED;
-        if (ebpf_poll(e, sink, EBPF_POLL_MS) < 0) {
+        if (ebpf_poll(e, sink, poll_ms(sampler_now_ns(), deadline)) < 0) {
             pt_fail(err, PT_EFAIL, "--ebpf: reading the ring buffer failed");
             return SESSION_ERROR;
         }
@@ -135,6 +146,21 @@ static enum session_end loop(const struct session_opts *o, struct ebpf_sampler *
     }
 }
 
+static struct ebpf_sampler *prepared;   /* see ebpf_session_prepare() */
+
+enum pt_status ebpf_session_prepare(double rate_hz, struct pt_err *err)
+{
+    struct ebpf_opts eo = {.rate_hz = rate_hz, .off_cpu = true};
+    ebpf_session_discard();
+    return ebpf_open(&prepared, &eo, err);
+}
+
+void ebpf_session_discard(void)
+{
+    ebpf_close(prepared);
+    prepared = NULL;
+}
+
 enum pt_status ebpf_session_run(const struct session_opts *o, struct py_proc *root,
                                 pid_t root_pid, pid_t child_pid, const struct session_sink *sink,
                                 volatile int *stop, struct session_result *res,
@@ -150,8 +176,11 @@ enum pt_status ebpf_session_run(const struct session_opts *o, struct py_proc *ro
                        "stopped already: --blocking does not apply");
     int stats_fd = enable_bpf_stats();
     struct ebpf_opts eo = {.rate_hz = o->rate_hz, .off_cpu = true};
-    struct ebpf_sampler *e = NULL;
-    enum pt_status rc = ebpf_open(&e, &eo, err);
+    struct ebpf_sampler *e = prepared;
+    enum pt_status rc = PT_OK;
+    prepared = NULL;
+    if (!e)
+        rc = ebpf_open(&e, &eo, err);
     if (rc != PT_OK) {
         if (stats_fd >= 0)
             close(stats_fd);

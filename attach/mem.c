@@ -165,12 +165,18 @@ struct mem_fake {
     struct mem_src base;
     struct fake_region *regions;
     size_t n, cap;
+    bool gone;   /* the "process" exited: reads fail with ESRCH, as process_vm_readv's do */
 };
 
 static int fake_read(struct mem_src *src, uint64_t addr, void *buf, size_t len)
 {
     struct mem_fake *f = (struct mem_fake *)src;
     src->reads++;
+    if (f->gone) {
+        src->failures++;
+        errno = ESRCH;
+        return -1;
+    }
     for (size_t i = 0; i < f->n; i++) {
         struct fake_region *r = &f->regions[i];
         if (addr >= r->addr && addr - r->addr <= r->len && len <= r->len - (addr - r->addr)) {
@@ -179,7 +185,13 @@ static int fake_read(struct mem_src *src, uint64_t addr, void *buf, size_t len)
         }
     }
     src->failures++;
+    errno = EFAULT;   /* unmapped, as process_vm_readv says */
     return -1;
+}
+
+void mem_fake_gone(struct mem_src *src)
+{
+    ((struct mem_fake *)src)->gone = true;
 }
 
 /* One call, as a live source's one syscall: reads counts it once. */

@@ -65,6 +65,8 @@ struct mem_src *mem_fake_new(void);
 int mem_fake_add(struct mem_src *src, uint64_t addr, const void *bytes, size_t len);
 /* Returns a pointer to the fake's own copy of the region starting at addr (to poke tests' bytes). */
 void *mem_fake_region(struct mem_src *src, uint64_t addr);
+/* From now on every read of the fake fails with ESRCH: the process has exited. */
+void mem_fake_gone(struct mem_src *src);
 
 /*
  * Round prefetch (memround.c): a source wrapping `inner` (owned) that reads, at

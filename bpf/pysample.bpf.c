@@ -85,6 +85,7 @@ struct {
 } events SEC(".maps");
 
 __u64 stats[PYS_S_COUNT];
+__u64 last_miss_wake;   /* when a PYS_REC_MISS last woke user space */
 const volatile __u32 want_offcpu = 1;
 const volatile __u64 period_ns = 1000000;
 
@@ -259,6 +260,15 @@ static __always_inline struct pys_thread *traced(__u32 pid, __u32 tid, struct py
         return NULL;
     if (!th || th->pid != pid) {
         __sync_fetch_and_add(&stats[PYS_S_MISSES], 1);
+        /* Records come without wake-ups; a new thread should not wait for the next drain to be
+         * mapped. A thread that never maps (no thread state: a native thread) wakes user space
+         * at most every PYS_MISS_WAKE_NS. */
+        __u64 now = bpf_ktime_get_ns();
+        if (now - last_miss_wake >= PYS_MISS_WAKE_NS) {
+            last_miss_wake = now;
+            __u64 tag = PYS_REC_MISS;
+            bpf_ringbuf_output(&events, &tag, sizeof tag, BPF_RB_FORCE_WAKEUP);
+        }
         return NULL;
     }
     return th;

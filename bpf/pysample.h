@@ -57,7 +57,11 @@ struct pys_thread {
 enum pys_kind {
     PYS_REC_SAMPLE = 1,           /* on-CPU: the thread was interrupted by the CPU clock */
     PYS_REC_OFFCPU = 2,           /* the thread slept from t_ns to t_end_ns with this stack */
+    PYS_REC_MISS = 3,             /* 8 bytes, no header: a thread of a traced process has no
+                                     thread state in the map yet; sent (at most every
+                                     PYS_MISS_WAKE_NS) only to wake user space for a refresh */
 };
+#define PYS_MISS_WAKE_NS 100000000ULL
 
 enum pys_flags {
     PYS_F_TRUNCATED = 1 << 0,     /* deeper than PYS_MAX_FRAMES: the outermost frames are missing */

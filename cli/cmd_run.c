@@ -113,7 +113,8 @@ int cmd_run(int argc, char **argv)
         return cli_usage_error("run", "expected a command after --");
     struct pt_err eerr;
     pt_err_clear(&eerr);
-    if (o.ebpf && ebpf_check(&eerr) != PT_OK)   /* before CMD starts, not after */
+    if (o.ebpf && (ebpf_check(&eerr) != PT_OK ||   /* before CMD starts, not after */
+                   ebpf_session_prepare(o.rate_hz, &eerr) != PT_OK))
         return cli_report(&eerr);
 
     struct sigaction sa;
@@ -125,14 +126,17 @@ int cmd_run(int argc, char **argv)
     sigaction(SIGHUP, &sa, NULL);
 
     pid_t pid = spawn(argv + next);
-    if (pid < 0)
+    if (pid < 0) {
+        ebpf_session_discard();
         return PT_EFAIL;
+    }
     run_child = pid;
     struct pt_err err;
     pt_err_clear(&err);
     struct py_proc *p = NULL;
     enum pt_status st = find_python(pid, &p, &err);
     if (st != PT_OK && !(o.subprocesses && st == PT_ENOTPY)) {
+        ebpf_session_discard();
         if (st == PT_ENOPROC) {
             /* CMD finished before an interpreter could be seen. */
             int status = 0;
@@ -148,6 +152,7 @@ int cmd_run(int argc, char **argv)
     }
     struct session_result res;
     rc = record_and_report(&o, p, pid, pid, &run_stop, &res);
+    ebpf_session_discard();   /* when record_and_report() stopped before its session */
     py_proc_close(p);
     int64_t status = res.root_exit_status;
     if (status == INT64_MIN) {

@@ -5,6 +5,7 @@
  */
 #include "readers/code.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -253,8 +254,12 @@ const struct py_code *code_cache_get(struct code_cache *cc, struct mem_src *mem,
     struct py_code *c = cc->slots[s];
     if (c && c->epoch == cc->epoch)
         return c;
-    if (read_fingerprint(mem, L, types, addr, head, fp) != 0)
-        return NULL;
+    errno = 0;
+    if (read_fingerprint(mem, L, types, addr, head, fp) != 0) {
+        /* The process has gone (--ebpf drains its last records after it exits): its code objects
+         * are what they were when last checked. */
+        return c && c->fp[0] && errno == ESRCH ? c : NULL;
+    }
     if (c && memcmp(c->fp, fp, sizeof fp) == 0) {
         c->epoch = cc->epoch;
         return c;

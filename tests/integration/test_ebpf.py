@@ -212,6 +212,49 @@ def test_stacks_never_torn(ebpf, start_target, python, tmp_path):
     assert deep["a"] > 100 and deep["b"] > 100, deep
 
 
+# A thread that starts after the recording did, then a last wait the kernel reports only as the
+# target exits: the late thread is mapped within ~10 ms, and the last wait's samples, drained after
+# the exit, resolve from the code objects pytrace already knew.
+LATE_THREAD = '''
+import threading, time
+def late_spin():
+    t = time.time()
+    while time.time() - t < 0.5:
+        pass
+time.sleep(0.5)
+th = threading.Thread(target=late_spin, name="late")
+th.start()
+th.join()
+time.sleep(0.5)
+'''
+
+
+@pytest.mark.parametrize("python", agreement_params())
+def test_late_thread_and_exit(ebpf, python, tmp_path):
+    """run --ebpf: a thread started mid-recording has its samples from its first ~50 ms on, and
+    the target's last wait, delivered after it exits, is not torn."""
+    require(python)
+    script = tmp_path / "late.py"
+    script.write_text(LATE_THREAD)
+    out = str(tmp_path / "l.pytrace")
+    r = run_pytrace("run", "--ebpf", "-q", "-r", "1000", "-o", out, "--", python, str(script))
+    assert r.returncode == 0, r.stderr.decode()
+    r = run_pytrace("export", out, "-f", "ndjson", "-o", "-")
+    assert r.returncode == 0, r.stderr.decode()
+    names, total, bad, late = {}, 0, 0, 0
+    for line in r.stdout.decode().splitlines():
+        o = json.loads(line)
+        if o.get("type") == "thread":
+            names[o["thread"]] = o.get("name")
+        elif o.get("type") == "sample":
+            total += 1
+            bad += bool(o.get("bad"))
+            late += names.get(o["thread"]) == "late" and not o.get("bad")
+    assert total > 1000, total
+    assert bad <= total // 100, "%d of %d samples torn" % (bad, total)
+    assert late >= 450, "the late thread has %d samples of its ~500" % late
+
+
 def off_cpu_spans(path):
     r = run_pytrace("export", path, "-f", "ndjson", "-o", "-")
     assert r.returncode == 0, r.stderr.decode()

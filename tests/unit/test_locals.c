@@ -428,11 +428,30 @@ static void unreadable_names_fail_the_frame(void **state)
     free(out);
 }
 
+/* After the process has exited (reads fail with ESRCH), a code object checked before stays
+ * resolvable even after a tick (--ebpf drains records after the exit); an unmapped one, or one
+ * never seen, does not. */
+static void code_entries_outlive_their_process_but_not_their_mapping(void **state)
+{
+    struct fx *x = *state;
+    uint64_t code = mk_code(x), other = mk_code(x);
+    const struct py_code *c = code_cache_get(x->p->codes, x->p->mem, &x->p->layout, &x->p->types,
+                                             code);
+    assert_non_null(c);
+    code_cache_tick(x->p->codes);
+    assert_null(code_cache_get(x->p->codes, x->p->mem, &x->p->layout, &x->p->types,
+                               0x7fff00000000ull));   /* unmapped: EFAULT */
+    mem_fake_gone(x->p->mem);
+    assert_ptr_equal(code_cache_get(x->p->codes, x->p->mem, &x->p->layout, &x->p->types, code), c);
+    assert_null(code_cache_get(x->p->codes, x->p->mem, &x->p->layout, &x->p->types, other));
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, fx_setup, fx_teardown)
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        T(code_entries_outlive_their_process_but_not_their_mapping),
         T(none_bool_and_small_ints),
         T(big_ints_of_any_size_and_sign),
         T(floats_print_as_repr_does),
