@@ -15,6 +15,9 @@
 
 #define EBPF_REFRESH_NS 100000000ULL      /* thread lists re-read every 100 ms */
 #define EBPF_MISS_REFRESH_NS 10000000ULL  /* ... or after 10 ms when the kernel missed a thread */
+#define EBPF_NAMES_NS 1000000000ULL      /* thread names re-read every second (renames) */
+#define EBPF_NAME_TRIES 10                /* ... and at the next refreshes, for a new thread
+                                           * not in threading's table yet */
 #define EBPF_FUTILE_MAX 2                 /* ... unless that many such refreshes mapped nothing */
 #define EBPF_MAX_IDLE_SAMPLES 1000000     /* per off-CPU period */
 
@@ -39,6 +42,8 @@ struct ebpf_target {
     uint32_t nth, cap;
     uint64_t last_refresh;
     uint32_t last_nthreads;
+    uint64_t last_names;         /* when thread names were last read */
+    uint8_t name_tries;          /* refreshes left to name a thread that had none yet */
     int8_t nested;               /* in a pid namespace of its own: 0 not known yet, 1 no, 2 yes */
 };
 

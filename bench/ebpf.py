@@ -15,7 +15,12 @@ kernel and in pytrace, and how much `--ebpf` slows the target, next to the ptrac
              alone (A) and with `pytrace attach --ebpf` (or the ptrace sampler) ready (B),
              interleaved A B A B ...; reported: median B/A and the median target-CPU ratio.
 
+  ab         (--baseline PATH) two builds alternately on the same cpu_bound.py targets, 1 kHz,
+             5 s each, --pairs times per version: pytrace's steady CPU per sample (from 1 s in)
+             and the kernel's, medians and the B/A ratio of pytrace's.
+
 Usage: /usr/bin/python3 bench/ebpf.py [--quick] [--only cost|slowdown] [--pairs N] [--json PATH]
+       /usr/bin/python3 bench/ebpf.py --baseline OTHER/build/pytrace [--pairs N]
        (root: loads BPF programs)
 """
 import argparse
@@ -41,11 +46,11 @@ WRAPPER = ("import json, os, runpy, sys\n"
 STATS_RE = re.compile(r"(\w+)=([0-9.]+)")
 
 
-def ebpf_attach(pid, seconds, out, tmp, rate=1000):
+def ebpf_attach(pid, seconds, out, tmp, rate=1000, binary=None):
     """pytrace attach --ebpf with BPF statistics; returns rusage CPU and the stats line."""
     err = os.path.join(tmp, "ebpf.stderr")
     env = dict(os.environ, PYTRACE_EBPF_STATS="1")
-    argv = [pl.PYTRACE, "attach", str(pid), "--ebpf", "-r", str(rate), "-d", str(seconds),
+    argv = [binary or pl.PYTRACE, "attach", str(pid), "--ebpf", "-r", str(rate), "-d", str(seconds),
             "-o", out, "-q"]
     with open(err, "w") as ef:
         p = subprocess.Popen(argv, stderr=ef, env=env, start_new_session=True)
@@ -201,16 +206,74 @@ def bench_slowdown(quick, tmp, version="3.12", depth=50, pairs=None):
     return {"python": version, "depth": depth, "rows": out}
 
 
+def bench_ab(baseline, pairs, tmp, depth=50, seconds=5):
+    """A (baseline) and B (this build) alternately on one target per version."""
+    headers = ["python", "pytrace CPU us/sample A / B", "B/A (pairs)", "kernel us/sample A / B",
+               "all in us/sample A / B"]
+    rows, out = [], []
+    for v in VERSIONS:
+        python = pl.python_for(v)
+        if not python:
+            rows.append([v, "skipped: not found at %s" % pl.python_pattern(v)])
+            continue
+        target = pl.start_cpu_bound(python, depth)
+        got = {"A": [], "B": []}
+        try:
+            for k in range(pairs):
+                order = ("A", "B") if k % 2 == 0 else ("B", "A")
+                for side in order:
+                    res = ebpf_attach(target.pid, seconds, os.path.join(tmp, "ab.pytrace"), tmp,
+                                      binary=baseline if side == "A" else None)
+                    st = res.get("stats", {})
+                    if "error" in res or not st.get("steady_samples"):
+                        continue
+                    user = st["steady_cpu_ns"] / 1000.0 / st["steady_samples"]
+                    kern = st.get("clock_run_ns", 0) / 1000.0 / max(st.get("samples", 0), 1)
+                    got[side].append((user, kern))
+        finally:
+            pl.kill(target)
+        if not got["A"] or not got["B"]:
+            rows.append([v, "failed"])
+            continue
+        med = {s: (statistics.median(u for u, _ in got[s]), statistics.median(k for _, k in got[s]))
+               for s in "AB"}
+        ratios = [b[0] / a[0] for a, b in zip(got["A"], got["B"])]
+        rows.append([v, "%.2f / %.2f" % (med["A"][0], med["B"][0]),
+                     "%.2f (%.2f-%.2f)" % (statistics.median(ratios), min(ratios), max(ratios)),
+                     "%.2f / %.2f" % (med["A"][1], med["B"][1]),
+                     "%.2f / %.2f" % (med["A"][0] + med["A"][1], med["B"][0] + med["B"][1])])
+        out.append({"python": v, "A": got["A"], "B": got["B"]})
+    print("A = %s, B = %s\n" % (baseline, pl.PYTRACE))
+    table(headers, rows)
+    print("%d pairs of %d s per version at 1 kHz, interleaved; medians; pytrace's CPU from 1 s "
+          "after the start; kernel: the CPU-clock program's run time per sample (bpf_stats). "
+          "Load %s." % (pairs, seconds, pl.loadavg()))
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--only", choices=("cost", "slowdown"), help="run one of the two sections")
     ap.add_argument("--pairs", type=int, help="slowdown pairs per mode (default 15, quick 5)")
+    ap.add_argument("--baseline", help="another build's pytrace: compare the cost side by side")
     ap.add_argument("--json", default=os.path.join(os.path.dirname(__file__), "results",
                                                    "ebpf.json"))
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench/ebpf.py loads BPF programs: run it as root")
+    if args.baseline:
+        with tempfile.TemporaryDirectory(prefix="pytrace-ebpf-ab-") as tmp:
+            try:
+                rows = bench_ab(args.baseline, args.pairs or 3, tmp)
+            finally:
+                pl.kill_all()
+        path = os.path.join(os.path.dirname(__file__), "results", "ebpf_ab.json")
+        with open(path, "w") as f:
+            json.dump({"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                       "baseline": args.baseline, "rows": rows}, f, indent=1)
+        print("wrote %s" % path)
+        return
     with tempfile.TemporaryDirectory(prefix="pytrace-ebpf-bench-") as tmp:
         try:
             cost = slow = None
