@@ -78,6 +78,8 @@ struct py_layout {
     int32_t ts_next;
     int32_t ts_interp;
     int32_t ts_frame;               /* frame (≤3.10) */
+    int32_t ts_recursion_depth;     /* recursion_depth (≤3.10): one per running Python frame, plus
+                                     * C-level recursion */
     int32_t ts_cframe;              /* cframe (3.11–3.12) */
     int32_t ts_current_frame;       /* current_frame (3.13+) */
     int32_t ts_thread_id;           /* pthread_t of the thread */

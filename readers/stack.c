@@ -151,14 +151,17 @@ struct py_prev_stack *stack_prev(struct py_proc *p, uint64_t tstate, bool create
     return ps;
 }
 
-/* Keeps this walk's stack of t (and each frame's caller) for the next walk. */
+/* Keeps this walk's stack of t (and each frame's caller) for the next walk; depth is the thread
+ * state's recursion_depth read with it (≤ 0: unknown). */
 static void remember_stack(struct py_proc *p, const struct py_snapshot *s, const struct py_thread *t,
-                           const uint64_t *backs)
+                           const uint64_t *backs, int32_t depth)
 {
     struct py_prev_stack *ps = stack_prev(p, t->tstate, true);
     if (!ps)
         return;
     ps->seen = true;
+    ps->surplus = depth > 0 ? depth - (int32_t)t->nframes : INT32_MIN;
+    ps->pending = INT32_MIN;
     if (t->nframes > ps->cap) {
         uint32_t cap = ps->cap ? ps->cap : 64;
         while (cap < t->nframes)
@@ -207,9 +210,53 @@ static int reuse_below(struct py_proc *p, struct py_snapshot *s, struct py_threa
     return 0;
 }
 
-/* Frame objects (2.7, 3.6–3.10): f_back chain, read until a frame unchanged since the last walk. */
+/* recursion_depth moves by one around a call without the frame count (it is raised before the
+ * frame becomes the thread's, and a C type's call holds a level while it runs): differences up
+ * to this are not a sign of a torn walk. */
+#define SURPLUS_SLACK 1
+
+/*
+ * Whether the callers of the current walk's last frame can be the previous walk's below its
+ * frame j. Same address, code, offset and caller is not enough: CPython recycles frame objects,
+ * and a recursion that unwinds and comes back can put each level in the frame object of the level
+ * below it last time, with the same caller relation one level up. The thread state's
+ * recursion_depth tells (one per Python frame, plus C-level recursion, which the two walks must
+ * then share): the stack the reuse would give must be as much deeper as the count is.
+ */
+static bool reuse_fits(const struct py_prev_stack *ps, uint32_t j, const struct py_thread *t,
+                       int32_t depth)
+{
+    if (depth <= 0 || ps->surplus == INT32_MIN)
+        return true;   /* no count (2.7-3.10 fakes, or a thread state that has none yet) */
+    int64_t n = (int64_t)t->nframes + (int64_t)ps->n - (int64_t)j - 1;
+    return llabs((int64_t)depth - n - ps->surplus) <= SURPLUS_SLACK;
+}
+
+/*
+ * Whether a walk read to its root (f_back NULL) has the depth the thread state's recursion_depth
+ * says, given the C-level surplus the thread had at its last walk. Frames read one at a time
+ * while the thread unwinds and calls again can be freed and recycled under the walk: a frame
+ * just freed has no f_back, and the walk ends there, several levels short, with a top frame
+ * that is again where it was. A surplus that changed is believed when the next walk (the retry,
+ * a few microseconds later, or the next sample) shows the same: C-level recursion changes it
+ * for real.
+ */
+static bool depth_fits(struct py_proc *p, const struct py_thread *t, int32_t depth)
+{
+    struct py_prev_stack *ps = stack_prev(p, t->tstate, false);
+    if (depth <= 0 || !ps || !ps->n || ps->surplus == INT32_MIN)
+        return true;
+    int32_t surplus = depth - (int32_t)t->nframes;
+    if (abs(surplus - ps->surplus) <= SURPLUS_SLACK || surplus == ps->pending)
+        return true;
+    ps->pending = surplus;
+    return false;
+}
+
+/* Frame objects (2.7, 3.6–3.10): f_back chain, read until a frame unchanged since the last walk
+ * (depth: the thread state's recursion_depth, ≤ 0 unknown). */
 static void walk_frame_objects(struct py_proc *p, struct py_snapshot *s, struct py_thread *t,
-                               uint64_t frame)
+                               uint64_t frame, int32_t depth)
 {
     const struct py_layout *L = &p->layout;
     uint8_t buf[1024];
@@ -242,10 +289,13 @@ static void walk_frame_objects(struct py_proc *p, struct py_snapshot *s, struct 
         backs[k] = back;
         for (uint32_t j = 0; ps && j < ps->n; j++) {
             const struct py_frame *pf = &ps->frames[j];
-            if (pf->addr == frame && pf->code_addr == code && pf->lasti == s->frames[t->first + k].lasti &&
-                ps->backs[j] == back) {
+            const struct py_frame *cf = &s->frames[t->first + k];
+            /* The arguments tell a recursion's levels apart: the frame object of level n, now
+             * holding level n + 1's call, has other objects in its argument slots. */
+            if (pf->addr == frame && pf->code_addr == code && pf->lasti == cf->lasti &&
+                ps->backs[j] == back && pf->argsig == cf->argsig && reuse_fits(ps, j, t, depth)) {
                 if (reuse_below(p, s, t, ps, j, backs) == 0 && !t->bad && !t->truncated)
-                    remember_stack(p, s, t, backs);
+                    remember_stack(p, s, t, backs, depth);
                 return;
             }
         }
@@ -255,8 +305,10 @@ static void walk_frame_objects(struct py_proc *p, struct py_snapshot *s, struct 
         }
         frame = back;
     }
+    if (!t->bad && !t->truncated && !depth_fits(p, t, depth))
+        t->bad = true;   /* read again (walk_threads retries), or lost */
     if (!t->bad && !t->truncated)
-        remember_stack(p, s, t, backs);
+        remember_stack(p, s, t, backs, depth);
 }
 
 /* Interpreter frames (3.11+): previous chain; C-stack shim frames are skipped. */
@@ -506,7 +558,8 @@ void stack_walk(struct py_proc *p, struct py_snapshot *s, struct py_thread *t, c
     if (L->frame_model == PY_FRAMES_INTERP)
         walk_interp_frames(p, s, t, frame, &w);
     else
-        walk_frame_objects(p, s, t, frame);
+        walk_frame_objects(p, s, t, frame,
+                           L->ts_recursion_depth >= 0 ? i32_at(ts, L->ts_recursion_depth) : 0);
     /* The thread ran on while we read: if its top frame changed, what we walked may mix two
      * stacks (a generator that yielded, a call that returned). */
     uint64_t now_top = 0;

@@ -102,6 +102,10 @@ struct py_prev_stack {
     uint32_t n, cap;
     struct py_frame *frames;     /* innermost first */
     uint64_t *backs;             /* f_back of each frame */
+    int32_t surplus;             /* ≤3.10: the thread state's recursion_depth minus n at that walk
+                                  * (INT32_MIN: unknown) */
+    int32_t pending;             /* a different surplus seen once (INT32_MIN: none): the walk is
+                                  * taken as torn unless the next one shows it again */
     bool seen;                   /* walked this time (stacks of threads that are gone are freed) */
     /* 3.11+: where this thread's frames were last time, to read them with its state at once. */
     uint64_t chunk, cframe;

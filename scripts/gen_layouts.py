@@ -62,6 +62,7 @@ OFFSETS = [
     ("ts_next", [rng((2, 7), HI, "offsetof(PyThreadState, next)")]),
     ("ts_interp", [rng((2, 7), HI, "offsetof(PyThreadState, interp)")]),
     ("ts_frame", [rng((2, 7), (3, 10), "offsetof(PyThreadState, frame)")]),
+    ("ts_recursion_depth", [rng((2, 7), (3, 10), "offsetof(PyThreadState, recursion_depth)")]),
     ("ts_cframe", [rng((3, 11), (3, 12), "offsetof(PyThreadState, cframe)")]),
     ("ts_current_frame", [rng((3, 13), HI, "offsetof(PyThreadState, current_frame)")]),
     ("ts_thread_id", [rng((2, 7), HI, "offsetof(PyThreadState, thread_id)")]),

@@ -863,6 +863,54 @@ static void unchanged_frames_below_are_reused_not_reread(void **state)
     assert_true(w->p->mem->reads - reads < second);
 }
 
+/* Frame object f now runs level `level` of a recursion of code, called from back. */
+static void set_level(struct world *w, uint64_t f, uint64_t code, uint64_t back, int level)
+{
+    fakepy_put64(&w->fp, f + (uint64_t)cur->fo_code, code);
+    fakepy_put64(&w->fp, f + (uint64_t)cur->fo_back, back);
+    fakepy_put64(&w->fp, f + (uint64_t)cur->fo_localsplus, 0x5a000000ull + 16 * (uint64_t)level);
+}
+
+/*
+ * CPython recycles frame objects: a recursion that unwinds and comes back can run each level in
+ * the frame object of the level below it last time. Every frame then has the address, code,
+ * offset and caller some frame had at the last walk, one level further down; copying the callers
+ * from there gave a stack one level too deep (or, for other rotations, any depth). The
+ * arguments (and the thread state's recursion_depth) tell: the stack is read to its root.
+ */
+static void recycled_frames_of_a_recursion_are_not_reused_from_the_wrong_level(void **state)
+{
+    struct world *w = *state;
+    if (cur->frame_model != PY_FRAMES_OBJECTS)
+        skip();
+    world_init(w, HEAP_SMALL);
+    uint64_t mod = fakepy_code(&w->fp, "<module>", "<module>", "/srv/app.py", 1);
+    uint64_t rec = fakepy_code(&w->fp, "rec", "rec", "/srv/app.py", 3);
+    uint64_t leaf = fakepy_code(&w->fp, "leaf", "leaf", "/srv/app.py", 9);
+    fakepy_put32(&w->fp, rec + (uint64_t)cur->co_argcount, 1);
+    uint64_t root = fakepy_frame(&w->fp, mod, 0, 4), a[7];
+    for (int i = 0; i < 7; i++)
+        a[i] = fakepy_frame(&w->fp, rec, 0, 6);
+    for (int i = 1; i <= 5; i++)   /* levels 1..5 in a[1..5] */
+        set_level(w, a[i], rec, i == 1 ? root : a[i - 1], i);
+    uint64_t top = fakepy_frame(&w->fp, leaf, a[5], 2);
+    uint64_t ts = fakepy_thread(&w->fp, w->interp, top, thread_id_of(0), 1);
+    if (cur->ts_recursion_depth >= 0)
+        fakepy_put32(&w->fp, ts + (uint64_t)cur->ts_recursion_depth, 7);
+    world_walk(w);
+    assert_stack(&w->s, (uint64_t[]){top, a[5], a[4], a[3], a[2], a[1], root},
+                 (int[]){2, 6, 6, 6, 6, 6, 4}, 7);
+
+    /* The recursion ran again, each level one frame object up: levels 1..5 in a[2..6]. */
+    for (int i = 1; i <= 5; i++)
+        set_level(w, a[i + 1], rec, i == 1 ? root : a[i], i);
+    fakepy_put64(&w->fp, top + (uint64_t)cur->fo_back, a[6]);
+    world_walk(w);
+    assert_false(w->s.threads[0].bad);
+    assert_stack(&w->s, (uint64_t[]){top, a[6], a[5], a[4], a[3], a[2], root},
+                 (int[]){2, 6, 6, 6, 6, 6, 4}, 7);
+}
+
 static void torn_thread_state_marks_the_thread_bad(void **state)
 {
     struct world *w = *state;
@@ -1357,6 +1405,7 @@ int main(void)
         WT(linetable_of_bad_size_falls_back_to_firstlineno),
         WT(deep_stack_is_truncated_at_max_frames),
         WT(unchanged_frames_below_are_reused_not_reread),
+        WT(recycled_frames_of_a_recursion_are_not_reused_from_the_wrong_level),
         WT(torn_thread_state_marks_the_thread_bad),
         WT(wild_next_thread_pointer_is_counted_bad),
         WT(wild_interpreter_pointer_is_reported),
