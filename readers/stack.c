@@ -247,6 +247,10 @@ static bool depth_fits(struct py_proc *p, const struct py_thread *t, int32_t dep
     if (depth <= 0 || !ps || !ps->n || ps->surplus == INT32_MIN)
         return true;
     int32_t surplus = depth - (int32_t)t->nframes;
+    /* Each Python frame holds a level, so more frames than levels (beyond the moment between
+     * the two updates) is a walk that ran into recycled frames: never believed. */
+    if (surplus < -SURPLUS_SLACK)
+        return false;
     if (abs(surplus - ps->surplus) <= SURPLUS_SLACK || surplus == ps->pending)
         return true;
     ps->pending = surplus;
