@@ -64,6 +64,16 @@ def ebpf_attach(pid, seconds, out, tmp, rate=1000, binary=None):
     return {"cpu_s": cpu, "stats": stats, "info": pl.info(out)}
 
 
+def cpu_bound_targets(rows, depth):
+    """(version, cpu_bound.py target) for each of VERSIONS found; a skip row for the others."""
+    for v in VERSIONS:
+        python = pl.python_for(v)
+        if not python:
+            rows.append([v, "skipped: not found at %s" % pl.python_pattern(v)])
+            continue
+        yield v, pl.start_cpu_bound(python, depth)
+
+
 def bench_cost(quick, tmp, depth=50):
     seconds = 3 if quick else 10
     headers = ["python", "samples", "kernel ns/sample (walk)", "kernel ns/sample (all in)",
@@ -71,12 +81,7 @@ def bench_cost(quick, tmp, depth=50):
                "total after 1 s", "samples written", "pytrace CPU us/written sample",
                "off-CPU records", "faults"]
     rows, out = [], []
-    for v in VERSIONS:
-        python = pl.python_for(v)
-        if not python:
-            rows.append([v, "skipped: not found at %s" % pl.python_pattern(v)])
-            continue
-        target = pl.start_cpu_bound(python, depth)
+    for v, target in cpu_bound_targets(rows, depth):
         try:
             start = ebpf_attach(target.pid, 0.2, os.path.join(tmp, "s.pytrace"), tmp)
             res = ebpf_attach(target.pid, seconds, os.path.join(tmp, "c.pytrace"), tmp)
@@ -211,12 +216,7 @@ def bench_ab(baseline, pairs, tmp, depth=50, seconds=5):
     headers = ["python", "pytrace CPU us/sample A / B", "B/A (pairs)", "kernel us/sample A / B",
                "all in us/sample A / B"]
     rows, out = [], []
-    for v in VERSIONS:
-        python = pl.python_for(v)
-        if not python:
-            rows.append([v, "skipped: not found at %s" % pl.python_pattern(v)])
-            continue
-        target = pl.start_cpu_bound(python, depth)
+    for v, target in cpu_bound_targets(rows, depth):
         got = {"A": [], "B": []}
         try:
             for k in range(pairs):

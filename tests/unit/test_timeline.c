@@ -19,6 +19,7 @@ size_t __sanitizer_get_current_allocated_bytes(void);
 #endif
 
 #include "output/timeline.h"
+#include "tests/unit/span_assert.h"
 
 #define FR(addr, fn, line, lasti, sig) ((struct tl_frame){ (addr), (fn), (line), (lasti), (sig), false })
 /* A frame the feeder marked as a new call in the same slot (restart). */
@@ -781,22 +782,6 @@ static size_t same_prefix(const struct tl_frame *prev, size_t np, const struct t
     return k;
 }
 
-static void span_equal(const struct tl_span *a, const struct tl_span *b)
-{
-    assert_int_equal(a->thread, b->thread);
-    assert_int_equal(a->function, b->function);
-    assert_int_equal(a->depth, b->depth);
-    assert_int_equal(a->call_line, b->call_line);
-    assert_int_equal(a->first_line, b->first_line);
-    assert_int_equal(a->begin_lo, b->begin_lo);
-    assert_int_equal(a->begin, b->begin);
-    assert_int_equal(a->end, b->end);
-    assert_int_equal(a->end_hi, b->end_hi);
-    assert_int_equal(a->samples, b->samples);
-    assert_int_equal(a->open_begin, b->open_begin);
-    assert_int_equal(a->open_end, b->open_end);
-}
-
 /* tl_feed_same() with the unchanged prefix gives exactly tl_feed()'s spans, bad samples and a
  * `same` larger than either stack (taken as 0) included. A wrong hint (one frame too many every
  * fifth sample) makes this fail. */
@@ -836,7 +821,7 @@ static void feeding_the_unchanged_prefix_changes_no_span(void **state)
     assert_true(f->got.n > 1000);
     assert_int_equal(f->got.n, g2.n);
     for (size_t i = 0; i < g2.n; i++)
-        span_equal(&f->got.v[i], &g2.v[i]);
+        assert_span_equal(&f->got.v[i], &g2.v[i]);
     tl_free(tl2);
     free(g2.v);
     free(s.calls);

@@ -22,6 +22,7 @@
 
 #include "output/trace.h"
 #include "pytrace.pb-c.h"
+#include "tests/unit/span_assert.h"
 
 #define MS 1000000ULL
 #define T0 5000000000000ULL        /* an arbitrary CLOCK_MONOTONIC start */
@@ -332,20 +333,7 @@ static void check_records(const struct trace *t, const struct expect *e)
 {
     assert_int_equal(t->n_spans, NSPANS);
     for (int i = 0; i < NSPANS; i++) {
-        const struct tl_span *a = &t->spans[i], *b = &e->spans[i];
-        assert_int_equal(a->thread, b->thread);
-        assert_int_equal(a->function, b->function);
-        assert_int_equal(a->depth, b->depth);
-        assert_int_equal(a->call_line, b->call_line);
-        assert_int_equal(a->first_line, b->first_line);
-        assert_int_equal(a->begin_lo, b->begin_lo);
-        assert_int_equal(a->begin, b->begin);
-        assert_int_equal(a->end, b->end);
-        assert_int_equal(a->end_hi, b->end_hi);
-        assert_int_equal(a->samples, b->samples);
-        assert_int_equal(a->open_begin, b->open_begin);
-        assert_int_equal(a->open_end, b->open_end);
-        assert_int_equal(a->off_cpu, b->off_cpu);
+        assert_span_equal(&t->spans[i], &e->spans[i]);
     }
     assert_int_equal(t->n_counters, NCOUNTERS);
     /* values are grouped per (kind, owner) in each chunk; each series keeps its order */
