@@ -133,10 +133,15 @@ def test_pprof_labels_name_threads_tids_gil_and_idle(recording, tmp_path):
         assert str(tid) in tags, tags
     for key in ("thread_name", "tid", "gil", "idle"):
         assert re.search(r"^\s*%s:" % key, tags, re.M), tags
-    # Only the CPU threads ever hold the GIL.
+    # The CPU threads hold the GIL. The sleeper takes it for a few microseconds every 0.1 s, and
+    # a round that reads the GIL's holder just then (the holder is read once per round, before
+    # the threads) shows it: at most a sample or two of hundreds (one in 917 in a CI run).
     gil = _pprof(go, "-tags", "-sample_index=samples", "-tagfocus=gil=true", out,
                  tmp=str(tmp_path))
-    assert "cpu-" in gil and "sleeper" not in gil, gil
+    assert "cpu-" in gil, gil
+    total = int(re.search(r"thread_name: Total (\d+)", gil).group(1))
+    sleeper = re.search(r"^\s*([\d.]+)\s.*: sleeper$", gil, re.M)
+    assert not sleeper or float(sleeper.group(1)) <= max(2, total // 100), gil
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
