@@ -111,6 +111,11 @@ void mem_round_stage(struct mem_src *src, uint64_t key, const struct mem_iov *io
  * plan holds it). A staged read need not read it again: mem_round_peek() has it after begin. */
 bool mem_round_planned(struct mem_src *src, uint64_t addr, size_t len);
 int mem_round_staged(struct mem_src *src, uint64_t key);
+/* During a round: reads the whole plan again, with the round's misses, in one syscall, and serves
+ * reads from that newer copy (a walk starts over from it). 0, or -1 when not all of it was read. */
+int mem_round_refetch(struct mem_src *src);
+/* Whether a read of this round missed the prefetch and set it aside (reads go to the target). */
+bool mem_round_dropped(struct mem_src *src);
 /* Reads served from prefetches, prefetch syscalls made, regions in the current plan. */
 void mem_round_stats(struct mem_src *src, uint64_t *hits, uint64_t *prefetches, uint32_t *regions);
 

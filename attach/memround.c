@@ -57,7 +57,7 @@ struct mem_round {
     uint8_t *buf;
     size_t cap;
     struct mem_iov iov[ROUND_MAX_REGIONS + MEM_ROUND_STAGE_MAX];
-    uint64_t hits, prefetches;
+    uint64_t hits, prefetches, refetches;
     /* mem_round_stage(): read after the plan in the round's one syscall. */
     struct mem_iov staged[MEM_ROUND_STAGE_MAX];
     int nstaged, staged_got;   /* staged_got -1: no round read them yet */
@@ -369,6 +369,48 @@ void mem_round_end(struct mem_src *src)
         m->cap = cap;
     }
     m->nplan = n;
+}
+
+/*
+ * A walk that ran into a region the prefetch did not hold (a frame object in a page the last round
+ * did not touch) would otherwise read the rest of its stack one syscall per frame, each a little
+ * later than the one before: on a recursion that unwinds and comes back every ~100 µs, 45 syscalls
+ * and a stack that moved under them. Instead the whole plan, with this round's misses, is read
+ * again in one syscall: a newer single instant the walk can start over from. Not when the buffer
+ * would have to grow (pointers from mem_round_peek() must stay valid): the round's end grows it.
+ */
+int mem_round_refetch(struct mem_src *src)
+{
+    struct mem_round *m = as_round(src);
+    if (!m || !m->active || !m->nplan)
+        return -1;
+    uint32_t n = m->nplan;
+    uint32_t bytes = m->plan[n - 1].off + m->plan[n - 1].len;
+    for (uint32_t i = 0; i < m->nmiss && n < ROUND_MAX_REGIONS; i++) {
+        if (bytes + m->miss[i].len > m->cap)
+            continue;   /* next round's plan has it */
+        m->plan[n++] = (struct round_region){m->miss[i].addr, m->miss[i].len, bytes, false, true,
+                                             0, 0, m->miss[i].len};
+        bytes += m->miss[i].len;
+        m->miss[i--] = m->miss[--m->nmiss];
+    }
+    m->nplan = n;
+    for (uint32_t i = 0; i < n; i++) {
+        m->plan[i].ok = false;
+        m->iov[i] = (struct mem_iov){m->plan[i].addr, m->buf + m->plan[i].off, m->plan[i].len};
+    }
+    int got = mem_readv(m->inner, m->iov, (int)n);
+    m->refetches++;
+    for (int i = 0; i < got; i++)
+        m->plan[i].ok = true;
+    m->dropped = false;
+    return got == (int)n ? 0 : -1;
+}
+
+bool mem_round_dropped(struct mem_src *src)
+{
+    struct mem_round *m = as_round(src);
+    return m && m->active && m->dropped;
 }
 
 const uint8_t *mem_round_peek(struct mem_src *src, uint64_t addr, size_t len)

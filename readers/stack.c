@@ -257,10 +257,31 @@ static bool depth_fits(struct py_proc *p, const struct py_thread *t, int32_t dep
     return false;
 }
 
+/*
+ * Frame objects: this frame was not in the round's prefetch, and the walk would read the rest of
+ * the stack one syscall per frame. When more than a few frames are likely to be left, the round's
+ * plan is read again at once with the missed page (mem_round_refetch) and the caller walks the
+ * thread again from that copy: one syscall and one instant instead of dozens of each.
+ */
+#define REFETCH_MIN_LEFT 4
+static bool refetch(struct py_proc *p, struct py_thread *t, const struct py_prev_stack *ps,
+                    struct fast_read *fr)
+{
+    if (!fr || fr->refetches_left <= 0 || !ps || ps->n < t->nframes + REFETCH_MIN_LEFT)
+        return false;
+    fr->refetches_left--;
+    if (mem_round_refetch(p->mem) != 0)
+        return false;   /* the rest of the walk reads afresh, as before */
+    fr->refetched = true;
+    fr->sc0 = mem_syscalls(p->mem);
+    t->bad = true;   /* not torn: walk_threads() walks it again */
+    return true;
+}
+
 /* Frame objects (2.7, 3.6–3.10): f_back chain, read until a frame unchanged since the last walk
  * (depth: the thread state's recursion_depth, ≤ 0 unknown). */
 static void walk_frame_objects(struct py_proc *p, struct py_snapshot *s, struct py_thread *t,
-                               uint64_t frame, int32_t depth)
+                               uint64_t frame, int32_t depth, struct fast_read *fr)
 {
     const struct py_layout *L = &p->layout;
     uint8_t buf[1024];
@@ -277,11 +298,14 @@ static void walk_frame_objects(struct py_proc *p, struct py_snapshot *s, struct 
             return;
         }
         uint64_t slots[ARG_SLOTS];
+        bool prefetched = !mem_round_dropped(p->mem);
         int nslots = read_frame(p, NULL, frame, buf, sizeof buf, need, L->fo_localsplus, slots);
         if (nslots < 0) {
             t->bad = true;
             return;
         }
+        if (prefetched && mem_round_dropped(p->mem) && refetch(p, t, ps, fr))
+            return;
         uint64_t code = u64_at(buf, L->fo_code);
         int64_t lasti = i32_at(buf, L->fo_lasti);
         if (L->linetable == PY_LT_LINETABLE310 && lasti >= 0)
@@ -563,7 +587,9 @@ void stack_walk(struct py_proc *p, struct py_snapshot *s, struct py_thread *t, c
         walk_interp_frames(p, s, t, frame, &w);
     else
         walk_frame_objects(p, s, t, frame,
-                           L->ts_recursion_depth >= 0 ? i32_at(ts, L->ts_recursion_depth) : 0);
+                           L->ts_recursion_depth >= 0 ? i32_at(ts, L->ts_recursion_depth) : 0, fr);
+    if (fr && fr->refetched)
+        return;
     /* The thread ran on while we read: if its top frame changed, what we walked may mix two
      * stacks (a generator that yielded, a call that returned). */
     uint64_t now_top = 0;

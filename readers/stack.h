@@ -115,6 +115,8 @@ struct fast_read {
     const uint8_t *old_stack;
     int retries_left;        /* set by the caller: re-reads it will still make if this is torn */
     bool reseeked;           /* stack_reseek() ran for this sample (once is enough) */
+    int refetches_left;      /* frame objects: whole-plan re-reads this sample may still make */
+    bool refetched;          /* one was made: walk the thread again from the newer copy */
 };
 
 /* Before a round: stages the guarded read of thread tstate (3.11+, where the previous walk

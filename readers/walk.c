@@ -39,6 +39,7 @@ static struct py_thread *push_thread(struct py_snapshot *s)
 }
 
 #define WALK_RETRIES 2
+#define WALK_REFETCHES 2   /* whole-plan re-reads per thread and sample (frame objects) */
 
 #define FIELDS_BLOCK_MAX 8192   /* read fields this close together in one call */
 
@@ -204,7 +205,8 @@ static bool walk_threads(struct py_proc *p, struct py_snapshot *s, uint64_t inte
     struct cycle cyc;
     cycle_init(&cyc, tstate);
     for (uint32_t n = 0; tstate && n < PY_MAX_THREADS; n++) {
-        struct fast_read fr = {.retries_left = WALK_RETRIES, .reseeked = false};
+        struct fast_read fr = {.retries_left = WALK_RETRIES, .reseeked = false,
+                               .refetches_left = WALK_REFETCHES, .refetched = false};
         mem_round_resume(p->mem);   /* each thread's walk reads in time order on its own */
         int rd = flags & PY_WALK_NO_STACKS ? mem_read(p->mem, tstate, ts, need)
                                            : stack_read_thread(p, tstate, ts, need, &fr);
@@ -238,17 +240,28 @@ static bool walk_threads(struct py_proc *p, struct py_snapshot *s, uint64_t inte
         if (!t->bad && !(flags & PY_WALK_NO_STACKS))
             stack_walk(p, s, t, ts, need, &fr);
         /* A torn stack is read again at once (a few microseconds later), up to twice: the
-         * sample moves a little in time rather than being lost. */
+         * sample moves a little in time rather than being lost. Frame objects: from the round's
+         * whole plan read again in one syscall (mem_round_refetch(), or already by the walk when
+         * it missed the prefetch), not frame by frame. */
         for (int retry = 0; retry < WALK_RETRIES && t->bad && !t->truncated &&
                             !(flags & PY_WALK_NO_STACKS); retry++) {
-            mem_round_drop(p->mem);   /* read the target again, not the round's prefetch */
+            bool copy = fr.refetched;
+            if (!copy && L->frame_model == PY_FRAMES_OBJECTS && fr.refetches_left > 0) {
+                fr.refetches_left--;
+                copy = mem_round_refetch(p->mem) == 0;
+            }
+            fr.refetched = false;
+            if (!copy)
+                mem_round_drop(p->mem);   /* read the target again, not the round's prefetch */
             s->nframes = t->first;
             t->nframes = 0;
             t->bad = false;
             /* 3.11+: the guarded read again (one syscall), where the stack was just found. */
             fr.retries_left = WALK_RETRIES - 1 - retry;
-            if (stack_read_thread(p, tstate, ts, need, &fr) != 0 ||
-                u64_at(ts, L->ts_interp) != interp)
+            fr.sc0 = mem_syscalls(p->mem);
+            rd = copy ? mem_read(p->mem, tstate, ts, need)
+                      : stack_read_thread(p, tstate, ts, need, &fr);
+            if (rd != 0 || u64_at(ts, L->ts_interp) != interp)
                 t->bad = true;
             else
                 stack_walk(p, s, t, ts, need, &fr);

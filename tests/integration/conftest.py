@@ -19,6 +19,13 @@ TARGETS = os.path.join(ROOT, "tests", "integration", "targets")
 PYTRACE = os.environ.get("PYTRACE_BIN", os.path.join(ROOT, "build", "pytrace"))
 PYENV_ROOT = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
 
+# python -c WRAPPER SCRIPT ARGS...: prints the handshake line, then runs SCRIPT as __main__ (for
+# workloads that print nothing until they end).
+WRAPPER = ("import json, os, runpy, sys\n"
+           "print(json.dumps({'pid': os.getpid(), 'ready': True})); sys.stdout.flush()\n"
+           "sys.argv = sys.argv[1:]\n"
+           "runpy.run_path(sys.argv[0], run_name='__main__')\n")
+
 PYENV_MINORS = ["2.7", "3.6", "3.7", "3.8", "3.9", "3.10", "3.11", "3.12", "3.13", "3.14"]
 
 

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import PYTRACE, WORKLOADS, interpreter_params, require, run_pytrace
+from conftest import PYTRACE, WORKLOADS, WRAPPER, interpreter_params, require, run_pytrace
 
 CPU_BOUND = os.path.join(WORKLOADS, "cpu_bound.py")
 PHASES = os.path.join(WORKLOADS, "phases.py")
@@ -24,12 +24,6 @@ AGREEMENT_MINORS = ("3.8", "3.11", "3.12", "3.13")
 # Both samplers at 1 kHz for 20 s: ~20,000 samples each. At the default 100 Hz the sampling noise
 # alone would be a TV of about 0.02 (2,000 samples over five functions), the size of the target.
 AGREEMENT_HZ = 1000
-
-# Prints the handshake, then runs a workload script as __main__ (for workloads without one).
-WRAPPER = ("import json, os, runpy, sys\n"
-           "print(json.dumps({'pid': os.getpid(), 'ready': True})); sys.stdout.flush()\n"
-           "sys.argv = sys.argv[1:]\n"
-           "runpy.run_path(sys.argv[0], run_name='__main__')\n")
 
 # Alternates between two deep recursions of distinct functions: a stack holding frames of both
 # can only come from a torn read.

@@ -290,6 +290,38 @@ static void staged_read_is_for_one_round(void **state)
     mem_round_end(f->round);
 }
 
+/* After a miss (a frame object in a page the plan did not hold), the whole plan is read again
+ * with the missed region in one syscall: reads then come from that newer copy, the prefetch is
+ * back in use, and the missed region is served without a syscall of its own. */
+static void refetch_reads_plan_and_misses_in_one_syscall(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t x[64];
+    uint64_t y, z = 0;
+    read_round(f, x, &y);
+    read_round(f, x, &y);   /* the buffer has grown to the plan: room for a miss */
+    mem_round_begin(f->round);
+    assert_false(mem_round_dropped(f->round));
+    assert_int_equal(mem_read_ptr(f->round, 0x9080, &z), 0);   /* not planned: a miss */
+    assert_true(mem_round_dropped(f->round));
+    f->a[0x10] = 0x5a;   /* the target moves on */
+    f->b[0x80] = 0x33;
+    uint64_t before = mem_syscalls(f->round);
+    assert_int_equal(mem_round_refetch(f->round), 0);
+    assert_int_equal(mem_syscalls(f->round) - before, 1);
+    assert_false(mem_round_dropped(f->round));
+    assert_int_equal(mem_read(f->round, 0x1010, x, 64), 0);
+    assert_int_equal(mem_read_ptr(f->round, 0x9080, &z), 0);
+    assert_int_equal(mem_syscalls(f->round) - before, 1);   /* both from the new copy */
+    assert_int_equal(x[0], 0x5a);
+    assert_int_equal(z & 0xff, 0x33);
+    mem_round_end(f->round);
+    /* Outside a round, or on a source without rounds, there is nothing to read again. */
+    assert_int_equal(mem_round_refetch(f->round), -1);
+    assert_false(mem_round_dropped(f->round));
+    assert_int_equal(mem_round_refetch(f->inner), -1);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -306,6 +338,7 @@ int main(void)
         T(idle_merged_pages_stay_planned_in_page_mode),
         T(staged_read_joins_the_prefetch_syscall),
         T(staged_read_is_for_one_round),
+        T(refetch_reads_plan_and_misses_in_one_syscall),
         cmocka_unit_test(non_round_sources_ignore_round_calls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
