@@ -7,6 +7,7 @@
 #include "readers/stack.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 static struct py_frame *push_frame(struct py_snapshot *s)
 {
@@ -117,6 +118,7 @@ void py_prev_stacks_free(struct py_proc *p)
     for (uint32_t i = 0; i < p->n_prev; i++) {
         free(p->prev[i].frames);
         free(p->prev[i].backs);
+        free(p->prev[i].index);
     }
     free(p->prev);
     p->prev = NULL;
@@ -151,6 +153,27 @@ struct py_prev_stack *stack_prev(struct py_proc *p, uint64_t tstate, bool create
     return ps;
 }
 
+static uint32_t index_slot(uint64_t addr, uint32_t mask)
+{
+    return (uint32_t)((addr * 0x9e3779b97f4a7c15ULL) >> 40) & mask;
+}
+
+/* Position of the frame at addr in the previous stack, or -1: one probe or two, where a scan of
+ * the whole stack for every frame walked was a third of a 55-frame sample's instructions. */
+static int64_t prev_position(const struct py_prev_stack *ps, uint64_t addr)
+{
+    if (!ps->index || !ps->n)
+        return -1;
+    uint32_t mask = 2 * ps->cap - 1;
+    for (uint32_t h = index_slot(addr, mask);; h = (h + 1) & mask) {
+        uint32_t v = ps->index[h];
+        if (!v)
+            return -1;
+        if (ps->frames[v - 1].addr == addr)
+            return v - 1;
+    }
+}
+
 /* Keeps this walk's stack of t (and each frame's caller) for the next walk; depth is the thread
  * state's recursion_depth read with it (≤ 0: unknown). */
 static void remember_stack(struct py_proc *p, const struct py_snapshot *s, const struct py_thread *t,
@@ -162,7 +185,7 @@ static void remember_stack(struct py_proc *p, const struct py_snapshot *s, const
     ps->seen = true;
     ps->surplus = depth > 0 ? depth - (int32_t)t->nframes : INT32_MIN;
     ps->pending = INT32_MIN;
-    if (t->nframes > ps->cap) {
+    if (t->nframes > ps->cap || !ps->index) {
         uint32_t cap = ps->cap ? ps->cap : 64;
         while (cap < t->nframes)
             cap *= 2;
@@ -172,7 +195,10 @@ static void remember_stack(struct py_proc *p, const struct py_snapshot *s, const
         uint64_t *b = realloc(ps->backs, cap * sizeof *b);
         if (b)
             ps->backs = b;
-        if (!f || !b) {
+        uint32_t *x = realloc(ps->index, 2 * cap * sizeof *x);   /* cap is a power of two */
+        if (x)
+            ps->index = x;
+        if (!f || !b || !x) {
             ps->n = 0;
             return;
         }
@@ -181,6 +207,14 @@ static void remember_stack(struct py_proc *p, const struct py_snapshot *s, const
     memcpy(ps->frames, &s->frames[t->first], t->nframes * sizeof *ps->frames);
     memcpy(ps->backs, backs, t->nframes * sizeof *backs);
     ps->n = t->nframes;
+    uint32_t mask = 2 * ps->cap - 1;
+    memset(ps->index, 0, 2 * ps->cap * sizeof *ps->index);
+    for (uint32_t j = ps->n; j-- > 0;) {   /* the innermost of equal addresses wins, as a scan */
+        uint32_t h = index_slot(ps->frames[j].addr, mask);
+        while (ps->index[h] && ps->frames[ps->index[h] - 1].addr != ps->frames[j].addr)
+            h = (h + 1) & mask;
+        ps->index[h] = j + 1;
+    }
 }
 
 /*
@@ -289,6 +323,8 @@ static void walk_frame_objects(struct py_proc *p, struct py_snapshot *s, struct 
     size_t need = (size_t)(L->fo_lasti > L->fo_back ? L->fo_lasti : L->fo_back) + 8;
     if (L->fo_code + 8 > (int32_t)need)
         need = (size_t)L->fo_code + 8;
+    /* The frame with its first argument slots (read_frame() falls back to less). */
+    size_t full = L->fo_localsplus >= 0 ? (size_t)L->fo_localsplus + ARG_SLOTS * 8 : 0;
     const struct py_prev_stack *ps = stack_prev(p, t->tstate, false);
     struct cycle cyc;
     cycle_init(&cyc, frame);
@@ -298,30 +334,41 @@ static void walk_frame_objects(struct py_proc *p, struct py_snapshot *s, struct 
             return;
         }
         uint64_t slots[ARG_SLOTS];
-        bool prefetched = !mem_round_dropped(p->mem);
-        int nslots = read_frame(p, NULL, frame, buf, sizeof buf, need, L->fo_localsplus, slots);
-        if (nslots < 0) {
-            t->bad = true;
-            return;
+        int nslots;
+        const uint8_t *fb = full > need ? mem_round_peek(p->mem, frame, full) : NULL;
+        if (fb) {
+            /* In the round's prefetch: read in place (nearly every frame, every round). */
+            nslots = ARG_SLOTS;
+            memcpy(slots, fb + L->fo_localsplus, sizeof slots);
+        } else {
+            bool prefetched = !mem_round_dropped(p->mem);
+            nslots = read_frame(p, NULL, frame, buf, sizeof buf, need, L->fo_localsplus, slots);
+            if (nslots < 0) {
+                t->bad = true;
+                return;
+            }
+            if (prefetched && mem_round_dropped(p->mem) && refetch(p, t, ps, fr))
+                return;
+            fb = buf;
         }
-        if (prefetched && mem_round_dropped(p->mem) && refetch(p, t, ps, fr))
-            return;
-        uint64_t code = u64_at(buf, L->fo_code);
-        int64_t lasti = i32_at(buf, L->fo_lasti);
+        uint64_t code = u64_at(fb, L->fo_code);
+        int64_t lasti = i32_at(fb, L->fo_lasti);
         if (L->linetable == PY_LT_LINETABLE310 && lasti >= 0)
             lasti *= 2;   /* 3.10 counts code units */
-        uint64_t back = u64_at(buf, L->fo_back);
+        uint64_t back = u64_at(fb, L->fo_back);
         uint32_t k = t->nframes;
         if (add_frame(p, s, t, frame, code, lasti, slots, nslots) != 0)
             return;
         backs[k] = back;
-        for (uint32_t j = 0; ps && j < ps->n; j++) {
+        int64_t at = ps ? prev_position(ps, frame) : -1;
+        if (at >= 0) {
+            uint32_t j = (uint32_t)at;
             const struct py_frame *pf = &ps->frames[j];
             const struct py_frame *cf = &s->frames[t->first + k];
             /* The arguments tell a recursion's levels apart: the frame object of level n, now
              * holding level n + 1's call, has other objects in its argument slots. */
-            if (pf->addr == frame && pf->code_addr == code && pf->lasti == cf->lasti &&
-                ps->backs[j] == back && pf->argsig == cf->argsig && reuse_fits(ps, j, t, depth)) {
+            if (pf->code_addr == code && pf->lasti == cf->lasti && ps->backs[j] == back &&
+                pf->argsig == cf->argsig && reuse_fits(ps, j, t, depth)) {
                 if (reuse_below(p, s, t, ps, j, backs) == 0 && !t->bad && !t->truncated)
                     remember_stack(p, s, t, backs, depth);
                 return;

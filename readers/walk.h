@@ -102,6 +102,8 @@ struct py_prev_stack {
     uint32_t n, cap;
     struct py_frame *frames;     /* innermost first */
     uint64_t *backs;             /* f_back of each frame */
+    uint32_t *index;             /* frame objects: open-addressing table of 2 * cap slots, frame
+                                  * address -> its position + 1 (0: empty) */
     int32_t surplus;             /* ≤3.10: the thread state's recursion_depth minus n at that walk
                                   * (INT32_MIN: unknown) */
     int32_t pending;             /* a different surplus seen once (INT32_MIN: none): the walk is
