@@ -1,176 +1,30 @@
 /*
  * record.c — snapshots to trace records (see record.h). All per-process state (thread table,
- * function ids by code id) hangs off struct rec_proc, because code ids are per target.
+ * function ids by code id) hangs off struct rec_proc, because code ids are per target. The state
+ * is in record_int.h; --locals capture is in record_locals.c.
  */
-#include "output/record.h"
-
-#include "readers/locals.h"
+#include "output/record_int.h"
 
 #include <fnmatch.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "symbols/unwind.h"
 #include "util/rules.h"
 
-struct rec_thread {
-    uint64_t thread_id;
-    int64_t native_id;
-    uint32_t trace_thread;
-    bool seen;              /* in the current snapshot */
-    bool gone;
-    char name[64];
-    /* The previous sample's stack, root first, to reuse trie nodes for the unchanged prefix. */
-    uint32_t depth, cap;
-    uint32_t depth_kept;    /* frames of the last stack the rules kept (t->tlf's length) */
-    uint32_t *nodes, *funcs;
-    uint32_t *keys;         /* each kept frame's py_frame.code_key (0: native or unknown) */
-    int32_t *lines;
-    struct tl_frame *tlf;
-    uint32_t same;          /* root-side frames of the last stack equal to the one before */
-    bool tl_fed;            /* the timeline holds t->tlf[0, depth_kept) as this thread's stack */
-    uint64_t last_cpu_user, last_cpu_sys;
-};
-
-struct rec_proc {
-    int64_t pid;
-    uint32_t trace_process;
-    struct rec_thread *threads;
-    uint32_t n, cap;
-    uint32_t *fid_by_code;  /* function id by py_code id */
-    uint32_t n_fid;
-    uint64_t last_counters_ns;
-    int statm_fd;               /* /proc/PID/statm, opened at the first RSS reading (-1: not) */
-    bool exited;
-    bool entry_offset_unique;   /* no jump targets offset 0 (3.11+) */
-};
-
-/* The interned variables of one open span (--locals); blocks are reused once the span is written,
- * so recording allocates only while more spans with locals are open than ever before. */
-struct rec_lblock {
-    struct rec_lblock *next_free, *next_all;
-    struct tl_local items[PY_LOCALS_MAX];
-};
-
-struct rec_sink {
-    struct trace_writer *w;
-    struct timeline *tl;
-    struct rec_proc *procs;
-    uint32_t n_procs, cap_procs;
-    struct rec_thread_filter filter;
-    uint64_t counter_interval_ns;
-    uint64_t samples, errors;
-    uint32_t unknown_function;
-    const struct rules *value_rules;  /* the whole chain, for locals capture (rec_sink_rules) */
-    const struct rules *rules;  /* frame rules (rec_sink_set_rules), NULL = keep every frame */
-    uint8_t *action_by_fid;     /* rules_frame() + 1 by function id, 0 = not decided yet */
-    uint32_t n_action;
-    uint64_t excluded;          /* frames removed by exclude/fold, summed over samples */
-    /* --locals: the rule chain, a reused read buffer, span blocks, counts */
-    const struct rules *locals_rules;
-    struct py_locals *lbuf;
-    uint64_t frames_unchanged;   /* see rec_sink_frames_unchanged() */
-    struct rec_lblock *lfree, *lall;
-    uint64_t redacted, dropped;
-    struct rec_locals_stats lstats;
-    /* The sample tl_feed() is looking at, for the begin hook: its kept frames by timeline depth
-     * (root first; NULL for a native frame), as intern_stack() laid them out. */
-    struct py_proc *cur_p;
-    const struct py_thread *cur_pt;
-    const struct py_frame **cur_frames;
-    uint32_t cur_n, cap_cur_frames;
-    uint32_t off_cpu_function;  /* "<off-CPU>", interned on first use */
-};
-
 static void emit_span(const struct tl_span *span, void *ctx)
 {
     struct rec_sink *s = ctx;
     trace_span(s->w, span);
-    if (span->locals) {
-        struct rec_lblock *b = (struct rec_lblock *)(void *)((char *)span->locals -
-                                                             offsetof(struct rec_lblock, items));
-        b->next_free = s->lfree;
-        s->lfree = b;
-    }
-}
-
-static struct rec_lblock *lblock_get(struct rec_sink *s)
-{
-    struct rec_lblock *b = s->lfree;
-    if (b) {
-        s->lfree = b->next_free;
-        return b;
-    }
-    b = malloc(sizeof *b);
-    if (b) {
-        b->next_all = s->lall;
-        s->lall = b;
-    }
-    return b;
-}
-
-/* A call seen for the first time: with --locals, keep its variables as they are now. */
-static void begin_span(struct tl_span *span, size_t index, void *ctx)
-{
-    struct rec_sink *s = ctx;
-    const struct py_thread *pt = s->cur_pt;
-    if (!s->lbuf || !pt || index >= s->cur_n)
-        return;
-    const struct py_frame *f = s->cur_frames[index];
-    struct pt_err err;
-    if (!f || !f->code)
-        return;
-    struct timespec t0, t1;
-    uint64_t reads = s->cur_p->mem->reads;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    enum pt_status rc = py_locals_read(s->cur_p, pt, f, s->locals_rules, s->lbuf, &err);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    s->lstats.captures++;
-    s->lstats.ns += (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec));
-    s->lstats.reads += s->cur_p->mem->reads - reads;
-    if (rc != PT_OK) {
-        s->lstats.failed++;
-        span->locals_flags = TL_LOCALS_UNREADABLE;
-        return;
-    }
-    s->redacted += s->lbuf->redacted;
-    s->dropped += s->lbuf->dropped;
-    span->locals_flags = s->lbuf->truncated ? TL_LOCALS_TRUNCATED : 0;
-    struct rec_lblock *b = s->lbuf->n ? lblock_get(s) : NULL;
-    if (!b)
-        return;
-    for (uint32_t i = 0; i < s->lbuf->n; i++) {
-        const struct py_local *l = &s->lbuf->items[i];
-        b->items[i] = (struct tl_local){
-            trace_string(s->w, l->name), trace_string(s->w, l->value),
-            (l->arg ? TL_LOCAL_ARG : 0u) | (l->redacted ? TL_LOCAL_REDACTED : 0u)};
-    }
-    span->locals = b->items;
-    span->n_locals = s->lbuf->n;
+    if (span->locals)
+        rec_locals_release(s, span->locals);
 }
 
 uint64_t rec_sink_frames_unchanged(const struct rec_sink *s)
 {
     return s->frames_unchanged;
-}
-
-struct rec_locals_stats rec_sink_locals_stats(const struct rec_sink *s)
-{
-    return s->lstats;
-}
-
-enum pt_status rec_sink_capture_locals(struct rec_sink *s, const struct rules *rules,
-                                       struct pt_err *err)
-{
-    if (!s->lbuf && !(s->lbuf = malloc(sizeof *s->lbuf)))
-        return pt_fail(err, PT_EFAIL, "out of memory");
-    s->locals_rules = rules;
-    tl_set_begin_hook(s->tl, begin_span);
-    return PT_OK;
 }
 
 enum pt_status rec_sink_open(struct rec_sink **out, const char *path, bool overwrite,
@@ -713,12 +567,7 @@ enum pt_status rec_sink_close(struct rec_sink *s, uint64_t t_ns, struct trace_su
     }
     free(s->procs);
     free(s->action_by_fid);
-    while (s->lall) {
-        struct rec_lblock *b = s->lall;
-        s->lall = b->next_all;
-        free(b);
-    }
-    free(s->lbuf);
+    rec_locals_free(s);
     free(s->cur_frames);
     free(s);
     return rc;
