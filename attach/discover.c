@@ -18,6 +18,7 @@
 #define DISC_DEFAULT_INTERVAL_NS 400000000ULL
 #define DISC_YOUNG_S 3.0          /* a process this young may not have its interpreter yet */
 #define DISC_TRIES 6              /* scans a young non-Python process is retried */
+#define DISC_LAP_PIDS 16384       /* fewer new pids than this since the last scan: no wrap */
 
 enum disc_state { DISC_NEW, DISC_PENDING, DISC_TRACKED, DISC_REJECTED };
 
@@ -40,6 +41,7 @@ struct disc {
     uint64_t last_scan_ns;
     struct disc_stats stats;
     double clk_tck;
+    long last_pid;                /* /proc/loadavg's last pid at the last scan (-1: unknown) */
 };
 
 enum pt_status disc_new(struct disc **out, const struct disc_opts *o, struct pt_err *err)
@@ -63,6 +65,7 @@ enum pt_status disc_new(struct disc **out, const struct disc_opts *o, struct pt_
     }
     long tck = sysconf(_SC_CLK_TCK);
     d->clk_tck = tck > 0 ? (double)tck : 100.0;
+    d->last_pid = -1;
     *out = d;
     return PT_OK;
 }
@@ -263,16 +266,34 @@ static bool disc_push_next(struct disc *d, const struct disc_entry *e)
     return true;
 }
 
-/* One process of a scan: carry its entry over (or start one) and act on what changed. */
-static void disc_visit(struct disc *d, pid_t pid, size_t *old)
+/* The last pid the kernel handed out in this pid namespace (/proc/loadavg's fifth field), or -1. */
+static long disc_last_pid(void)
 {
-    uint64_t start;
-    if (pid == getpid() || disc_start_time(pid, &start) != 0)
+    char buf[128];
+    if (disc_read("/proc/loadavg", buf, sizeof buf, NULL) != 0)
+        return -1;
+    const char *p = strrchr(buf, ' ');
+    return p ? strtol(p + 1, NULL, 10) : -1;
+}
+
+/*
+ * One process of a scan: carry its entry over (or start one) and act on what changed. `same`:
+ * no pid was handed out twice since the last scan (the kernel's pid counter did not wrap), so a
+ * pid already in the table is the same process and its start time need not be read again — a
+ * /proc/PID/stat read per process per scan was most of a scan's cost.
+ */
+static void disc_visit(struct disc *d, pid_t pid, size_t *old, bool same)
+{
+    if (pid == getpid())
         return;
     while (*old < d->n && d->tab[*old].pid < pid)
         (*old)++;
+    bool known = *old < d->n && d->tab[*old].pid == pid;
+    uint64_t start = known ? d->tab[*old].start : 0;
+    if (!(known && same) && disc_start_time(pid, &start) != 0)
+        return;
     struct disc_entry e = { .pid = pid, .start = start, .state = DISC_NEW };
-    if (*old < d->n && d->tab[*old].pid == pid && d->tab[*old].start == start)
+    if (known && d->tab[*old].start == start)
         e = d->tab[*old];
     if (e.state != DISC_TRACKED) {
         char exe[256] = "";
@@ -295,10 +316,16 @@ static void disc_visit(struct disc *d, pid_t pid, size_t *old)
 static void disc_scan(struct disc *d)
 {
     size_t n, old = 0;
+    long last = disc_last_pid();
+    /* The counter only grows until it wraps to the bottom; a whole lap between two scans would
+     * take hundreds of thousands of forks (pid_max is at least 32768). */
+    bool same = last >= 0 && d->last_pid >= 0 && last >= d->last_pid &&
+                last - d->last_pid < DISC_LAP_PIDS;
     pid_t *pids = disc_list(&n);
     d->n_next = 0;
     for (size_t i = 0; pids && i < n; i++)
-        disc_visit(d, pids[i], &old);
+        disc_visit(d, pids[i], &old, same);
+    d->last_pid = last;
     free(pids);
     struct disc_entry *t = d->tab;
     size_t cap = d->cap;

@@ -120,18 +120,32 @@ static bool stack_moved(struct py_prev_stack *ps, const struct py_snapshot *s,
 
 /* A GIL holder whose stack stood still is read at most this often (it may be blocked in C). */
 #define GIL_HOLDER_STAT_NS 1000000ull
+/* A blocked thread without the GIL whose stack stood still is read at most this often. */
+#define BLOCKED_STAT_NS 50000000ull
 
 /*
  * Idle or running, from /proc/PID/task/TID/stat — except that a thread holding the GIL whose stack
  * moved since the last walk is running Python code: no syscall for it between the rounds that
  * read CPU times. A GIL holder that did not move may be blocked in C: its state is read again
- * when the last reading is older than GIL_HOLDER_STAT_NS, else that reading stands.
+ * when the last reading is older than GIL_HOLDER_STAT_NS, else that reading stands. A thread that
+ * was blocked at a reading under BLOCKED_STAT_NS old, has not held the GIL since and whose stack
+ * has not moved, ran no Python code meanwhile: it is taken as still blocked (a sleeping or waiting
+ * thread costs a /proc read every 50 ms, not every round; the daemon's idle workers spent a
+ * quarter of its CPU there). A thread that wakes into C code without the GIL shows that late.
  */
 static void fill_os_state(struct py_proc *p, const struct py_snapshot *s, struct py_thread *t,
                           bool cpu_round)
 {
     struct py_prev_stack *ps = stack_prev(p, t->tstate, true);
     bool moved = stack_moved(ps, s, t);
+    if (ps && t->holds_gil)
+        ps->gil_since_stat = true;
+    if (!cpu_round && !t->holds_gil && !t->bad && ps && !moved && !ps->gil_since_stat &&
+        ps->stat_state && ps->stat_state != 'R' && s->t_ns - ps->stat_ns < BLOCKED_STAT_NS) {
+        t->os_state = ps->stat_state;
+        t->idle = true;
+        return;
+    }
     if (!cpu_round && t->holds_gil && !t->bad && ps) {
         if (moved) {
             t->os_state = 'R';
@@ -149,6 +163,7 @@ static void fill_os_state(struct py_proc *p, const struct py_snapshot *s, struct
         if (ps) {
             ps->stat_state = st.state;
             ps->stat_ns = s->t_ns;
+            ps->gil_since_stat = t->holds_gil;
         }
         t->os_state = st.state;
         t->idle = st.state != 'R';

@@ -68,10 +68,11 @@ struct py_snapshot {
  * prev link and makes the walk read them at once. */
 #define PY_INTERP_LIST_NS 10000000ULL
 
-/* With PY_WALK_OS_STATE, threads' CPU times are read at most this often: the kernel counts them
- * in clock ticks (10 ms) anyway. In between, a thread that holds the GIL and whose stack moved
- * since the last walk is running, and its /proc stat is not read at all. */
-#define PY_CPU_TIMES_NS 10000000ull
+/* With PY_WALK_OS_STATE, threads' CPU times (the trace's per-thread CPU counters) are read at
+ * most this often: 20 points a second, in the kernel's 10 ms ticks. In between, a thread that
+ * holds the GIL and whose stack moved since the last walk is running, and its /proc stat is not
+ * read at all. (Every 10 ms made the daemon, at 100 Hz, read every thread's stat every round.) */
+#define PY_CPU_TIMES_NS 50000000ull
 
 enum py_walk_flags {
     PY_WALK_OS_STATE = 1 << 0,   /* thread state per thread (idle detection), CPU times */
@@ -119,6 +120,7 @@ struct py_prev_stack {
     uint64_t sig;
     uint64_t stat_ns;            /* when its /proc state was last read, and what it said */
     char stat_state;
+    bool gil_since_stat;         /* held the GIL in a walk since that reading */
 };
 
 void py_prev_stacks_free(struct py_proc *p);
