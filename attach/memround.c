@@ -59,10 +59,8 @@ struct mem_round {
     size_t cap;
     struct mem_iov iov[ROUND_MAX_REGIONS + MEM_ROUND_STAGE_MAX];
     uint64_t hits, prefetches, refetches;
-    /* Which plan region served a page last (valid while gen is the plan's: its indexes change
-     * at each round's end and refetch). */
-    struct page_hint { uint64_t page; uint32_t idx, gen; } hints[1u << ROUND_HINT_BITS];
-    uint32_t gen;
+    /* Which plan region served a page last (a hint: checked before use). */
+    struct page_hint { uint64_t page; uint32_t idx; } hints[1u << ROUND_HINT_BITS];
     /* mem_round_stage(): read after the plan in the round's one syscall. */
     struct mem_iov staged[MEM_ROUND_STAGE_MAX];
     int nstaged, staged_got;   /* staged_got -1: no round read them yet */
@@ -101,15 +99,16 @@ static struct round_region *round_find(struct mem_round *m, uint64_t addr, size_
         return NULL;
     uint64_t page = addr >> 12;
     struct page_hint *h = &m->hints[(page * 0x9e3779b97f4a7c15ULL) >> (64 - ROUND_HINT_BITS)];
-    uint32_t i = h->gen == m->gen && h->page == page && h->idx < m->nplan &&
-                         region_holds(&m->plan[h->idx], addr, len)
+    /* A hint from an earlier round may name another region now (the plan is rebuilt at each
+     * round's end): whichever region it names is used only if it holds the bytes. */
+    uint32_t i = h->page == page && h->idx < m->nplan && region_holds(&m->plan[h->idx], addr, len)
                      ? h->idx : 0;
     for (; i < m->nplan; i++) {
         struct round_region *r = &m->plan[i];
         if (region_holds(r, addr, len)) {
             region_use(r, addr, len);
             m->hits++;
-            *h = (struct page_hint){page, i, m->gen};
+            *h = (struct page_hint){page, i};
             return r;
         }
     }
@@ -347,7 +346,6 @@ void mem_round_end(struct mem_src *src)
         return;
     m->active = false;
     m->nstaged = 0;   /* a stage is for one round: its reader did not come */
-    m->gen++;
     uint32_t n = 0, bytes = 0, idle_bytes = 0;
     for (uint32_t i = 0; i < m->nplan; i++) {
         struct round_region *r = &m->plan[i];
@@ -423,7 +421,6 @@ int mem_round_refetch(struct mem_src *src)
         m->miss[i--] = m->miss[--m->nmiss];
     }
     m->nplan = n;
-    m->gen++;
     for (uint32_t i = 0; i < n; i++) {
         m->plan[i].ok = false;
         m->iov[i] = (struct mem_iov){m->plan[i].addr, m->buf + m->plan[i].off, m->plan[i].len};
@@ -432,7 +429,8 @@ int mem_round_refetch(struct mem_src *src)
     m->refetches++;
     for (int i = 0; i < got; i++)
         m->plan[i].ok = true;
-    m->dropped = false;
+    /* Partly read: the walk reads afresh, as after any miss, rather than from two instants. */
+    m->dropped = got != (int)n;
     return got == (int)n ? 0 : -1;
 }
 

@@ -315,6 +315,11 @@ static void refetch_reads_plan_and_misses_in_one_syscall(void **state)
     assert_int_equal(mem_syscalls(f->round) - before, 1);   /* both from the new copy */
     assert_int_equal(x[0], 0x5a);
     assert_int_equal(z & 0xff, 0x33);
+    /* A re-read that fails (the target is gone) leaves the round set aside: reads go to the
+     * target, never to a copy only partly from the new instant. */
+    mem_fake_gone(f->inner);
+    assert_int_equal(mem_round_refetch(f->round), -1);
+    assert_true(mem_round_dropped(f->round));
     mem_round_end(f->round);
     /* Outside a round, or on a source without rounds, there is nothing to read again. */
     assert_int_equal(mem_round_refetch(f->round), -1);
