@@ -43,6 +43,7 @@ struct ebpf_stats {
     uint64_t faults;          /* stacks cut by a failed read */
     uint64_t refreshes;       /* thread-list refreshes done by user space */
     uint64_t late;            /* records older than their thread's last sample, dropped */
+    uint64_t gap_samples;     /* ticks the CPU clock lost (throttled) while a thread ran, filled in */
     uint64_t unresolved;      /* frames whose code object was gone when its record was read
                                * (shown as an unknown function; the stack stays good) */
     uint64_t prog_run_ns;     /* kernel time in the programs (bpf_stats), 0 when not enabled */
@@ -80,6 +81,12 @@ void ebpf_remove_target(struct ebpf_sampler *e, pid_t pid);
  * misses). Returns the number of records handled, or -1 on a ring-buffer error.
  */
 int ebpf_poll(struct ebpf_sampler *e, const struct session_sink *sink, int timeout_ms);
+
+/* How long the next ebpf_poll() may wait, given the longest the caller would like: code objects
+ * are named when their records are drained, so while the targets still meet code objects never
+ * seen (imports, start-up: one may be freed before a late drain names it) drains come every
+ * 100 ms; once that has stopped for a second, every long_ms. */
+int ebpf_poll_ms(const struct ebpf_sampler *e, int long_ms);
 
 /* Ends the recording's open waits: every traced thread still blocked now gets its off-CPU
  * period (and idle samples) up to now. Call once, after the last ebpf_poll(). */

@@ -15,6 +15,8 @@
 
 #define EBPF_REFRESH_NS 100000000ULL      /* thread lists re-read every 100 ms */
 #define EBPF_MISS_REFRESH_NS 10000000ULL  /* ... or after 10 ms when the kernel missed a thread */
+#define EBPF_FRESH_CODE_NS 1000000000ULL /* new code objects met this recently: ... */
+#define EBPF_FRESH_POLL_MS 100            /* ... drain this often (ebpf_poll_ms) */
 #define EBPF_NAMES_NS 1000000000ULL      /* thread names re-read every second (renames) */
 #define EBPF_NAME_TRIES 10                /* ... and at the next refreshes, for a new thread
                                            * not in threading's table yet */
@@ -30,6 +32,7 @@ struct ebpf_thread {
     struct pys_frame *last;      /* frames of the last on-CPU sample (for preempted periods) */
     uint16_t n_last, last_flags;
     uint64_t last_tstate, last_gil_holder;
+    bool on_cpu;                 /* the last record fed was an on-CPU sample (not a wait) */
     char name[64];
 };
 
@@ -64,7 +67,9 @@ struct ebpf_sampler {
     uint64_t period_ns;
     uint64_t last_misses, refreshes;
     uint64_t unresolved;             /* see ebpf_stats */
+    uint64_t new_code_ns;            /* when a drain last met a code object never seen */
     uint64_t late;               /* records older than their thread's last sample (dropped) */
+    uint64_t gap_samples;        /* ticks the CPU clock lost while a thread ran, filled in */
     int handled;
 };
 

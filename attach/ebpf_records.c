@@ -313,6 +313,44 @@ static void deliver_offcpu(struct ebpf_sampler *e, struct ebpf_target *t, struct
         sk->off_cpu(sk->ctx, t->proc, t->p, &e->one, begin, r->t_end_ns);
 }
 
+/* The thread's last on-CPU sample as a record of r's header (pid, tid, times), in e->tmp. */
+static const struct pys_record *last_as_record(struct ebpf_sampler *e, const struct ebpf_thread *th,
+                                               const struct pys_record *r, uint16_t flags)
+{
+    memcpy(e->tmp, r, PYS_RECORD_HEADER_SIZE);
+    e->tmp->tstate = th->last_tstate;
+    e->tmp->gil_holder = th->last_gil_holder;   /* a preempted thread keeps the GIL */
+    e->tmp->flags = (uint16_t)(flags | th->last_flags);
+    e->tmp->nframes = th->n_last;
+    memcpy(e->tmp->frames, th->last, th->n_last * sizeof *th->last);
+    return e->tmp;
+}
+
+/*
+ * Ticks the CPU clock did not deliver while the thread ran: the kernel throttles a perf event
+ * that takes more than kernel.perf_event_max_sample_rate / HZ samples in a tick (and lowers that
+ * rate itself when sampling interrupts run long: on this VM it fell to 1,000, and at 1 kHz about
+ * one sample in eight was lost). Waits are filled in on the sampling grid, so lost running time
+ * would tip the shares toward waiting (phases.py: query() 0.25 of samples against 0.228 of the
+ * time). A gap of more than 1.5 periods between two on-CPU samples, with no wait recorded
+ * between them, gets the missing ticks with the earlier sample's stack, as a wait for a CPU does.
+ */
+static void fill_gap(struct ebpf_sampler *e, struct ebpf_target *t, struct ebpf_thread *th,
+                     const struct pys_record *r)
+{
+    if (!e->tmp)
+        return;
+    const struct pys_record *g = last_as_record(e, th, r, 0);
+    if (to_snapshot(e, t, th, g, th->n_last) != 0)
+        return;
+    for (uint64_t ts = th->last_t + e->period_ns, n = 0;
+         ts + e->period_ns / 2 < r->t_ns && n < EBPF_MAX_IDLE_SAMPLES; ts += e->period_ns, n++) {
+        e->sink->feed(e->sink->ctx, t->proc, t->p, &e->one, ts);
+        th->last_t = ts;
+        e->gap_samples++;
+    }
+}
+
 int ebpf_on_record(void *ctx, void *data, size_t size)
 {
     struct ebpf_sampler *e = ctx;
@@ -333,17 +371,14 @@ int ebpf_on_record(void *ctx, void *data, size_t size)
         t->last_refresh = 0;
         return 0;
     }
+    if (r->kind == PYS_REC_SAMPLE && th->on_cpu && th->n_last &&
+        r->t_ns > th->last_t + e->period_ns + e->period_ns / 2)
+        fill_gap(e, t, th, r);
     if (r->kind == PYS_REC_OFFCPU && (r->flags & PYS_F_PREEMPTED)) {
         /* No frames: the last sampled stack stands for the wait. */
         if (!th->last || !e->tmp)
             return 0;
-        memcpy(e->tmp, r, PYS_RECORD_HEADER_SIZE);
-        e->tmp->tstate = th->last_tstate;
-        e->tmp->gil_holder = th->last_gil_holder;   /* a preempted thread keeps the GIL */
-        e->tmp->flags = (uint16_t)(PYS_F_PREEMPTED | th->last_flags);
-        e->tmp->nframes = th->n_last;
-        memcpy(e->tmp->frames, th->last, th->n_last * sizeof *th->last);
-        r = e->tmp;
+        r = last_as_record(e, th, r, PYS_F_PREEMPTED);
         n = th->n_last;
     } else if (r->kind == PYS_REC_SAMPLE && (th->last || (th->last = malloc(PYS_MAX_FRAMES *
                                                                         sizeof *th->last)))) {
@@ -363,8 +398,10 @@ int ebpf_on_record(void *ctx, void *data, size_t size)
         }
         e->sink->feed(e->sink->ctx, t->proc, t->p, &e->one, r->t_ns);
         th->last_t = r->t_ns;
+        th->on_cpu = true;
     } else if (r->kind == PYS_REC_OFFCPU && r->t_end_ns > r->t_ns) {
         deliver_offcpu(e, t, th, r);
+        th->on_cpu = false;
     }
     return 0;
 }
@@ -377,6 +414,9 @@ int ebpf_poll(struct ebpf_sampler *e, const struct session_sink *sink, int timeo
     int soon = (int)(EBPF_MISS_REFRESH_NS / 1000000);
     if (e->refresh_pending && timeout_ms > soon)
         timeout_ms = soon;
+    uint64_t unresolved = e->unresolved, codes = 0;
+    for (uint32_t i = 0; i < e->ntargets; i++)
+        codes += code_cache_size(e->targets[i]->p->codes);
     /* Records come without wake-ups (see send() in pysample.bpf.c): wait, then drain. */
     int rc = ring_buffer__poll(e->rb, timeout_ms);
     if (rc < 0 && rc != -EINTR)
@@ -385,6 +425,10 @@ int ebpf_poll(struct ebpf_sampler *e, const struct session_sink *sink, int timeo
     if (rc < 0 && rc != -EINTR)
         return -1;
     uint64_t now = sampler_now_ns();
+    for (uint32_t i = 0; i < e->ntargets; i++)
+        codes -= code_cache_size(e->targets[i]->p->codes);   /* the cache only grows */
+    if (codes || unresolved != e->unresolved || !e->new_code_ns)
+        e->new_code_ns = now;   /* (and the first drain: start-up) */
     uint64_t misses = e->skel->bss->stats[PYS_S_MISSES];
     /* Misses hurry the refresh, unless the last ones were for threads no refresh maps. */
     bool missed = (misses != e->last_misses && e->futile < EBPF_FUTILE_MAX) || e->refresh_pending;
@@ -404,6 +448,13 @@ int ebpf_poll(struct ebpf_sampler *e, const struct session_sink *sink, int timeo
         }
     }
     return e->handled;
+}
+
+int ebpf_poll_ms(const struct ebpf_sampler *e, int long_ms)
+{
+    uint64_t now = sampler_now_ns();
+    bool fresh = !e->new_code_ns || now - e->new_code_ns < EBPF_FRESH_CODE_NS;
+    return fresh && long_ms > EBPF_FRESH_POLL_MS ? EBPF_FRESH_POLL_MS : long_ms;
 }
 
 void ebpf_flush(struct ebpf_sampler *e, const struct session_sink *sink)
@@ -438,6 +489,7 @@ void ebpf_get_stats(struct ebpf_sampler *e, struct ebpf_stats *out)
     out->faults = s[PYS_S_FAULTS];
     out->refreshes = e->refreshes;
     out->late = e->late;
+    out->gap_samples = e->gap_samples;
     out->unresolved = e->unresolved;
     struct bpf_program *progs[2] = {e->skel->progs.on_cpu_clock, e->skel->progs.on_switch};
     for (int i = 0; i < 2; i++) {

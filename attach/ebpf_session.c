@@ -7,6 +7,7 @@
 #include "attach/ebpf.h"
 
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,16 +23,32 @@
 #include "attach/sampler.h"
 
 #define EBPF_CHORE_NS 200000000ULL
-/* Records are drained this often: they come without wake-ups, and every wake-up costs (≈ 40–90 µs
- * here, mostly a cold start of the drain). The program wakes pytrace sooner when 2 MiB of records
- * wait or a new thread needs mapping (send() and traced() in pysample.bpf.c). */
-#define EBPF_POLL_MS 100
+/* attach/run: records are drained this often. They come without wake-ups, and every wake-up
+ * costs (≈ 40–90 µs here, mostly a cold start of the drain, plus the thread-list refresh and the
+ * process check it brings): at 100 ms, a sleeping target cost pytrace 1.2–1.4 ms of CPU a second,
+ * at 500 ms 0.5–0.6. The program wakes pytrace sooner when 2 MiB of records wait or a new thread
+ * needs mapping (send() and traced() in pysample.bpf.c); SIGINT/SIGTERM and the end of a `run`
+ * child interrupt the wait; the writer's once-a-second flush is kept. */
+#define EBPF_POLL_MS 500
+/* The daemon: its scan for new processes rides on the wake-ups, so they stay short. */
+#define EBPF_DAEMON_POLL_MS 100
 
 struct ebpf_run {
     pid_t child_pid;
     bool child_reaped;
     int64_t child_status;
+    int stat_fd;   /* the root's /proc/PID/stat, kept open for the liveness check */
 };
+
+/* `run`: the child's exit interrupts the wait for records (no SA_RESTART), so it is seen at once
+ * rather than at the next drain. */
+static volatile sig_atomic_t child_signalled;
+
+static void on_child(int sig)
+{
+    (void)sig;
+    child_signalled = 1;
+}
 
 static void reap(struct ebpf_run *R)
 {
@@ -84,25 +101,27 @@ static void print_stats(struct ebpf_sampler *e, uint64_t start, uint64_t end, ui
     ebpf_get_stats(e, &st);
     fprintf(stderr,
             "pytrace: ebpf stats: samples=%" PRIu64 " off_cpu=%" PRIu64 " misses=%" PRIu64
-            " drops=%" PRIu64 " faults=%" PRIu64 " refreshes=%" PRIu64 " late=%" PRIu64 " unresolved=%" PRIu64 " prog_run_ns=%" PRIu64
+            " drops=%" PRIu64 " faults=%" PRIu64 " refreshes=%" PRIu64 " late=%" PRIu64 " gaps=%" PRIu64 " unresolved=%" PRIu64 " prog_run_ns=%" PRIu64
             " prog_run_cnt=%" PRIu64 " clock_run_ns=%" PRIu64 " clock_run_cnt=%" PRIu64
             " switch_run_ns=%" PRIu64 " switch_run_cnt=%" PRIu64 " loop_cpu_ns=%" PRIu64
             " written=%" PRIu64 " seconds=%.3f steady_cpu_ns=%" PRIu64 " steady_samples=%" PRIu64
             " steady_written=%" PRIu64 "\n",
-            st.samples, st.off_cpu, st.misses, st.drops, st.faults, st.refreshes, st.late, st.unresolved, st.prog_run_ns,
+            st.samples, st.off_cpu, st.misses, st.drops, st.faults, st.refreshes, st.late, st.gap_samples, st.unresolved, st.prog_run_ns,
             st.prog_run_cnt, st.clock_run_ns, st.clock_run_cnt, st.switch_run_ns,
             st.switch_run_cnt, cpu_ns, written, (double)(end - start) / 1e9,
             sd->taken ? cpu_end - sd->cpu_ns : 0, sd->taken ? st.samples - sd->samples : 0,
             sd->taken ? written_end - sd->written : 0);
 }
 
-/* How long to wait for records: EBPF_POLL_MS, or until the recording's deadline. */
-static int poll_ms(uint64_t now, uint64_t deadline)
+/* How long to wait for records: EBPF_POLL_MS (100 ms while new code objects come: ebpf_poll_ms),
+ * or until the recording's deadline. */
+static int poll_ms(const struct ebpf_sampler *e, uint64_t now, uint64_t deadline)
 {
+    int ms = ebpf_poll_ms(e, EBPF_POLL_MS);
     if (deadline <= now)
         return 0;
     uint64_t left = (deadline - now + 999999) / 1000000;
-    return left < EBPF_POLL_MS ? (int)left : EBPF_POLL_MS;
+    return left < (uint64_t)ms ? (int)left : ms;
 }
 
 static enum session_end loop(const struct session_opts *o, struct ebpf_sampler *e,
@@ -116,7 +135,7 @@ static enum session_end loop(const struct session_opts *o, struct ebpf_sampler *
     for (;;) {
         if (*stop)
             return SESSION_STOPPED;
-        if (ebpf_poll(e, sink, poll_ms(sampler_now_ns(), deadline)) < 0) {
+        if (ebpf_poll(e, sink, poll_ms(e, sampler_now_ns(), deadline)) < 0) {
             pt_fail(err, PT_EFAIL, "--ebpf: reading the ring buffer failed");
             return SESSION_ERROR;
         }
@@ -128,10 +147,11 @@ static enum session_end loop(const struct session_opts *o, struct ebpf_sampler *
             ebpf_get_stats(e, &st);
             *sd = (struct steady){true, self_cpu_ns(), st.samples, sink->samples(sink->ctx)};
         }
-        if (now - last_chore >= EBPF_CHORE_NS) {
+        if (now - last_chore >= EBPF_CHORE_NS || child_signalled) {
             last_chore = now;
+            child_signalled = 0;
             reap(R);
-            if (R->child_reaped || !proc_alive(root->pid)) {
+            if (R->child_reaped || !proc_alive_fd(root->pid, &R->stat_fd)) {
                 ebpf_poll(e, sink, 0);
                 ebpf_remove_target(e, root->pid);
                 sink->process_exit(sink->ctx, proc, now,
@@ -190,7 +210,14 @@ enum pt_status ebpf_session_run(const struct session_opts *o, struct py_proc *ro
     rc = ebpf_add_target(e, root, proc, err);
     if (rc == PT_OK && getenv("PYTRACE_EBPF_STATS"))
         fprintf(stderr, "pytrace: ebpf ready\n");   /* for bench/ebpf.py: tracing from now on */
-    struct ebpf_run R = {child_pid, false, INT64_MIN};
+    struct ebpf_run R = {child_pid, false, INT64_MIN, -1};
+    struct sigaction sa, old_sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_child;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_NOCLDSTOP;
+    child_signalled = 0;
+    bool chld = child_pid > 0 && sigaction(SIGCHLD, &sa, &old_sa) == 0;
     uint64_t start = sampler_now_ns(), cpu0 = self_cpu_ns(), written0 = sink->samples(sink->ctx);
     struct steady sd = {false, 0, 0, 0};
     res->end = rc == PT_OK ? loop(o, e, root, proc, &R, sink, stop, start, &sd, err)
@@ -201,6 +228,10 @@ enum pt_status ebpf_session_run(const struct session_opts *o, struct py_proc *ro
     if (res->end != SESSION_TARGET_EXITED)
         ebpf_flush(e, sink);
     reap(&R);
+    if (chld)
+        sigaction(SIGCHLD, &old_sa, NULL);
+    if (R.stat_fd >= 0)
+        close(R.stat_fd);
     struct ebpf_stats st;
     ebpf_get_stats(e, &st);
     print_stats(e, start, end, cpu_end - cpu0, written_end - written0, &sd, cpu_end, written_end);
@@ -298,7 +329,7 @@ enum pt_status ebpf_daemon_run(const struct session_opts *o, const struct sessio
             n = add_discovered(o, e, sink, targets, n, now);
             seen += (uint64_t)(n - before);
         }
-        if (ebpf_poll(e, sink, EBPF_POLL_MS) < 0) {
+        if (ebpf_poll(e, sink, EBPF_DAEMON_POLL_MS) < 0) {
             pt_fail(err, PT_EFAIL, "--ebpf: reading the ring buffer failed");
             res->end = SESSION_ERROR;
             break;

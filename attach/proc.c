@@ -104,6 +104,43 @@ bool proc_alive(pid_t pid)
     return proc_thread_stat(pid, pid, &st) == 0 && st.state != 'Z' && st.state != 'X';
 }
 
+bool proc_alive_fd(pid_t pid, int *fd)
+{
+    struct proc_tstat st;
+    if (*fd < 0) {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+        *fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (*fd < 0)
+            return false;
+    }
+    return proc_thread_stat_fd(*fd, &st) == 0 && st.state != 'Z' && st.state != 'X';
+}
+
+long proc_perf_max_rate(void)
+{
+    char buf[64];
+    if (read_small_file("/proc/sys/kernel/perf_event_max_sample_rate", buf, sizeof buf, NULL) != 0)
+        return -1;
+    char *end;
+    long v = strtol(buf, &end, 10);
+    return end != buf && v > 0 ? v : -1;
+}
+
+void proc_warn_perf_rate(const char *verb, double rate_hz)
+{
+    long cap = proc_perf_max_rate();
+    if (cap <= 0 || rate_hz < (double)cap)
+        return;
+    /* The kernel stops an event for the rest of a tick once it took more than cap / HZ samples
+     * in it: at the cap itself, jitter alone does that now and then. */
+    fprintf(stderr, "pytrace %s: --ebpf: kernel.perf_event_max_sample_rate is %ld (the kernel "
+            "lowers it itself when sampling interrupts run long), so at -r %.0f the CPU clock is "
+            "throttled and loses ticks (pytrace fills them in from the samples around them); "
+            "for the full rate: sysctl -w kernel.perf_event_max_sample_rate=%.0f\n",
+            verb, cap, rate_hz, 2 * rate_hz);
+}
+
 int proc_exe(pid_t pid, char *buf, size_t cap)
 {
     char path[64];

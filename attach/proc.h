@@ -28,6 +28,17 @@ enum pt_status proc_maps(pid_t pid, struct proc_map **out, size_t *n, struct pt_
 
 /* True if a process with this pid exists (zombies count as gone). */
 bool proc_alive(pid_t pid);
+/* The same from /proc/PID/stat kept open in *fd (-1: opened now; the caller closes it): one
+ * pread a check, and a pid reused after the process died does not pass for it. */
+bool proc_alive_fd(pid_t pid, int *fd);
+
+/* kernel.perf_event_max_sample_rate: the most samples a second a perf event may take (the
+ * kernel lowers it when sampling interrupts run long); -1 when it cannot be read. */
+long proc_perf_max_rate(void);
+
+/* Warns on stderr (one line naming the sysctl) when --ebpf at rate_hz would be throttled by
+ * perf_event_max_sample_rate (rate_hz at or above it). */
+void proc_warn_perf_rate(const char *verb, double rate_hz);
 
 /* readlink of /proc/PID/exe into buf ("" on failure); returns 0 or -1. */
 int proc_exe(pid_t pid, char *buf, size_t cap);

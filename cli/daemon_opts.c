@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "attach/proc.h"
 #include "cli/cli.h"
 #include "util/config.h"
 
@@ -209,5 +210,7 @@ int daemon_parse(int argc, char **argv, struct daemon_cli *o)
     }
     if (optind != argc)
         return cli_usage_error("daemon", "unexpected argument '%s'", argv[optind]);
+    if (o->ebpf)
+        proc_warn_perf_rate("daemon", o->rate_hz);
     return 0;
 }

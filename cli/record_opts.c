@@ -182,6 +182,8 @@ again:
             fprintf(stderr, "pytrace %s: --native implies --blocking: the target's threads are "
                     "paused for each sample\n", verb);
     }
+    if (o->ebpf && !o->quiet)
+        proc_warn_perf_rate(verb, o->rate_hz);
     *next = optind;
     return record_config_rules(o->filters, o->n_filters, o->no_stdlib);
 }

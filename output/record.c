@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "symbols/unwind.h"
@@ -371,13 +372,28 @@ static void write_cpu_counters(struct rec_sink *s, struct rec_proc *rp,
     }
 }
 
+/*
+ * RSS every counter interval of sample time. Samples normally arrive as they are taken, but
+ * --ebpf delivers them in batches (every drain), whose sample times span the interval many times
+ * over while /proc can only say what the RSS is now: so a reading also waits for the interval on
+ * the clock (one a drain, dated by the sample that asked for it, not six alike).
+ */
 static void write_counters(struct rec_sink *s, struct rec_proc *rp, uint64_t t_ns)
 {
+    if (t_ns < rp->last_counters_ns + s->counter_interval_ns)
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t now = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+    if (rp->last_statm_ns && now - rp->last_statm_ns < s->counter_interval_ns)
+        return;
     if (rp->statm_fd < 0)
         rp->statm_fd = proc_rss_open((pid_t)rp->pid);
     int64_t rss = proc_rss_fd(rp->statm_fd);
     if (rss >= 0)
         trace_counter(s->w, TRACE_C_RSS_BYTES, rp->trace_process, t_ns, rss);
+    rp->last_counters_ns = t_ns;
+    rp->last_statm_ns = now;
 }
 
 static void end_thread(struct rec_sink *s, struct rec_proc *rp, struct rec_thread *t, uint64_t t_ns)
@@ -459,10 +475,7 @@ static void feed(struct rec_sink *s, uint32_t proc, struct py_proc *p,
             end_thread(s, rp, &rp->threads[i], t_ns);
     if (snap->cpu_times)
         write_cpu_counters(s, rp, snap, t_ns);
-    if (t_ns - rp->last_counters_ns >= s->counter_interval_ns) {
-        write_counters(s, rp, t_ns);
-        rp->last_counters_ns = t_ns;
-    }
+    write_counters(s, rp, t_ns);
 }
 
 void rec_sink_feed(struct rec_sink *s, uint32_t proc, struct py_proc *p,

@@ -35,7 +35,8 @@ struct rec_proc {
     uint32_t n, cap;
     uint32_t *fid_by_code;  /* function id by py_code id */
     uint32_t n_fid;
-    uint64_t last_counters_ns;
+    uint64_t last_counters_ns;  /* sample time of the last RSS reading */
+    uint64_t last_statm_ns;     /* ... and the clock's time when it was read */
     int statm_fd;               /* /proc/PID/statm, opened at the first RSS reading (-1: not) */
     bool exited;
     bool entry_offset_unique;   /* no jump targets offset 0 (3.11+) */

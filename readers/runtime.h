@@ -69,6 +69,12 @@ struct py_proc {
         uint8_t ts[4096];
     } stage;
     uint64_t first_tstate;             /* the thread the last walk read first */
+    /* Thread names (threadname.c): threading._active of the first interpreter, found through
+     * sys.modules, which is searched again only when its entry count changes (a search reads
+     * every key's string: one syscall a module, each time a thread is named). */
+    struct py_names_cache {
+        uint64_t interp, modules, used, active;
+    } names;
     /* One interpreter (the usual case): its address, its fields the walk uses (next, first
      * thread state, id, GIL pointer) and when they were read. Kept for PY_INTERP_LIST_NS while
      * the first thread state still says it is first (walk.c). */

@@ -47,6 +47,26 @@ static int name_one(uint64_t key, uint64_t thread, void *vctx)
     return 0;
 }
 
+/* threading._active of interpreter interp (0: threading not imported, or unreadable). */
+static uint64_t active_threads(struct py_proc *p, uint64_t interp)
+{
+    const struct py_layout *L = &p->layout;
+    struct py_names_cache *c = &p->names;
+    uint64_t modules = 0, used = 0, threading, dict = 0, active = 0;
+    if (mem_read_ptr(p->mem, interp + (uint64_t)L->is_modules, &modules) != 0 || !modules)
+        return 0;
+    bool counted = L->dict_ma_used >= 0 &&
+                   mem_read(p->mem, modules + (uint64_t)L->dict_ma_used, &used, 8) == 0;
+    if (counted && c->interp == interp && c->modules == modules && c->used == used)
+        return c->active;
+    threading = pydict_get_str(p, modules, "threading");
+    if (threading && mem_read_ptr(p->mem, threading + (uint64_t)L->md_dict, &dict) == 0)
+        active = pydict_get_str(p, dict, "_active");
+    if (counted && (active || !threading))   /* a module found half-imported is looked up again */
+        *c = (struct py_names_cache){interp, modules, used, active};
+    return active;
+}
+
 void py_thread_names(struct py_proc *p, struct py_snapshot *s)
 {
     for (uint32_t i = 0; i < s->nthreads; i++)
@@ -59,14 +79,7 @@ void py_thread_names(struct py_proc *p, struct py_snapshot *s)
             seen |= s->threads[k].interp == interp;
         if (seen || p->layout.is_modules < 0)
             continue;
-        uint64_t modules = 0, dict = 0;
-        if (mem_read_ptr(p->mem, interp + (uint64_t)p->layout.is_modules, &modules) != 0)
-            continue;
-        uint64_t threading = pydict_get_str(p, modules, "threading");
-        if (!threading ||
-            mem_read_ptr(p->mem, threading + (uint64_t)p->layout.md_dict, &dict) != 0)
-            continue;
-        uint64_t active = pydict_get_str(p, dict, "_active");
+        uint64_t active = active_threads(p, interp);
         struct names_ctx ctx = {p, s, interp};
         if (active)
             pydict_each(p, active, name_one, &ctx);

@@ -24,6 +24,7 @@ AGREEMENT_MINORS = ("3.8", "3.11", "3.12", "3.13")
 # Both samplers at 1 kHz for 20 s: ~20,000 samples each. At the default 100 Hz the sampling noise
 # alone would be a TV of about 0.02 (2,000 samples over five functions), the size of the target.
 AGREEMENT_HZ = 1000
+AGREEMENT_S = 18   # cpu_bound: --ebpf and --blocking, ~16,000 samples each at 1 kHz
 
 # Alternates between two deep recursions of distinct functions: a stack holding frames of both
 # can only come from a torn read.
@@ -118,61 +119,101 @@ def record_both(pid, tmp_path, seconds):
     return a, b
 
 
-def agreement_once(start_target, python, workload, tmp_path):
-    """One recording of a fresh target by both samplers: (TV, ebpf samples, ptrace samples, detail)."""
-    if workload == "cpu_bound":
-        target = start_target([python, "-c", WRAPPER, CPU_BOUND, "--seconds", "60"])
-    else:
-        target = start_target([python, PHASES, "--seconds", "26",
-                               "--truth", str(tmp_path / "truth.jsonl")])
+def leaf_shares_collapsed(path):
+    """Share of samples per innermost function "name (file)" over a whole recording, from the
+    collapsed export (much lighter than ndjson for 15,000 samples of 56 frames)."""
+    r = run_pytrace("export", path, "-f", "collapsed", "-o", "-")
+    assert r.returncode == 0, r.stderr.decode()
+    counts = collections.Counter()
+    for line in r.stdout.decode().splitlines():
+        stack, _, n = line.rpartition(" ")
+        leaf = stack.rsplit(";", 1)[-1]
+        name, _, where = leaf.rpartition(" (")
+        counts["%s (%s)" % (name, where.rstrip(")").rsplit(":", 1)[0])] += int(n)
+    total = float(sum(counts.values()))
+    assert total > 0, "no samples in " + path
+    return {k: v / total for k, v in counts.items()}, int(total)
+
+
+def record_alone(pid, path, seconds, extra):
+    r = subprocess.run([PYTRACE, "attach", str(pid), "-q", "-r", str(AGREEMENT_HZ),
+                        "-d", str(seconds), "-o", path] + extra, stderr=subprocess.PIPE,
+                       timeout=seconds + 120)
+    assert r.returncode == 0, r.stderr.decode()
+    return leaf_shares_collapsed(path)
+
+
+def detail_of(pe, pp):
+    top = sorted(pp.items(), key=lambda kv: -kv[1])[:6]
+    return ", ".join("%s %.3f/%.3f" % (k.split(" (")[0], pe.get(k, 0), v) for k, v in top)
+
+
+def agreement_cpu_bound(start_target, python, tmp_path):
+    """cpu_bound.py (a steady mix, so recordings made one after the other see the same thing):
+    --ebpf alone, then the ptrace sampler with --blocking, then without. Returns
+    (TV against --blocking, TV against non-blocking, detail)."""
+    target = start_target([python, "-c", WRAPPER, CPU_BOUND, "--seconds", "120"])
+    pe, ne = record_alone(target.pid, str(tmp_path / "ebpf.pytrace"), AGREEMENT_S, ["--ebpf"])
+    pb, nb = record_alone(target.pid, str(tmp_path / "blocking.pytrace"), AGREEMENT_S,
+                          ["--blocking"])
+    pp, np_ = record_alone(target.pid, str(tmp_path / "ptrace.pytrace"), 8, [])
+    target.proc.kill()
+    target.proc.wait()
+    assert ne > 5000 and nb > 5000 and np_ > 2500, (ne, nb, np_)
+    detail = "ebpf %d / blocking %d samples: %s; non-blocking %d: %s" % (
+        ne, nb, detail_of(pe, pb), np_, detail_of(pe, pp))
+    return total_variation(pe, pb), total_variation(pe, pp), detail
+
+
+def agreement_phases(start_target, python, tmp_path):
+    """phases.py (its phases change in time, so both samplers record at once, compared over the
+    common window): --ebpf and the non-blocking ptrace sampler. Returns (TV, detail)."""
+    target = start_target([python, PHASES, "--seconds", "26",
+                           "--truth", str(tmp_path / "truth.jsonl")])
     a, b = record_both(target.pid, tmp_path, 20)
     se, sp = samples(a), samples(b)
     assert se and sp, (len(se), len(sp))
     lo, hi = max(se[0][0], sp[0][0]), min(se[-1][0], sp[-1][0])
     pe, ne = leaf_shares(se, lo, hi)
     pp, np_ = leaf_shares(sp, lo, hi)
-    tv = total_variation(pe, pp)
-    top = sorted(pp.items(), key=lambda kv: -kv[1])[:6]
-    detail = ", ".join("%s %.3f/%.3f" % (k, pe.get(k, 0), v) for k, v in top)
-    if workload == "phases":
-        # Ground truth: the share of the window phases.py spent in query() (its only sleep).
-        target.proc.wait(timeout=60)
-        query_ns = 0
-        with open(str(tmp_path / "truth.jsonl")) as f:
-            for line in f:
-                o = json.loads(line)
-                if o["function"] == "query":
-                    query_ns += max(0, min(o["end_ns"], hi) - max(o["start_ns"], lo))
-        detail += "; truth: query %.3f of the window" % (query_ns / float(hi - lo))
-    if target.proc.poll() is None:   # a second try must not share the CPUs with it
-        target.proc.kill()
-        target.proc.wait()
+    detail = "ebpf %d / ptrace %d samples: %s" % (ne, np_, detail_of(pe, pp))
+    # Ground truth: the share of the window phases.py spent in query() (its only sleep).
+    target.proc.wait(timeout=60)
+    query_ns = 0
+    with open(str(tmp_path / "truth.jsonl")) as f:
+        for line in f:
+            o = json.loads(line)
+            if o["function"] == "query":
+                query_ns += max(0, min(o["end_ns"], hi) - max(o["start_ns"], lo))
+    detail += "; truth: query %.3f of the window" % (query_ns / float(hi - lo))
     assert ne > 2000 and np_ > 2000, (ne, np_)
-    return tv, ne, np_, detail
+    return total_variation(pe, pp), detail
 
 
 @pytest.mark.parametrize("workload", ["cpu_bound", "phases"])
 @pytest.mark.parametrize("python", agreement_params())
 def test_agreement_with_ptrace(ebpf, start_target, python, workload, tmp_path):
-    """Per-function shares of --ebpf samples are within 2% (total variation) of the ptrace
-    sampler's, recorded at the same time from the same process."""
+    """Per-function shares (of the innermost frame) of --ebpf samples are within 2% (total
+    variation) of the ptrace sampler's.
+
+    cpu_bound.py calls `small`, ~80 ns long, every ~250 ns. On this VM the non-blocking ptrace
+    sampler, reading from another vCPU while the target runs, sees such calls a few points off,
+    varying from run to run (docs/ebpf.md, "Agreement": its own reads perturb what it samples),
+    while --blocking (the target stopped for each sample: the exact mode) and --ebpf (the thread
+    interrupted) agree. So there the 2% is held against --blocking, with --ebpf recorded alone
+    (a concurrent ptrace sampler's reads shift the eBPF samples too), and the non-blocking
+    sampler is held to 5%. phases.py's calls are long: both samplers record at once and the 2%
+    is held against the non-blocking one."""
     require(python)
-    # The target is 2%. Measured at 1 kHz for 20 s: usually 0.005-0.02 on cpu_bound, under 0.003
-    # on phases. But in some runs on this VM the non-blocking ptrace sampler, reading from another
-    # vCPU, shows cpu_bound's ~80 ns call `small` far too rarely (TV up to 0.10; pinned to the
-    # target's CPU, or --blocking, it agrees): docs/ebpf.md, "Agreement". Such runs come in
-    # bursts, so a second recording (a fresh target) is made when the first is above 8%, and the
-    # test fails when both are: a gross disagreement. The 2% target is not met reliably.
-    tries = []
-    for attempt in range(2):
-        tmp = tmp_path / ("try%d" % attempt)
-        tmp.mkdir()
-        tv, ne, np_, detail = agreement_once(start_target, python, workload, tmp)
-        print("agreement %s: TV %.4f (target 0.02)" % (workload, tv))
-        tries.append("TV %.4f (ebpf %d samples, ptrace %d): %s" % (tv, ne, np_, detail))
-        if tv <= 0.08:
-            break
-    assert tv <= 0.08, "; then ".join(tries)
+    if workload == "cpu_bound":
+        tv, tv_nb, detail = agreement_cpu_bound(start_target, python, tmp_path)
+        print("agreement cpu_bound: TV %.4f against --blocking (target 0.02), %.4f against "
+              "non-blocking (0.05)" % (tv, tv_nb))
+        assert tv <= 0.02 and tv_nb <= 0.05, "TV %.4f / %.4f: %s" % (tv, tv_nb, detail)
+    else:
+        tv, detail = agreement_phases(start_target, python, tmp_path)
+        print("agreement phases: TV %.4f (target 0.02)" % tv)
+        assert tv <= 0.02, "TV %.4f: %s" % (tv, detail)
 
 
 @pytest.mark.parametrize("python", agreement_params())
