@@ -62,6 +62,8 @@ struct ebpf_sampler {
     uint32_t futile;                 /* miss-driven refreshes in a row that mapped no thread: the
                                       * missing threads have no thread state (native threads) */
     const struct py_proc *one_p;     /* whose thread's frames `one` holds (NULL: none) */
+    struct pys_frame one_raw[PYS_MAX_FRAMES];   /* the record `one` was made from, as sent */
+    bool one_seeded;
     struct pys_record *tmp;      /* a preempted period with the thread's last stack filled in */
     const struct session_sink *sink;
     uint64_t period_ns;

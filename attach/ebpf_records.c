@@ -259,7 +259,21 @@ static int to_snapshot(struct ebpf_sampler *e, struct ebpf_target *t, const stru
     memcpy(pt->name, th->name, nl);
     pt->name[nl] = '\0';
     bool seeded = (r->flags & PYS_F_SEEDED) != 0;
-    for (uint32_t i = 0; i < n; i++) {
+    /* Root-side frames sent exactly as last time need nothing at all: compared as sent, without
+     * working out their offsets (a deep stack whose leaf moves is most of them). */
+    uint32_t same = 0;
+    if (keep && seeded == e->one_seeded) {
+        const struct pys_frame *a = &r->frames[n - 1], *b = &e->one_raw[on - 1];
+        while (same < keep && a->addr == b->addr && a->code == b->code && a->instr == b->instr &&
+               s->frames[n - 1 - same].code) {
+            same++;
+            a--;
+            b--;
+        }
+    }
+    memcpy(e->one_raw, r->frames, n * sizeof *r->frames);
+    e->one_seeded = seeded;
+    for (uint32_t i = 0; i < n - same; i++) {
         const struct pys_frame *rf = &r->frames[i];
         struct py_frame *f = &s->frames[i];
         int32_t lasti = lasti_of(&p->layout, rf, seeded);
