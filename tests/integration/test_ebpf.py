@@ -24,7 +24,7 @@ AGREEMENT_MINORS = ("3.8", "3.11", "3.12", "3.13")
 # Both samplers at 1 kHz for 20 s: ~20,000 samples each. At the default 100 Hz the sampling noise
 # alone would be a TV of about 0.02 (2,000 samples over five functions), the size of the target.
 AGREEMENT_HZ = 1000
-AGREEMENT_S = 18   # cpu_bound: --ebpf and --blocking, ~16,000 samples each at 1 kHz
+AGREEMENT_S = 16   # cpu_bound: --ebpf and --blocking, ~14,000 samples each at 1 kHz
 
 # Alternates between two deep recursions of distinct functions: a stack holding frames of both
 # can only come from a torn read.
@@ -156,10 +156,10 @@ def agreement_cpu_bound(start_target, python, tmp_path):
     pe, ne = record_alone(target.pid, str(tmp_path / "ebpf.pytrace"), AGREEMENT_S, ["--ebpf"])
     pb, nb = record_alone(target.pid, str(tmp_path / "blocking.pytrace"), AGREEMENT_S,
                           ["--blocking"])
-    pp, np_ = record_alone(target.pid, str(tmp_path / "ptrace.pytrace"), 8, [])
+    pp, np_ = record_alone(target.pid, str(tmp_path / "ptrace.pytrace"), 6, [])
     target.proc.kill()
     target.proc.wait()
-    assert ne > 5000 and nb > 5000 and np_ > 2500, (ne, nb, np_)
+    assert ne > 5000 and nb > 5000 and np_ > 2000, (ne, nb, np_)
     detail = "ebpf %d / blocking %d samples: %s; non-blocking %d: %s" % (
         ne, nb, detail_of(pe, pb), np_, detail_of(pe, pp))
     return total_variation(pe, pb), total_variation(pe, pp), detail
