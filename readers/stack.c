@@ -262,6 +262,8 @@ static bool reuse_fits(const struct py_prev_stack *ps, uint32_t j, const struct 
 {
     if (depth <= 0 || ps->surplus == INT32_MIN)
         return true;   /* no count (2.7-3.10 fakes, or a thread state that has none yet) */
+    if (ps->surplus < -SURPLUS_SLACK)
+        return false;   /* a reference with more frames than levels is no reference */
     int64_t n = (int64_t)t->nframes + (int64_t)ps->n - (int64_t)j - 1;
     return llabs((int64_t)depth - n - ps->surplus) <= SURPLUS_SLACK;
 }
@@ -277,14 +279,17 @@ static bool reuse_fits(const struct py_prev_stack *ps, uint32_t j, const struct 
  */
 static bool depth_fits(struct py_proc *p, const struct py_thread *t, int32_t depth)
 {
-    struct py_prev_stack *ps = stack_prev(p, t->tstate, false);
-    if (depth <= 0 || !ps || !ps->n || ps->surplus == INT32_MIN)
+    if (depth <= 0)
         return true;
     int32_t surplus = depth - (int32_t)t->nframes;
     /* Each Python frame holds a level, so more frames than levels (beyond the moment between
-     * the two updates) is a walk that ran into recycled frames: never believed. */
+     * the two updates) is a walk that ran into recycled frames: never believed, not even in a
+     * thread's first walk (one believed would be the reference the next walks reuse from). */
     if (surplus < -SURPLUS_SLACK)
         return false;
+    struct py_prev_stack *ps = stack_prev(p, t->tstate, false);
+    if (!ps || !ps->n || ps->surplus == INT32_MIN)
+        return true;
     if (abs(surplus - ps->surplus) <= SURPLUS_SLACK || surplus == ps->pending)
         return true;
     ps->pending = surplus;

@@ -283,8 +283,14 @@ static bool walk_threads(struct py_proc *p, struct py_snapshot *s, uint64_t inte
         }
         if (flags & PY_WALK_OS_STATE)
             fill_os_state(p, s, t, cpu_round);
-        if (t->bad)
+        if (t->bad) {
             s->bad_threads++;
+            /* The thread lives on: its last good stack stays the reference its next walk is
+             * checked against (forgotten, that walk would be believed whatever its depth). */
+            struct py_prev_stack *ps = stack_prev(p, tstate, false);
+            if (ps)
+                ps->seen = true;
+        }
         uint64_t next = u64_at(ts, L->ts_next);
         if (next && cycle_step(&cyc, next)) {
             s->complete = false;

@@ -911,6 +911,82 @@ static void recycled_frames_of_a_recursion_are_not_reused_from_the_wrong_level(v
                  (int[]){2, 6, 6, 6, 6, 6, 4}, 7);
 }
 
+/* A chain of `n` frames of code under root (root first in out[]); the top is out[n]. */
+static uint64_t chain(struct world *w, uint64_t root, uint64_t code, int n, uint64_t *out)
+{
+    out[0] = root;
+    for (int i = 1; i <= n; i++)
+        out[i] = fakepy_frame(&w->fp, code, out[i - 1], 6);
+    return out[n];
+}
+
+/*
+ * A walk to the root with more frames than the thread state's recursion_depth has levels ran
+ * through recycled frames (a recursion unwinding and calling again under it). That holds for a
+ * thread's first walk too: believed, it would become the stack later walks reuse callers from.
+ */
+static void first_walk_with_more_frames_than_levels_is_not_believed(void **state)
+{
+    struct world *w = *state;
+    if (cur->frame_model != PY_FRAMES_OBJECTS || cur->ts_recursion_depth < 0)
+        skip();
+    world_init(w, HEAP_SMALL);
+    uint64_t mod = fakepy_code(&w->fp, "<module>", "<module>", "/srv/app.py", 1);
+    uint64_t rec = fakepy_code(&w->fp, "rec", "rec", "/srv/app.py", 3);
+    uint64_t root = fakepy_frame(&w->fp, mod, 0, 4), f[9];
+    uint64_t top = chain(w, root, rec, 8, f);
+    uint64_t ts = fakepy_thread(&w->fp, w->interp, top, thread_id_of(0), 1);
+    fakepy_put32(&w->fp, ts + (uint64_t)cur->ts_recursion_depth, 5);   /* 9 frames, 5 levels */
+    world_walk(w);
+    assert_true(w->s.threads[0].bad);
+    /* The thread's real stack, as deep as its count: believed, and no longer bad. */
+    fakepy_put64(&w->fp, f[4] + (uint64_t)cur->fo_back, root);
+    fakepy_put32(&w->fp, ts + (uint64_t)cur->ts_recursion_depth, 6);
+    world_walk(w);
+    assert_false(w->s.threads[0].bad);
+    assert_int_equal(w->s.threads[0].nframes, 6);
+}
+
+/*
+ * A thread whose sample was torn is still alive: its last good stack must stay the reference the
+ * next walk is checked against and reuses callers from. Forgotten, the next walk had nothing to
+ * compare its depth with (so one that had run into recycled frames passed, and became the
+ * reference), and read every frame again.
+ */
+static void a_torn_sample_keeps_the_reference_for_the_next(void **state)
+{
+    struct world *w = *state;
+    if (cur->frame_model != PY_FRAMES_OBJECTS)
+        skip();
+    world_init(w, HEAP_SMALL);
+    uint64_t mod = fakepy_code(&w->fp, "<module>", "<module>", "/srv/app.py", 1);
+    uint64_t rec = fakepy_code(&w->fp, "rec", "rec", "/srv/app.py", 3);
+    uint64_t leaf = fakepy_code(&w->fp, "leaf", "leaf", "/srv/app.py", 9);
+    uint64_t root = fakepy_frame(&w->fp, mod, 0, 4), f[7];
+    chain(w, root, rec, 6, f);
+    uint64_t top = fakepy_frame(&w->fp, leaf, f[6], 2);
+    uint64_t ts = fakepy_thread(&w->fp, w->interp, top, thread_id_of(0), 1);
+    if (cur->ts_recursion_depth >= 0)
+        fakepy_put32(&w->fp, ts + (uint64_t)cur->ts_recursion_depth, 8);
+    world_walk(w);
+    assert_false(w->s.threads[0].bad);
+    /* The same stack again: the callers are reused, not read. */
+    uint64_t reads = w->p->mem->reads;
+    world_walk(w);
+    uint64_t steady = w->p->mem->reads - reads;
+    /* Torn: the top frame's code pointer is wild (read as it was being written). */
+    fakepy_put64(&w->fp, top + (uint64_t)cur->fo_code, FAKEPY_UNMAPPED);
+    world_walk(w);
+    assert_true(w->s.threads[0].bad);
+    /* Read whole again: as cheaply as before the tear. */
+    fakepy_put64(&w->fp, top + (uint64_t)cur->fo_code, leaf);
+    reads = w->p->mem->reads;
+    world_walk(w);
+    assert_false(w->s.threads[0].bad);
+    assert_int_equal(w->s.threads[0].nframes, 8);
+    assert_int_equal(w->p->mem->reads - reads, steady);
+}
+
 static void torn_thread_state_marks_the_thread_bad(void **state)
 {
     struct world *w = *state;
@@ -1406,6 +1482,8 @@ int main(void)
         WT(deep_stack_is_truncated_at_max_frames),
         WT(unchanged_frames_below_are_reused_not_reread),
         WT(recycled_frames_of_a_recursion_are_not_reused_from_the_wrong_level),
+        WT(first_walk_with_more_frames_than_levels_is_not_believed),
+        WT(a_torn_sample_keeps_the_reference_for_the_next),
         WT(torn_thread_state_marks_the_thread_bad),
         WT(wild_next_thread_pointer_is_counted_bad),
         WT(wild_interpreter_pointer_is_reported),
