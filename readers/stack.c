@@ -136,6 +136,7 @@ struct py_prev_stack *stack_prev(struct py_proc *p, uint64_t tstate, bool create
         if (!p->prev[i].tstate) {   /* a slot freed by a thread that is gone */
             p->prev[i].tstate = tstate;
             p->prev[i].n = 0;
+            p->prev[i].pending = INT32_MIN;
             return &p->prev[i];
         }
     }
@@ -150,6 +151,7 @@ struct py_prev_stack *stack_prev(struct py_proc *p, uint64_t tstate, bool create
     struct py_prev_stack *ps = &p->prev[p->n_prev++];
     memset(ps, 0, sizeof *ps);
     ps->tstate = tstate;
+    ps->pending = INT32_MIN;
     return ps;
 }
 
@@ -288,9 +290,19 @@ static bool depth_fits(struct py_proc *p, const struct py_thread *t, int32_t dep
     if (surplus < -SURPLUS_SLACK)
         return false;
     struct py_prev_stack *ps = stack_prev(p, t->tstate, false);
-    if (!ps || !ps->n || ps->surplus == INT32_MIN)
-        return true;
-    if (abs(surplus - ps->surplus) <= SURPLUS_SLACK || surplus == ps->pending)
+    if (ps && ps->n && ps->surplus != INT32_MIN) {
+        if (abs(surplus - ps->surplus) <= SURPLUS_SLACK)
+            return true;
+    } else {
+        /* No reference: the thread's first walk. A level or two more than frames is a C call
+         * holding one; more is C-level recursion, or a walk cut short on a frame freed under
+         * it, which, believed, would become the reference the next walks reuse callers from. */
+        if (surplus <= SURPLUS_SLACK)
+            return true;
+        if (!ps && !(ps = stack_prev(p, t->tstate, true)))
+            return true;
+    }
+    if (surplus == ps->pending)
         return true;
     ps->pending = surplus;
     return false;

@@ -947,6 +947,50 @@ static void first_walk_with_more_frames_than_levels_is_not_believed(void **state
     assert_int_equal(w->s.threads[0].nframes, 6);
 }
 
+/* After the read of frame f_at: that frame's caller link is set to back (the race below). */
+struct relink {
+    struct world *w;
+    uint64_t f_at, back;
+};
+
+static void race_relink(void *ctx)
+{
+    struct relink *r = ctx;
+    fakepy_put64(&r->w->fp, r->f_at + (uint64_t)cur->fo_back, r->back);
+}
+
+/*
+ * A thread's first walk has no earlier stack to compare its depth with. One cut short (a frame
+ * read as it was being freed has no f_back: here f[3], whose link is back by the time the walk
+ * is read again) has far fewer frames than the thread state's levels. Believed, it was the
+ * sample, and the reference later walks reused callers from: samples 50 levels short until a
+ * walk to the root disagreed. It is read again, and the whole stack is the sample.
+ */
+static void first_walk_cut_short_is_read_again(void **state)
+{
+    struct world *w = *state;
+    if (cur->frame_model != PY_FRAMES_OBJECTS || cur->ts_recursion_depth < 0)
+        skip();
+    world_init(w, HEAP_SMALL);
+    uint64_t mod = fakepy_code(&w->fp, "<module>", "<module>", "/srv/app.py", 1);
+    uint64_t rec = fakepy_code(&w->fp, "rec", "rec", "/srv/app.py", 3);
+    uint64_t root = fakepy_frame(&w->fp, mod, 0, 4), f[8];
+    uint64_t top = chain(w, root, rec, 7, f);
+    uint64_t ts = fakepy_thread(&w->fp, w->interp, top, thread_id_of(0), 1);
+    fakepy_put32(&w->fp, ts + (uint64_t)cur->ts_recursion_depth, 8);
+    fakepy_put64(&w->fp, f[3] + (uint64_t)cur->fo_back, 0);
+    w->p = fakepy_proc(&w->fp);
+    struct spy *spy = spy_install(w->p);
+    struct relink r = {w, f[3], f[2]};
+    spy->after_read = race_relink;
+    spy->ctx = &r;
+    spy->after_addr = f[3];
+    world_walk(w);
+    assert_false(w->s.threads[0].bad);
+    assert_int_equal(w->s.threads[0].nframes, 8);
+    assert_int_equal(py_thread_frame(&w->s, &w->s.threads[0], 7)->addr, root);
+}
+
 /*
  * A thread whose sample was torn is still alive: its last good stack must stay the reference the
  * next walk is checked against and reuses callers from. Forgotten, the next walk had nothing to
@@ -1483,6 +1527,7 @@ int main(void)
         WT(unchanged_frames_below_are_reused_not_reread),
         WT(recycled_frames_of_a_recursion_are_not_reused_from_the_wrong_level),
         WT(first_walk_with_more_frames_than_levels_is_not_believed),
+        WT(first_walk_cut_short_is_read_again),
         WT(a_torn_sample_keeps_the_reference_for_the_next),
         WT(torn_thread_state_marks_the_thread_bad),
         WT(wild_next_thread_pointer_is_counted_bad),
