@@ -921,6 +921,23 @@ static uint64_t chain(struct world *w, uint64_t root, uint64_t code, int n, uint
 }
 
 /*
+ * One thread running rec n levels deep under <module> (frames out[0] = root .. out[n] = top) whose
+ * thread state counts `levels`; skips layouts without frame objects or a recursion count.
+ */
+static uint64_t recursion_world(struct world *w, int n, uint64_t *out, int32_t levels)
+{
+    if (cur->frame_model != PY_FRAMES_OBJECTS || cur->ts_recursion_depth < 0)
+        skip();
+    world_init(w, HEAP_SMALL);
+    uint64_t mod = fakepy_code(&w->fp, "<module>", "<module>", "/srv/app.py", 1);
+    uint64_t rec = fakepy_code(&w->fp, "rec", "rec", "/srv/app.py", 3);
+    uint64_t top = chain(w, fakepy_frame(&w->fp, mod, 0, 4), rec, n, out);
+    uint64_t ts = fakepy_thread(&w->fp, w->interp, top, thread_id_of(0), 1);
+    fakepy_put32(&w->fp, ts + (uint64_t)cur->ts_recursion_depth, (uint32_t)levels);
+    return ts;
+}
+
+/*
  * A walk to the root with more frames than the thread state's recursion_depth has levels ran
  * through recycled frames (a recursion unwinding and calling again under it). That holds for a
  * thread's first walk too: believed, it would become the stack later walks reuse callers from.
@@ -928,19 +945,12 @@ static uint64_t chain(struct world *w, uint64_t root, uint64_t code, int n, uint
 static void first_walk_with_more_frames_than_levels_is_not_believed(void **state)
 {
     struct world *w = *state;
-    if (cur->frame_model != PY_FRAMES_OBJECTS || cur->ts_recursion_depth < 0)
-        skip();
-    world_init(w, HEAP_SMALL);
-    uint64_t mod = fakepy_code(&w->fp, "<module>", "<module>", "/srv/app.py", 1);
-    uint64_t rec = fakepy_code(&w->fp, "rec", "rec", "/srv/app.py", 3);
-    uint64_t root = fakepy_frame(&w->fp, mod, 0, 4), f[9];
-    uint64_t top = chain(w, root, rec, 8, f);
-    uint64_t ts = fakepy_thread(&w->fp, w->interp, top, thread_id_of(0), 1);
-    fakepy_put32(&w->fp, ts + (uint64_t)cur->ts_recursion_depth, 5);   /* 9 frames, 5 levels */
+    uint64_t f[9];
+    uint64_t ts = recursion_world(w, 8, f, 5);   /* 9 frames, 5 levels */
     world_walk(w);
     assert_true(w->s.threads[0].bad);
     /* The thread's real stack, as deep as its count: believed, and no longer bad. */
-    fakepy_put64(&w->fp, f[4] + (uint64_t)cur->fo_back, root);
+    fakepy_put64(&w->fp, f[4] + (uint64_t)cur->fo_back, f[0]);
     fakepy_put32(&w->fp, ts + (uint64_t)cur->ts_recursion_depth, 6);
     world_walk(w);
     assert_false(w->s.threads[0].bad);
@@ -969,15 +979,8 @@ static void race_relink(void *ctx)
 static void first_walk_cut_short_is_read_again(void **state)
 {
     struct world *w = *state;
-    if (cur->frame_model != PY_FRAMES_OBJECTS || cur->ts_recursion_depth < 0)
-        skip();
-    world_init(w, HEAP_SMALL);
-    uint64_t mod = fakepy_code(&w->fp, "<module>", "<module>", "/srv/app.py", 1);
-    uint64_t rec = fakepy_code(&w->fp, "rec", "rec", "/srv/app.py", 3);
-    uint64_t root = fakepy_frame(&w->fp, mod, 0, 4), f[8];
-    uint64_t top = chain(w, root, rec, 7, f);
-    uint64_t ts = fakepy_thread(&w->fp, w->interp, top, thread_id_of(0), 1);
-    fakepy_put32(&w->fp, ts + (uint64_t)cur->ts_recursion_depth, 8);
+    uint64_t f[8];
+    recursion_world(w, 7, f, 8);
     fakepy_put64(&w->fp, f[3] + (uint64_t)cur->fo_back, 0);
     w->p = fakepy_proc(&w->fp);
     struct spy *spy = spy_install(w->p);
@@ -988,7 +991,7 @@ static void first_walk_cut_short_is_read_again(void **state)
     world_walk(w);
     assert_false(w->s.threads[0].bad);
     assert_int_equal(w->s.threads[0].nframes, 8);
-    assert_int_equal(py_thread_frame(&w->s, &w->s.threads[0], 7)->addr, root);
+    assert_int_equal(py_thread_frame(&w->s, &w->s.threads[0], 7)->addr, f[0]);
 }
 
 /*
@@ -1000,18 +1003,9 @@ static void first_walk_cut_short_is_read_again(void **state)
 static void a_torn_sample_keeps_the_reference_for_the_next(void **state)
 {
     struct world *w = *state;
-    if (cur->frame_model != PY_FRAMES_OBJECTS)
-        skip();
-    world_init(w, HEAP_SMALL);
-    uint64_t mod = fakepy_code(&w->fp, "<module>", "<module>", "/srv/app.py", 1);
-    uint64_t rec = fakepy_code(&w->fp, "rec", "rec", "/srv/app.py", 3);
-    uint64_t leaf = fakepy_code(&w->fp, "leaf", "leaf", "/srv/app.py", 9);
-    uint64_t root = fakepy_frame(&w->fp, mod, 0, 4), f[7];
-    chain(w, root, rec, 6, f);
-    uint64_t top = fakepy_frame(&w->fp, leaf, f[6], 2);
-    uint64_t ts = fakepy_thread(&w->fp, w->interp, top, thread_id_of(0), 1);
-    if (cur->ts_recursion_depth >= 0)
-        fakepy_put32(&w->fp, ts + (uint64_t)cur->ts_recursion_depth, 8);
+    uint64_t f[8];
+    recursion_world(w, 7, f, 8);
+    uint64_t top = f[7], code = fakepy_get64(&w->fp, top + (uint64_t)cur->fo_code);
     world_walk(w);
     assert_false(w->s.threads[0].bad);
     /* The same stack again: the callers are reused, not read. */
@@ -1023,7 +1017,7 @@ static void a_torn_sample_keeps_the_reference_for_the_next(void **state)
     world_walk(w);
     assert_true(w->s.threads[0].bad);
     /* Read whole again: as cheaply as before the tear. */
-    fakepy_put64(&w->fp, top + (uint64_t)cur->fo_code, leaf);
+    fakepy_put64(&w->fp, top + (uint64_t)cur->fo_code, code);
     reads = w->p->mem->reads;
     world_walk(w);
     assert_false(w->s.threads[0].bad);
