@@ -306,4 +306,7 @@ def test_recursion_is_walked_at_its_full_depth(start_target, python, rate, tmp_p
     # 3.8 at 1 kHz before the fix of session 5: 91% wrong. Now about 0.1% (0.6% at 100 kHz).
     assert wrong <= max(3, 0.01 * good), "depths %s of %d good samples" % (
         sorted(depths.items(), key=str), good)
-    assert bad <= max(3, 0.02 * total), "%d of %d samples torn" % (bad, total)
+    # Torn samples are marked, not wrong, and their share follows the machine's load: 0.05-0.3%
+    # here when quiet, 0.8-2.6% with two busy loops beside the target, and 2.3% (3.7) and 4.8%
+    # (3.6) in two CI runs of 2026-11-23. The bound catches a walk that tears on its own.
+    assert bad <= max(3, 0.08 * total), "%d of %d samples torn" % (bad, total)
