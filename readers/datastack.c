@@ -190,8 +190,17 @@ void stack_stage(struct py_proc *p, uint64_t tstate, size_t need)
         cf_at = 0;
     struct mem_iov iov[5];
     int n = guard_iovs(p, ps, tstate, st->ts, need, cf_at ? NULL : &st->cf, &st->guard, iov);
-    *st = (struct py_stage){tstate, ps->chunk, ps->old_chunk, 0, 0, cf_at, ps->copylen,
-                            ps->old_len, need, n, {0}};
+    /* Field by field: a compound literal would also clear the 4 KiB ts buffer every sample,
+     * which the staged read overwrites. */
+    st->tstate = tstate;
+    st->chunk = ps->chunk;
+    st->old_chunk = ps->old_chunk;
+    st->cf = st->guard = 0;
+    st->cf_planned = cf_at;
+    st->copylen = ps->copylen;
+    st->old_len = ps->old_len;
+    st->need = need;
+    st->n = n;
     mem_round_stage(p->mem, tstate, iov, n);
 }
 
