@@ -330,7 +330,8 @@ int record_and_report(const struct record_cli *o, struct py_proc *root, pid_t ro
         return cli_report(&cerr);
     if (!o->quiet) {
         char size[32];
-        FILE *f = fopen(path, "re");
+        bool to_stdout = strcmp(path, "-") == 0;
+        FILE *f = to_stdout ? NULL : fopen(path, "re");
         uint64_t bytes = 0;
         if (f) {
             fseek(f, 0, SEEK_END);
@@ -338,6 +339,8 @@ int record_and_report(const struct record_cli *o, struct py_proc *root, pid_t ro
             fclose(f);
         }
         human_bytes(bytes, size, sizeof size);
+        if (to_stdout)
+            snprintf(path, sizeof path, "standard output");
         double secs = (double)(res->end_ns - res->start_ns) / 1e9;
         const char *why = res->end == SESSION_TARGET_EXITED ? ", target exited"
                           : res->end == SESSION_MAX_SIZE    ? ", --max-size reached"

@@ -619,8 +619,15 @@ enum pt_status trace_writer_open(struct trace_writer **out, const char *path, bo
     w->period_us = period >= UINT32_MAX ? UINT32_MAX : (uint32_t)(period + 0.5);
     w->last_flush_ns = meta->start_mono_ns;
 
+    /* "-": standard output, for a pipe (the writer never seeks), never a terminal. */
+    bool to_stdout = strcmp(path, "-") == 0;
+    if (to_stdout && isatty(STDOUT_FILENO)) {
+        writer_free(w);
+        return pt_fail(err, PT_EUSAGE, "-o -: standard output is a terminal; redirect it to a "
+                       "file or pipe, or name a file");
+    }
     int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (overwrite ? O_TRUNC : O_EXCL);
-    w->fd = open(path, flags, 0600);
+    w->fd = to_stdout ? fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 0) : open(path, flags, 0600);
     if (w->fd < 0) {
         int e = errno;
         writer_free(w);
@@ -629,16 +636,21 @@ enum pt_status trace_writer_open(struct trace_writer **out, const char *path, bo
         return pt_fail(err, PT_EFAIL, "cannot create %s: %s", path, strerror(e));
     }
     /* The trace holds the target's command line and code paths: keep it private even when we
-     * reuse an existing file or the umask is lax. */
+     * reuse an existing file or the umask is lax. Only a regular file: -o naming a device or a
+     * FIFO (/dev/null, a pipe to another program) writes into it as it is, and it is never
+     * removed, whatever happens. */
+    struct stat st;
+    bool regular = !to_stdout && fstat(w->fd, &st) == 0 && S_ISREG(st.st_mode);
     enum pt_status rc = PT_OK;
-    if (fchmod(w->fd, 0600) != 0)
+    if (regular && fchmod(w->fd, 0600) != 0)
         rc = pt_fail(err, PT_EFAIL, "cannot chmod %s: %s", path, strerror(errno));
     if (rc == PT_OK)
         rc = write_header(w, meta, err);
     w->span_msgs = meta->locals;   /* --locals: every call a Span message, in order */
     if (rc != PT_OK) {
         close(w->fd);
-        unlink(path);
+        if (regular)
+            unlink(path);
         writer_free(w);
         return rc;
     }
