@@ -16,6 +16,7 @@
 #include "symbols/native.h"
 #include "symbols/unwind.h"
 #include "util/rules.h"
+#include "util/termtext.h"
 
 #define DUMP_RETRIES 5
 
@@ -335,6 +336,8 @@ int cmd_dump(int argc, char **argv)
         return cli_usage_error("dump", "expected exactly one PID");
     if (cli_parse_pid(argv[optind], &pid) != 0)
         return cli_usage_error("dump", "'%s' is not a process id", argv[optind]);
+    if (!json)
+        term_filter_stdout();   /* names from the target never drive the terminal */
 
     struct pt_err err;
     pt_err_clear(&err);

@@ -15,6 +15,7 @@
 
 #include "cli/cli.h"
 #include "output/trace.h"
+#include "util/termtext.h"
 
 #define INFO_TOP 10
 
@@ -410,6 +411,8 @@ int cmd_info(int argc, char **argv)
     if (optind != argc - 1)
         return cli_usage_error("info", "expected exactly one FILE");
     const char *path = argv[optind];
+    if (!json)
+        term_filter_stdout();   /* names from the target never drive the terminal */
 
     struct pt_err err;
     pt_err_clear(&err);

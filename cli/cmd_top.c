@@ -19,6 +19,7 @@
 #include "attach/session.h"
 #include "cli/cli.h"
 #include "output/topview.h"
+#include "util/termtext.h"
 
 #define TOP_MAX_SPECS 64
 #define DRAW_NS 1000000000ULL       /* redraw at most once a second: a top, not a movie */
@@ -450,6 +451,8 @@ int cmd_top(int argc, char **argv)
     if (!o.once && isatty(STDOUT_FILENO) && !ui.curses)
         fprintf(stderr, "pytrace top: cannot drive this terminal (TERM=%s): printing one table\n",
                 getenv("TERM") ? getenv("TERM") : "");
+    if (!ui.curses)
+        term_filter_stdout();   /* the table's names come from the target (curses shows ^[) */
     rc = top_run(&o, p, pid, &ui);
     if (ui.stat_fd >= 0)
         close(ui.stat_fd);

@@ -65,10 +65,13 @@ enum pt_status export_collapsed(const struct export_view *v, FILE *out, struct p
             int n = export_frame_label(v, &frames[d], label, sizeof label);
             if (n < 0)
                 continue;
-            /* ';' separates frames: keep it out of labels. */
+            /* ';' separates frames and a newline ends the stack: keep both out of labels, and
+             * every other control character too (names come from the target). */
             for (char *p = label; *p; p++)
                 if (*p == ';')
                     *p = ',';
+                else if ((unsigned char)*p < 0x20 || *p == 0x7f)
+                    *p = ' ';
             size_t need = len + (size_t)n + 2;
             if (need > cap) {
                 while (cap < need)
