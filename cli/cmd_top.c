@@ -61,6 +61,7 @@ struct top_ui {
     uint64_t paused_at, last_draw, last_keys;
     uint64_t samples, errors;
     char status[96];
+    char selected[96];              /* --thread SPECs, shown for "all threads" ("" none) */
     int stat_fd;                    /* /proc/PID/stat: CPU of the whole process */
     uint64_t cpu_ns, cpu_at;
     double cpu_pct;
@@ -139,7 +140,7 @@ static void thread_label(const struct top_ui *ui, char *out, size_t cap)
 {
     struct top_thread_info ti;
     if (ui->q.thread < 0 || !top_view_thread(ui->view, (uint32_t)ui->q.thread, &ti))
-        snprintf(out, cap, "All threads");
+        snprintf(out, cap, "%s", *ui->selected ? ui->selected : "All threads");
     else
         snprintf(out, cap, "Thread %" PRId64 " \"%s\"", ti.native_id, ti.name);
 }
@@ -435,19 +436,29 @@ int cmd_top(int argc, char **argv)
         .pid = pid, .stop = &top_stop, .window_s = o.window_s, .stat_fd = -1,
         .q = {.thread = -1, .gil_only = o.gil, .idle = o.idle, .sort = TOP_SORT_OWN_PCT},
     };
-    ui.view = top_view_new(o.window_s);
-    if (!ui.view) {
-        py_proc_close(p);
-        pt_fail(&err, PT_EFAIL, "out of memory");
-        return cli_report(&err);
-    }
-    top_view_set_thread_filter(ui.view, o.specs, o.nspecs);
+    for (size_t i = 0, at = 0; i < o.nspecs && at < sizeof ui.selected; i++)
+        at += (size_t)snprintf(ui.selected + at, sizeof ui.selected - at, "%s%s",
+                               i ? ", " : "Threads ", o.specs[i]);
     proc_comm(pid, pid, ui.comm, sizeof ui.comm);
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
     ui.stat_fd = open(path, O_RDONLY | O_CLOEXEC);
     install_signals();
     ui.curses = !o.once && isatty(STDOUT_FILENO) && start_curses();
+    /* The view keeps whole seconds. One table covers a recording of window_s seconds that began
+     * part-way into a second, so it spans window_s + 1 of them: with window_s buckets the first
+     * fell out (--once --window 1 printed no samples). */
+    ui.view = top_view_new(ui.curses ? o.window_s : o.window_s + 1);
+    if (!ui.view) {
+        if (ui.curses)
+            endwin();
+        if (ui.stat_fd >= 0)
+            close(ui.stat_fd);
+        py_proc_close(p);
+        pt_fail(&err, PT_EFAIL, "out of memory");
+        return cli_report(&err);
+    }
+    top_view_set_thread_filter(ui.view, o.specs, o.nspecs);
     if (!o.once && isatty(STDOUT_FILENO) && !ui.curses)
         fprintf(stderr, "pytrace top: cannot drive this terminal (TERM=%s): printing one table\n",
                 getenv("TERM") ? getenv("TERM") : "");

@@ -64,7 +64,7 @@ struct top_thread_info {
     bool selected;            /* passes the --thread filter */
 };
 
-/* A view of window_s seconds (1..TOP_MAX_WINDOW_S); NULL when out of memory. */
+/* A view of window_s seconds (1..TOP_MAX_WINDOW_S + 1); NULL when out of memory. */
 struct top_view *top_view_new(uint32_t window_s);
 void top_view_free(struct top_view *v);
 

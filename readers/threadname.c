@@ -84,10 +84,16 @@ void py_thread_names(struct py_proc *p, struct py_snapshot *s)
         if (active)
             pydict_each(p, active, name_one, &ctx);
     }
-    /* Fall back to the OS thread name (set by some libraries) for threads outside threading. */
+    /* Fall back to the OS thread name (set by some libraries) for threads outside threading;
+     * the process's own thread is the one threading names MainThread, imported or not (so that
+     * --thread MainThread selects it in a program that never imports threading). */
     for (uint32_t i = 0; i < s->nthreads; i++) {
         struct py_thread *t = &s->threads[i];
-        if (!t->name[0] && t->native_id > 0 && p->pid > 0 && t->native_id != p->pid)
+        if (t->name[0] || t->native_id <= 0 || p->pid <= 0)
+            continue;
+        if (t->native_id != p->pid)
             proc_comm(p->pid, (pid_t)t->native_id, t->name, sizeof t->name);
+        else
+            snprintf(t->name, sizeof t->name, "MainThread");
     }
 }

@@ -170,6 +170,19 @@ def test_once_prints_one_table_with_fib_first(start_target):
     assert rows[0][0] > 20, out
 
 
+@pytest.mark.parametrize("window", [1, 3])
+def test_once_counts_its_whole_window(start_target, window):
+    """A one-table run of W seconds counts W seconds of samples (it counted W - 1: the first
+    second fell out of the view), and the header names the --thread selection."""
+    target = start_target([sys.executable, THREADS, "--seconds", "60"])
+    r = run_pytrace("top", target.pid, "--once", "--window", window, "--thread", "cpu-*")
+    out = r.stdout.decode()
+    assert r.returncode == 0, r.stderr.decode()
+    samples = int(re.search(r"Samples (\d+)", out).group(1))
+    assert samples >= 0.8 * 100 * window, out      # 100 Hz; each of the two cpu threads is in every sample
+    assert "Threads cpu-*" in out.splitlines()[0], out
+
+
 def test_bad_arguments_are_usage_errors():
     assert run_pytrace("top").returncode == 2
     assert run_pytrace("top", "1", "--window", "0").returncode == 2
