@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <unistd.h>
 
 #include "attach/proc.h"
 #include "output/record.h"
@@ -64,6 +65,15 @@ enum pt_status dsink_new(struct dsink **out, const struct dsink_opts *o, struct 
     if (mkdir(o->dir, 0700) != 0 && errno != EEXIST)
         return pt_fail(err, PT_EFAIL, "cannot create the trace directory %s: %s", o->dir,
                        strerror(errno));
+    /* A file, or a directory this user cannot write (read-only mount, another owner): every
+     * trace would fail later, one log line each, while the daemon ran on recording nothing. */
+    struct stat st;
+    if (stat(o->dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return pt_fail(err, PT_EFAIL, "the trace directory %s is not a directory; name a "
+                       "directory with --dir", o->dir);
+    if (access(o->dir, W_OK | X_OK) != 0)
+        return pt_fail(err, PT_EFAIL, "cannot write to the trace directory %s: %s; name a "
+                       "writable directory with --dir", o->dir, strerror(errno));
     struct dsink *d = calloc(1, sizeof *d);
     if (!d)
         return pt_fail(err, PT_EFAIL, "out of memory");

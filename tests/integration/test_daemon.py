@@ -310,3 +310,30 @@ def test_capability_check_names_what_is_missing(tmp_path):
     assert r.returncode == 0, log
     assert re.search(r"^warn \S+ CAP_SYS_PTRACE is missing .*--cap-add SYS_PTRACE", log, re.M), log
     assert re.search(r"^info \S+ permissions: root, CAP_SYS_PTRACE no, ", log, re.M), log
+
+
+def test_trace_directory_that_cannot_hold_traces_is_refused_at_start(tmp_path):
+    """--dir naming a file, or a read-only directory, fails at once (exit 1, one line naming it)
+    instead of running on and logging a failure for every process it would have traced."""
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    cases = [(str(afile), "is not a directory")]
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    mounted = os.geteuid() == 0 and subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(ro)],
+        stderr=subprocess.DEVNULL).returncode == 0
+    if mounted:
+        cases.append((str(ro), "cannot write to the trace directory"))
+    try:
+        for d, why in cases:
+            r = subprocess.run([PYTRACE, "daemon", "--dir", d, "-d", "5s"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, timeout=30)
+            log = r.stderr.decode()
+            assert r.returncode == 1, log
+            assert re.search(r"^error \S+ .*%s.*--dir" % re.escape(why), log, re.M), log
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(ro)])
+    if not mounted:
+        pytest.skip("read-only case not run: mounting a tmpfs needs root (the file case passed)")

@@ -71,3 +71,78 @@ def test_permission_denied(start_target):
         assert "CAP_SYS_PTRACE" in msg and "ptrace_scope" in msg
     finally:
         os.unlink(tmp)
+
+
+# A target whose thread, function and file names carry terminal control sequences. It prints
+# one JSON line when ready and ends when its stdin closes.
+CONTROL_NAMES = r'''
+import json, os, sys, threading, types
+def base():
+    sys.stdin.read()
+code = base.__code__
+fields = dict(co_name="f\x1b[2Jred\x07", co_filename="/tmp/\x1b]0;pwn\x07.py")
+if hasattr(code, "co_qualname"):
+    fields["co_qualname"] = fields["co_name"]
+f = types.FunctionType(code.replace(**fields), globals())
+t = threading.Thread(target=f, name="ctl\x01\x1b[31mred\u009b")
+t.start()
+print(json.dumps({"pid": os.getpid()}), flush=True)
+t.join()
+'''
+
+
+def test_names_from_the_target_never_reach_the_terminal_raw(start_target, tmp_path):
+    """dump, info and top --once show control characters as escapes (a thread named ESC[31m...
+    must not colour the reader's terminal, nor a file name set its title); JSON keeps them, as
+    JSON escapes; collapsed stacks stay one line each."""
+    python = require("/root/.pyenv/versions/3.12.1/bin/python3")
+    target = start_target([python, "-c", CONTROL_NAMES])
+    raw = (b"\x1b", b"\x07", b"\x01", b"\xc2\x9b")
+    out = run_pytrace("dump", target.pid).stdout
+    assert not any(c in out for c in raw), out
+    assert b"ctl\\x01\\x1b[31mred\\u009b" in out and b"f\\x1b[2Jred\\x07" in out, out
+    js = run_pytrace("dump", target.pid, "--json").stdout.decode()
+    assert "ctl\\u0001\\u001B[31mred\\u009B" in js or "ctl\\u0001\\u001b[31mred\\u009b" in js, js
+    top = run_pytrace("top", target.pid, "--once", "--window", "1").stdout
+    assert not any(c in top for c in raw), top
+    trace = str(tmp_path / "t.pytrace")
+    assert run_pytrace("attach", target.pid, "-d", "0.5", "-o", trace, "-q").returncode == 0
+    info = run_pytrace("info", trace).stdout
+    assert not any(c in info for c in raw) and b"f\\x1b[2Jred" in info, info
+    collapsed = run_pytrace("export", trace, "-f", "collapsed", "-o", "-").stdout.decode()
+    for line in collapsed.splitlines():
+        assert line.rsplit(" ", 1)[1].isdigit(), collapsed
+
+
+def test_output_naming_a_device_is_written_into_never_removed(start_target, tmp_path):
+    """-o /dev/null (or /dev/full, which fails) must leave the device as it was: pytrace narrowed
+    /dev/null to 0600 and removed /dev/full after a failed write."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to make device nodes")
+    python = require("/root/.pyenv/versions/3.12.1/bin/python3")
+    target = start_target([python, "-c", CONTROL_NAMES])
+    for name, minor, rc in (("null", 3, 0), ("full", 7, 1)):
+        node = str(tmp_path / name)
+        os.mknod(node, 0o666 | 0o020000, os.makedev(1, minor))
+        os.chmod(node, 0o666)
+        r = run_pytrace("attach", target.pid, "-d", "0.3", "-q", "-o", node)
+        assert r.returncode == rc, r.stderr
+        st = os.stat(node)
+        assert oct(st.st_mode) == oct(0o020666), (name, oct(st.st_mode))
+
+
+def test_output_dash_is_standard_output_but_never_a_terminal(start_target, tmp_path):
+    python = require("/root/.pyenv/versions/3.12.1/bin/python3")
+    target = start_target([python, "-c", CONTROL_NAMES])
+    r = run_pytrace("attach", target.pid, "-d", "0.3", "-o", "-")
+    assert r.returncode == 0 and r.stdout[:1], r.stderr
+    assert "standard output" in r.stderr.decode()
+    trace = tmp_path / "piped.pytrace"
+    trace.write_bytes(r.stdout)
+    assert run_pytrace("info", str(trace)).returncode == 0
+    if shutil.which("script"):
+        s = subprocess.run(["script", "-qec", "%s attach %d -d 0.3 -o -" % (PYTRACE, target.pid),
+                            "/dev/null"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=60)
+        assert s.returncode == 2, s.stdout
+        assert b"standard output is a terminal" in s.stdout, s.stdout
