@@ -6,6 +6,7 @@
  */
 #include <getopt.h>
 #include <stdbool.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,7 +113,7 @@ int cmd_export(int argc, char **argv)
         case O_FROM:
         case O_TO: {
             double v = strtod(optarg, &end);
-            if (*end || v < 0)
+            if (end == optarg || *end || !(v >= 0) || isinf(v))
                 return cli_usage_error("export", "--from/--to take seconds into the trace");
             if (c == O_FROM)
                 o.from_s = v;

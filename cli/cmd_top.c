@@ -9,6 +9,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,7 +96,7 @@ static int top_parse(int argc, char **argv, struct top_cli *o, int *next)
         switch (c) {
         case 'r':
             o->rate_hz = strtod(optarg, &end);
-            if (*end || o->rate_hz <= 0 || o->rate_hz > 1e5)
+            if (end == optarg || *end || !(o->rate_hz > 0) || o->rate_hz > 1e5)
                 return cli_usage_error("top", "--rate takes a number of Hz in (0, 100000]");
             break;
         case O_WINDOW: {

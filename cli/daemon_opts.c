@@ -6,6 +6,7 @@
 
 #include <ctype.h>
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,7 +51,7 @@ static int parse_dur(const char *s, uint64_t *ns)
 {
     char *end;
     double v = strtod(s, &end);
-    if (end == s || v < 0)
+    if (end == s || !(v >= 0) || isinf(v))
         return -1;
     double mul = 1e9;
     if (!strcmp(end, "ms"))
@@ -131,7 +132,7 @@ static int daemon_opt(int c, struct daemon_cli *o)
                                                                   "a size such as 1G") : 0;
     case 'r':
         o->rate_hz = strtod(optarg, &end);
-        return *end || o->rate_hz <= 0 || o->rate_hz > 10000
+        return end == optarg || *end || !(o->rate_hz > 0) || o->rate_hz > 10000
                    ? cli_usage_error("daemon", "--rate takes a number of Hz in (0, 10000]") : 0;
     case O_OTLP: o->otlp = optarg; return 0;
     case O_PPROF: o->pprof = optarg; return 0;
@@ -156,7 +157,7 @@ static int daemon_opt(int c, struct daemon_cli *o)
     case O_BACKOFF:
     case O_PTIMEOUT: {
         double v = strtod(optarg, &end);
-        if (*end || v <= 0)
+        if (end == optarg || *end || !(v > 0) || isinf(v))
             return cli_usage_error("daemon", "--push-backoff/--push-timeout take seconds");
         *(c == O_BACKOFF ? &o->push_backoff : &o->push_timeout) = v;
         return 0;
@@ -175,7 +176,7 @@ static int daemon_opt(int c, struct daemon_cli *o)
         return 0;
     case O_JITTER:
         o->jitter = strtod(optarg, &end);
-        return *end || o->jitter < 0 || o->jitter > 0.5
+        return end == optarg || *end || !(o->jitter >= 0) || o->jitter > 0.5
                    ? cli_usage_error("daemon", "--jitter takes a fraction in [0, 0.5]") : 0;
     case O_FILTER:
         if (o->n_filters == DAEMON_MAX_OPTS)

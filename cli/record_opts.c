@@ -8,6 +8,7 @@
 #include <ctype.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,12 +111,12 @@ again:
         switch (c) {
         case 'r':
             o->rate_hz = strtod(optarg, &end);
-            if (*end || o->rate_hz <= 0 || o->rate_hz > 1e6)
+            if (end == optarg || *end || !(o->rate_hz > 0) || o->rate_hz > 1e6)
                 return cli_usage_error(verb, "--rate takes a number of Hz in (0, 1000000]");
             break;
         case 'd':
             o->duration_s = strtod(optarg, &end);
-            if (*end || o->duration_s <= 0)
+            if (end == optarg || *end || !(o->duration_s > 0) || isinf(o->duration_s))
                 return cli_usage_error(verb, "--duration takes a positive number of seconds");
             break;
         case 'o': o->output = optarg; break;
@@ -145,7 +146,7 @@ again:
             break;
         case O_JITTER:
             o->jitter = strtod(optarg, &end);
-            if (*end || o->jitter < 0 || o->jitter > 0.5)
+            if (end == optarg || *end || !(o->jitter >= 0) || o->jitter > 0.5)
                 return cli_usage_error(verb, "--jitter takes a fraction in [0, 0.5]");
             break;
         case O_NATIVE: o->native = true; break;

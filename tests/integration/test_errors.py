@@ -17,7 +17,12 @@ def _one_line(r):
 
 def test_usage_errors():
     for args in ([], ["dump"], ["dump", "abc"], ["dump", "1", "2"], ["dump", "--bogus", "1"],
-                 ["frobnicate"]):
+                 ["frobnicate"],
+                 # numbers that are not numbers: NaN passed every "< 0" check, "" read as 0
+                 ["attach", "1", "-d", "nan"], ["attach", "1", "-d", "inf"],
+                 ["attach", "1", "-r", "nan"], ["attach", "1", "-r", ""],
+                 ["top", "1", "-r", "nan"], ["daemon", "-d", "nan"],
+                 ["daemon", "--jitter", "nan"], ["export", "x", "-f", "collapsed", "--from", "nan"]):
         r = run_pytrace(*args)
         assert r.returncode == 2, (args, r.returncode, r.stderr)
 
