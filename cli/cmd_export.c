@@ -9,6 +9,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -200,14 +201,14 @@ int cmd_export(int argc, char **argv)
                 export_view_free(&v);
                 trace_free(t);
                 rules_free(rules);
-                fprintf(stderr, "pytrace: cannot write %s\n", path);
+                fprintf(stderr, "pytrace: cannot write %s: %s\n", path, strerror(errno));
                 return PT_EFAIL;
             }
         }
         rc = fmt->fn(&v, out, &err);
         bool to_stdout = out == stdout;   /* not compared after fclose (-Wuse-after-free) */
         if (!to_stdout && fclose(out) != 0 && rc == PT_OK)
-            rc = pt_fail(&err, PT_EFAIL, "cannot write %s", path);
+            rc = pt_fail(&err, PT_EFAIL, "cannot write %s: %s", path, strerror(errno));
         if (to_stdout)
             fflush(stdout);
         if (rc == PT_OK && !to_stdout && isatty(2))

@@ -560,7 +560,13 @@ static void render(struct repr *r, uint64_t addr)
     case K_OTHER:
         if (!name[0] && pyobj_type_name(r->p->mem, &r->p->layout, type, name, sizeof name) < 0)
             snprintf(name, sizeof name, "?");
-        putf(r->o, "<%s at 0x%llx>", name, (unsigned long long)addr);
+        /* A class (a classmethod's cls, a type passed around): its own name, as repr() has it. */
+        char cls[96];
+        if (!strcmp(name, "type") &&
+            pyobj_type_name(r->p->mem, &r->p->layout, addr, cls, sizeof cls) >= 0 && cls[0])
+            putf(r->o, "<class '%s'>", cls);
+        else
+            putf(r->o, "<%s at 0x%llx>", name, (unsigned long long)addr);
         break;
     }
 }

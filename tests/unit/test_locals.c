@@ -275,6 +275,16 @@ static void containers_show_type_length_and_first_items(void **state)
     assert_string_equal(R(x, w), want);
 }
 
+static void a_class_shows_its_own_name(void **state)
+{
+    struct fx *x = *state;
+    /* A classmethod's cls: an object whose type is `type` is shown by its own tp_name. */
+    uint64_t meta = fakepy_type(&x->fp, "type");
+    uint64_t cls = fakepy_type(&x->fp, "Gadget");
+    fakepy_put64(&x->fp, cls + (uint64_t)x->fp.L->ob_type, meta);
+    assert_string_equal(R(x, cls), "<class 'Gadget'>");
+}
+
 static void depth_and_cycles_are_bounded(void **state)
 {
     struct fx *x = *state;
@@ -457,6 +467,7 @@ int main(void)
         T(floats_print_as_repr_does),
         T(text_is_quoted_escaped_and_cut),
         T(containers_show_type_length_and_first_items),
+        T(a_class_shows_its_own_name),
         T(depth_and_cycles_are_bounded),
         T(garbage_pointers_and_lengths_are_unreadable),
         T(output_never_exceeds_the_buffer),
