@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ptrace.h>
@@ -61,6 +62,21 @@ static int seize_new(struct ptrace_group *g, int *first_errno)
     return g->n;
 }
 
+/* The process tracing pid (TracerPid in /proc/PID/status), 0 when none or unknown. */
+static pid_t tracer_of(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "re");
+    int tracer = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "TracerPid: %d", &tracer) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return (pid_t)tracer;
+}
+
 enum pt_status ptg_attach(struct ptrace_group *g, pid_t pid, struct pt_err *err)
 {
     memset(g, 0, sizeof *g);
@@ -69,6 +85,17 @@ enum pt_status ptg_attach(struct ptrace_group *g, pid_t pid, struct pt_err *err)
     if (seize_new(g, &e) > 0)
         return PT_OK;
     ptg_detach(g);
+    pid_t tracer = e == EPERM ? tracer_of(pid) : 0;
+    if (tracer > 0) {
+        /* Not a permission problem: a process has one tracer (gdb, strace, another pytrace
+         * --native or --blocking). */
+        char comm[64] = "?";
+        proc_comm(tracer, tracer, comm, sizeof comm);
+        return pt_fail(err, PT_EPERM,
+                       "process %d is already traced by process %d (%s): only one tracer at a "
+                       "time; wait for it to finish, or record without --native/--blocking",
+                       (int)pid, (int)tracer, comm);
+    }
     if (e == EPERM)
         return pt_fail(err, PT_EPERM,
                        "cannot ptrace process %d (is a debugger attached already?): " PT_PERM_ADVICE,

@@ -151,3 +151,34 @@ def test_output_dash_is_standard_output_but_never_a_terminal(start_target, tmp_p
                            timeout=60)
         assert s.returncode == 2, s.stdout
         assert b"standard output is a terminal" in s.stdout, s.stdout
+
+
+# Seizes the pid given on argv with ptrace (no stop), says so, and holds it until stdin closes.
+SEIZER = r'''
+import ctypes, sys
+libc = ctypes.CDLL(None, use_errno=True)
+rc = libc.ptrace(0x4206, int(sys.argv[1]), None, None)   # PTRACE_SEIZE
+print("seized" if rc == 0 else "errno %d" % ctypes.get_errno(), flush=True)
+sys.stdin.read()
+'''
+
+
+def test_target_traced_by_another_tracer_is_named_not_called_a_permission_problem(start_target):
+    """--native pauses the target with ptrace, and a process has one tracer: the message names
+    the tracer instead of suggesting CAP_SYS_PTRACE."""
+    python = require("/root/.pyenv/versions/3.12.1/bin/python3")
+    target = start_target([python, "-c", "import json, os, sys; "
+                           "print(json.dumps({'pid': os.getpid()}), flush=True); sys.stdin.read()"])
+    seizer = subprocess.Popen(["/usr/bin/python3", "-c", SEIZER, str(target.pid)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        line = seizer.stdout.readline().decode().strip()
+        if line != "seized":
+            pytest.skip("could not ptrace the target to set the case up: %s" % line)
+        r = run_pytrace("dump", target.pid, "--native")
+        assert r.returncode == 4, r.stderr
+        err = _one_line(r)
+        assert "already traced by process %d" % seizer.pid in err, err
+    finally:
+        seizer.stdin.close()
+        seizer.wait(timeout=10)
