@@ -179,6 +179,39 @@ int proc_threads(pid_t pid, pid_t *tids, int cap)
     return n < cap ? n : cap;
 }
 
+int proc_children(pid_t pid, pid_t *out, int cap)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    DIR *d = opendir(path);
+    if (!d)
+        return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL && n < cap) {
+        if (!isdigit((unsigned char)e->d_name[0]))
+            continue;
+        char cpath[320], buf[4096], *save = NULL;
+        size_t len;
+        snprintf(cpath, sizeof cpath, "/proc/%d/task/%s/children", (int)pid, e->d_name);
+        if (read_small_file(cpath, buf, sizeof buf, &len) != 0)
+            continue;
+        if (len == sizeof buf - 1) {   /* a full buffer may end in half a pid */
+            char *last = strrchr(buf, ' ');
+            if (last)
+                *last = '\0';
+        }
+        for (char *tok = strtok_r(buf, " \n", &save); tok && n < cap;
+             tok = strtok_r(NULL, " \n", &save)) {
+            pid_t child = (pid_t)atoi(tok);
+            if (child > 0)
+                out[n++] = child;
+        }
+    }
+    closedir(d);
+    return n;
+}
+
 int proc_nspid(pid_t pid, pid_t *out, int cap)
 {
     char path[64], buf[4096];

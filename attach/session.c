@@ -5,7 +5,6 @@
  */
 #include "attach/session.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -19,6 +18,10 @@
 #include "attach/sampler.h"
 
 #define CHORE_NS 200000000ULL        /* discovery / exit checks every 200 ms */
+#define PENDING_NS 20000000ULL       /* a not-yet-Python target: exec check, its new children */
+#define EXEC_SETTLE_NS 250000000ULL  /* after an exec (or a fork): ld.so maps libpython, the
+                                      * interpreter starts — opened at PENDING_NS meanwhile */
+#define MAX_CHILDREN 1024
 #define STATUS_NS 250000000ULL
 #define NAMES_NS 1000000000ULL       /* re-read thread names at least every second */
 #define CODES_NS 100000000ULL        /* re-validate cached code objects every 100 ms (code.h) */
@@ -41,6 +44,8 @@ struct target {
     bool owned;                      /* py was opened here (else it is the caller's root) */
     uint32_t fails;
     uint32_t open_tries;
+    uint64_t exe_hash;               /* not yet Python: the image last seen, to notice an exec */
+    uint64_t exec_ns;                /* when it was seen to change (or the target was found) */
     uint32_t last_nthreads;
     uint64_t last_names_ns;
     uint64_t last_codes_ns;
@@ -106,33 +111,14 @@ static bool known(struct session *S, pid_t pid)
     return false;
 }
 
-/* Children of pid, from /proc/PID/task/TID/children of each of its threads. */
+/* New children of a target become targets, not Python yet (see watch_pending). */
 static void discover_children(struct session *S, struct target *parent)
 {
-    char path[96];
-    snprintf(path, sizeof path, "/proc/%d/task", (int)parent->pid);
-    DIR *d = opendir(path);
-    if (!d)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] < '0' || e->d_name[0] > '9')
-            continue;
-        char cpath[320], buf[4096];
-        snprintf(cpath, sizeof cpath, "/proc/%d/task/%s/children", (int)parent->pid, e->d_name);
-        FILE *f = fopen(cpath, "re");
-        if (!f)
-            continue;
-        size_t len = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        buf[len] = '\0';
-        for (char *tok = strtok(buf, " \n"); tok; tok = strtok(NULL, " \n")) {
-            pid_t child = (pid_t)atoi(tok);
-            if (child > 0 && !known(S, child))
-                add_target(S, child, NULL, parent->proc);
-        }
-    }
-    closedir(d);
+    static __thread pid_t kids[MAX_CHILDREN];
+    int n = proc_children(parent->pid, kids, MAX_CHILDREN);
+    for (int i = 0; i < n; i++)
+        if (!known(S, kids[i]))
+            add_target(S, kids[i], NULL, parent->proc);
 }
 
 /* Tries to open a not-yet-Python target (a child that has not exec'd python yet, or never will). */
@@ -147,6 +133,43 @@ static void try_open(struct session *S, struct target *t)
         register_python(S, t, &err);
     } else if (err.code == PT_ENOPROC)
         t->exited = true;
+}
+
+static uint64_t exe_hash(pid_t pid)
+{
+    char exe[4096];
+    uint64_t h = 14695981039346656037ULL;   /* FNV-1a */
+    if (proc_exe(pid, exe, sizeof exe) != 0)
+        return 0;
+    for (const char *c = exe; *c; c++)
+        h = (h ^ (unsigned char)*c) * 1099511628211ULL;
+    return h;
+}
+
+/*
+ * Every PENDING_NS, the targets that are not Python (yet): a wrapper's new children are found
+ * (with --subprocesses), and a process that has just exec'd — or was just found, a fork that is
+ * about to exec — is tried each time until its interpreter shows, rather than once per chore:
+ * a shell's python child would otherwise go unrecorded for up to two chores. Outside that window
+ * it costs one readlink per target; the chores' slow retries go on as before.
+ */
+static void watch_pending(struct session *S, uint64_t now)
+{
+    for (int i = 0; i < S->n; i++) {   /* S->n grows as children are found: they are seen too */
+        struct target *t = &S->targets[i];
+        if (t->py || t->exited)
+            continue;
+        if (S->o->subprocesses)
+            discover_children(S, t);
+        uint64_t h = exe_hash(t->pid);
+        if (h && h != t->exe_hash) {   /* first seen (a fork about to exec), or exec'd since */
+            t->exe_hash = h;
+            t->exec_ns = now;
+            t->open_tries = 0;         /* a new image: worth the chores' retries again */
+        }
+        if (now - t->exec_ns < EXEC_SETTLE_NS)
+            try_open(S, t);
+    }
 }
 
 static void target_exit(struct session *S, struct target *t, uint64_t now)
@@ -303,11 +326,16 @@ static void discover_new(struct session *S, uint64_t now)
     }
 }
 
-static bool all_exited(const struct session *S)
+/* The root (targets[0]) has exited, and so has every process under it that is Python or may
+ * still become Python (just exec'd); a non-Python descendant left running (a backgrounded
+ * sleep) does not keep the recording open. */
+static bool all_exited(const struct session *S, uint64_t now)
 {
-    for (int i = 0; i < S->n; i++)
-        if (!S->targets[i].exited)
+    for (int i = 0; i < S->n; i++) {
+        const struct target *t = &S->targets[i];
+        if (!t->exited && (i == 0 || t->py || now - t->exec_ns < EXEC_SETTLE_NS))
             return false;
+    }
     return true;
 }
 
@@ -334,7 +362,7 @@ enum pt_status session_run(const struct session_opts *o, struct py_proc *root, p
 
     struct sampler smp;
     sampler_init(&smp, o->rate_hz, o->jitter);
-    uint64_t start = smp.start_ns, last_chore = 0, last_status = 0;
+    uint64_t start = smp.start_ns, last_chore = 0, last_pending = 0, last_status = 0;
     uint64_t deadline = o->duration_s > 0 ? start + (uint64_t)(o->duration_s * 1e9) : UINT64_MAX;
     res->end = SESSION_STOPPED;
     for (;;) {
@@ -367,6 +395,10 @@ enum pt_status session_run(const struct session_opts *o, struct py_proc *root, p
             if (o->discover)
                 discover_new(&S, now);
         }
+        if (now - last_pending >= PENDING_NS) {
+            last_pending = now;
+            watch_pending(&S, now);
+        }
         if (sink->tick(sink->ctx, now, err) != PT_OK) {
             res->end = SESSION_ERROR;
             break;
@@ -376,7 +408,7 @@ enum pt_status session_run(const struct session_opts *o, struct py_proc *root, p
             res->end = SESSION_MAX_SIZE;
             break;
         }
-        if (!o->discover && all_exited(&S)) {
+        if (!o->discover && all_exited(&S, now)) {
             res->end = SESSION_TARGET_EXITED;
             break;
         }

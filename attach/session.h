@@ -4,10 +4,12 @@
  * The session owns the targets (the root and, with `subprocesses`, every Python descendant found
  * by walking /proc/PID/task/TID/children), pauses them per sample only in blocking mode, notices
  * exits and execs, and hands every snapshot to a session_sink (the recorder's rec_sink through
- * rec_sink_as_session_sink(), or `top`'s live view). It stops at the duration, at *stop (set by
- * the caller's signal handler or by the sink's tick), when the sink reaches max_size bytes, or when
- * every target has exited. It never leaves a target stopped: blocking mode resumes and detaches on
- * every path.
+ * rec_sink_as_session_sink(), or `top`'s live view). The root need not be Python: a shell that
+ * runs python without exec is watched for its Python descendants, and a process found before its
+ * interpreter has started is retried every 20 ms for a while after it execs. It stops at the
+ * duration, at *stop (set by the caller's signal handler or by the sink's tick), when the sink
+ * reaches max_size bytes, or when the root and every Python process under it have exited. It
+ * never leaves a target stopped: blocking mode resumes and detaches on every path.
  */
 #ifndef PT_SESSION_H
 #define PT_SESSION_H

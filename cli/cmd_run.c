@@ -1,8 +1,10 @@
 /*
  * cmd_run.c — `pytrace run [options] -- CMD [ARGS...]`: start CMD, record it from its first
- * Python frame, and exit with its exit status (128 + N when a signal N killed it). Signals sent to
- * pytrace by another process are forwarded to CMD; a terminal's Ctrl-C already reaches CMD (same
- * process group), so it is not sent twice. A second signal stops the recording at once.
+ * Python frame, and exit with its exit status (128 + N when a signal N killed it). When no Python
+ * was recorded at all, the exit code says so (5) unless CMD itself failed: a script must be able
+ * to tell "ran, nothing recorded" from success. Signals sent to pytrace by another process are
+ * forwarded to CMD; a terminal's Ctrl-C already reaches CMD (same process group), so it is not
+ * sent twice. A second signal stops the recording at once.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +17,7 @@
 #include <unistd.h>
 
 #include "attach/ebpf.h"
+#include "attach/proc.h"
 #include "attach/sampler.h"
 #include "cli/cli.h"
 #include "cli/record_opts.h"
@@ -72,8 +75,14 @@ static pid_t spawn(char **argv)
     return pid;
 }
 
-/* Polls until the child shows a CPython runtime (libpython mapped / static binary exec'd). */
-static enum pt_status find_python(pid_t pid, struct py_proc **out, struct pt_err *err)
+/*
+ * Polls until the child shows a CPython runtime (libpython mapped / static binary exec'd). With
+ * --subprocesses the wait also ends (PT_ENOTPY) as soon as CMD has a child of its own: CMD is a
+ * wrapper (a shell running python without exec), and the session takes over from there, watching
+ * CMD and its descendants; waiting longer would leave the child's first seconds unrecorded.
+ */
+static enum pt_status find_python(pid_t pid, bool subprocesses, struct py_proc **out,
+                                  struct pt_err *err)
 {
     uint64_t deadline = sampler_now_ns() + RUN_FIND_PYTHON_NS;
     enum pt_status rc;
@@ -81,7 +90,9 @@ static enum pt_status find_python(pid_t pid, struct py_proc **out, struct pt_err
         rc = py_proc_open(out, pid, err);
         if (rc == PT_OK || rc == PT_ENOPROC || rc == PT_EPERM || rc == PT_EVERSION)
             return rc;
-        if (sampler_now_ns() > deadline || run_stop)
+        pid_t kid;
+        if (sampler_now_ns() > deadline || run_stop ||
+            (subprocesses && proc_children(pid, &kid, 1) > 0))
             return rc;
         struct timespec ts = {0, 500000};
         nanosleep(&ts, NULL);
@@ -95,6 +106,17 @@ static int exit_code_of(int64_t status)
     return status >= 0 ? (int)status : 128 + (int)-status;
 }
 
+/* Nothing was recorded: one line naming CMD (and the way out when the Python is a child), and
+ * CMD's own failure as the exit code when it failed — it says more than ours — else 5. */
+static int no_python(const struct record_cli *o, const char *cmd, const char *what,
+                     const char *outcome, int code)
+{
+    fprintf(stderr, "pytrace run: no Python interpreter found in '%s'%s; %s%s\n", cmd, what,
+            outcome,
+            o->subprocesses ? "" : " (if it starts python as a child process, add --subprocesses)");
+    return code != 0 ? code : PT_ENOTPY;
+}
+
 int cmd_run(int argc, char **argv)
 {
     struct record_cli o;
@@ -102,7 +124,14 @@ int cmd_run(int argc, char **argv)
     int rc = record_parse("run", argc, argv, &o, &next);
     if (rc == -1) {
         printf("usage: pytrace run [options] -- CMD [ARGS...]\n"
-               "  Start CMD and record it; exits with CMD's exit status.\n%s", record_usage);
+               "  Start CMD and record it; exits with CMD's exit status (128+N: killed by\n"
+               "  signal N). CMD must be Python within 2 s (it may exec python); with\n"
+               "  --subprocesses it may also be a wrapper (a shell script) whose Python\n"
+               "  descendants are recorded, until CMD and every recorded process have exited.\n"
+               "  No Python found, nothing recorded: exit 5, or CMD's status if CMD failed.\n"
+               "  Without --subprocesses a CMD still not Python after 2 s is stopped (SIGTERM);\n"
+               "  with it the trace is written all the same and holds no samples.\n%s",
+               record_usage);
         return 0;
     }
     if (rc != 0)
@@ -134,23 +163,26 @@ int cmd_run(int argc, char **argv)
     struct pt_err err;
     pt_err_clear(&err);
     struct py_proc *p = NULL;
-    enum pt_status st = find_python(pid, &p, &err);
+    enum pt_status st = find_python(pid, o.subprocesses, &p, &err);
     if (st != PT_OK && !(o.subprocesses && st == PT_ENOTPY)) {
         ebpf_session_discard();
         if (st == PT_ENOPROC) {
             /* CMD finished before an interpreter could be seen. */
-            int status = 0;
-            waitpid(pid, &status, 0);
-            fprintf(stderr, "pytrace run: '%s' exited before pytrace found a Python interpreter "
-                    "in it\n", argv[next]);
-            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+            int ws = 0;
+            waitpid(pid, &ws, 0);
+            int code = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
+            char what[64];
+            snprintf(what, sizeof what, " before it exited (status %d)", code);
+            return no_python(&o, argv[next], what, "nothing recorded", code);
         }
-        cli_report(&err);
         kill(pid, SIGTERM);
         waitpid(pid, NULL, 0);
-        return st;
+        if (st == PT_ENOTPY)   /* our SIGTERM is not CMD's failure */
+            return no_python(&o, argv[next], " within 2 s, so it was stopped", "nothing recorded",
+                             0);
+        return cli_report(&err);
     }
-    struct session_result res;
+    struct session_result res = {.root_exit_status = INT64_MIN};
     rc = record_and_report(&o, p, pid, pid, &run_stop, &res);
     ebpf_session_discard();   /* when record_and_report() stopped before its session */
     py_proc_close(p);
@@ -164,5 +196,8 @@ int cmd_run(int argc, char **argv)
     }
     if (rc != 0)
         return rc;
+    if (res.processes == 0)   /* --subprocesses: the file holds CMD's header and no samples */
+        return no_python(&o, argv[next], " or its child processes", "the trace holds no samples",
+                         exit_code_of(status));
     return exit_code_of(status);
 }
