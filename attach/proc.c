@@ -212,28 +212,42 @@ int proc_children(pid_t pid, pid_t *out, int cap)
     return n;
 }
 
+int proc_parse_nspid(const char *status, pid_t *out, int cap)
+{
+    const char *p = strncmp(status, "NSpid:", 6) == 0 ? status : strstr(status, "\nNSpid:");
+    if (!p)
+        return 0;
+    p += *p == '\n' ? 7 : 6;
+    int n = 0;
+    while (n < cap) {
+        while (*p == ' ' || *p == '\t')
+            p++;
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v <= 0 || v > INT_MAX)
+            break;
+        out[n++] = (pid_t)v;
+        p = end;
+    }
+    return n;
+}
+
 int proc_nspid(pid_t pid, pid_t *out, int cap)
 {
     char path[64], buf[4096];
     snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
     if (read_small_file(path, buf, sizeof buf, NULL) != 0)
         return 0;
-    const char *p = strstr(buf, "\nNSpid:");
-    if (!p)
+    return proc_parse_nspid(buf, out, cap);
+}
+
+int proc_thread_nspid(pid_t pid, pid_t tid, pid_t *out, int cap)
+{
+    char path[96], buf[4096];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/status", (int)pid, (int)tid);
+    if (read_small_file(path, buf, sizeof buf, NULL) != 0)
         return 0;
-    p += 7;
-    int n = 0;
-    while (n < cap) {
-        char *end;
-        long v = strtol(p, &end, 10);
-        if (end == p)
-            break;
-        out[n++] = (pid_t)v;
-        p = end;
-        if (*p == '\n')
-            break;
-    }
-    return n;
+    return proc_parse_nspid(buf, out, cap);
 }
 
 static int parse_stat(char *buf, struct proc_tstat *out);

@@ -58,6 +58,13 @@ int proc_children(pid_t pid, pid_t *out, int cap);
  * count (1 when not in a child namespace, 0 when unknown). */
 int proc_nspid(pid_t pid, pid_t *out, int cap);
 
+/* The same for one thread (/proc/PID/task/TID/status): its tid at each level. */
+int proc_thread_nspid(pid_t pid, pid_t tid, pid_t *out, int cap);
+
+/* Parses the NSpid line of a /proc status file's text (pure: no I/O); returns the count, 0 when
+ * the line is missing (kernels before 4.1) or malformed. */
+int proc_parse_nspid(const char *status, pid_t *out, int cap);
+
 struct proc_tstat {
     char state;          /* R running, S sleeping, D disk, T stopped, t traced, Z zombie ... */
     uint64_t utime_ns;   /* user CPU */
