@@ -47,7 +47,6 @@ struct ebpf_target {
     uint32_t last_nthreads;
     uint64_t last_names;         /* when thread names were last read */
     uint8_t name_tries;          /* refreshes left to name a thread that had none yet */
-    int8_t nested;               /* in a pid namespace of its own: 0 not known yet, 1 no, 2 yes */
 };
 
 struct ebpf_sampler {

@@ -7,7 +7,6 @@
 #ifdef PT_HAVE_EBPF
 #include "attach/ebpf_priv.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,47 +14,6 @@
 
 #include "attach/proc.h"
 #include "attach/sampler.h"
-
-/* Kernel tid (initial namespace) of the thread the target knows as ns_tid: itself unless the
- * target lives in a pid namespace of its own, then found through /proc/PID/task/T/status NSpid. */
-static pid_t host_tid_of(pid_t pid, int64_t ns_tid, bool nested)
-{
-    if (!nested || ns_tid <= 0)
-        return (pid_t)ns_tid;
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
-    DIR *d = opendir(path);
-    if (!d)
-        return -1;
-    struct dirent *de;
-    pid_t found = -1;
-    while (found < 0 && (de = readdir(d)) != NULL) {
-        char *end;
-        long tid = strtol(de->d_name, &end, 10);
-        if (*end || tid <= 0)
-            continue;
-        char sp[96], buf[2048];
-        snprintf(sp, sizeof sp, "/proc/%d/task/%ld/status", (int)pid, tid);
-        FILE *f = fopen(sp, "re");
-        if (!f)
-            continue;
-        size_t n = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        buf[n] = '\0';
-        const char *p = strstr(buf, "\nNSpid:");
-        if (!p)
-            continue;
-        const char *last = strrchr(p, '\t');
-        const char *eol = strchr(p + 1, '\n');
-        for (const char *q = p + 7; eol && q < eol; q++)
-            if (*q == '\t' || *q == ' ')
-                last = q;
-        if (last && strtol(last + 1, NULL, 10) == ns_tid)
-            found = (pid_t)tid;
-    }
-    closedir(d);
-    return found;
-}
 
 static struct ebpf_thread *thread_by_host(struct ebpf_target *t, pid_t host_tid)
 {
@@ -152,11 +110,6 @@ int ebpf_refresh(struct ebpf_sampler *e, struct ebpf_target *t, uint64_t now)
         t->last_nthreads = t->walk.nthreads;
         t->last_names = now;
     }
-    if (!t->nested) {   /* a process does not change pid namespace */
-        pid_t ns[8];
-        t->nested = proc_nspid(t->pid, ns, 8) > 1 ? 2 : 1;
-    }
-    bool nested = t->nested == 2;
     int fd = bpf_map__fd(e->skel->maps.threads);
     for (uint32_t i = 0; i < t->nth; i++)
         t->th[i].seen = false;
@@ -168,7 +121,8 @@ int ebpf_refresh(struct ebpf_sampler *e, struct ebpf_target *t, uint64_t now)
                 th = &t->th[k];
         bool fresh = !th;
         if (fresh) {
-            pid_t host = host_tid_of(t->pid, pt->native_id, nested);
+            /* The kernel's maps are keyed by the initial namespace's tid (bpf/pysample.h). */
+            pid_t host = tidmap_host(&t->p->tids, (pid_t)pt->native_id);
             if (host <= 0 || !(th = new_thread(t)))
                 continue;
             th->host_tid = host;
@@ -185,8 +139,7 @@ int ebpf_refresh(struct ebpf_sampler *e, struct ebpf_target *t, uint64_t now)
             __u32 key = (__u32)th->host_tid;
             bpf_map_update_elem(fd, &key, &v, BPF_ANY);
         }
-        /* (seed_offcpu reads the state by host tid: the walk's os_state uses the target's own
-         * tids, which name other threads when it lives in a pid namespace of its own) */
+        /* (seed_offcpu reads the state by host tid: this walk read no OS state) */
         if (fresh && !pt->bad)
             seed_offcpu(e, t, pt, th->host_tid);
     }

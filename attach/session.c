@@ -220,7 +220,7 @@ static void states_before_stop(struct target *t)
     }
 }
 
-/* Puts the states read before the stop into the new snapshot (matched by kernel tid). */
+/* Puts the states read before the stop into the new snapshot (matched by native_id). */
 static void states_apply(struct target *t, uint32_t nprev, const int64_t *prev_tids)
 {
     struct py_snapshot *s = &t->snap;
@@ -261,7 +261,7 @@ static void sample_target(struct session *S, struct target *t, uint64_t tick)
     if (rc == PT_OK && t->ptraced)
         states_apply(t, nprev, prev_tids);
     bool native = rc == PT_OK && t->native && t->ptraced &&
-                  native_sample(t->native, &t->ptg, &t->nsnap, &err) == PT_OK;
+                  native_sample(t->native, &t->ptg, &t->py->tids, &t->nsnap, &err) == PT_OK;
     if (rc == PT_OK && (t->snap.nthreads != t->last_nthreads || tick - t->last_names_ns >= NAMES_NS)) {
         /* New threads (or time to refresh): resolve names while the target is still paused. */
         py_thread_names(t->py, &t->snap);

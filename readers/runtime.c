@@ -405,6 +405,7 @@ enum pt_status py_proc_open(struct py_proc **out, pid_t pid, struct pt_err *err)
         return pt_fail(err, PT_EFAIL, "out of memory");
     p->pid = pid;
     p->pthread_tid_offset = -1;
+    tidmap_init(&p->tids, pid);
     enum pt_status rc = mem_open_pid(&p->mem, pid, err);
     if (rc == PT_OK && !getenv("PYTRACE_NO_PREFETCH")) {
         /* Sampling rounds read through a one-syscall prefetch of the last round's regions
@@ -464,6 +465,7 @@ void py_proc_close(struct py_proc *p)
         if (p->tstat[i].fd >= 0)
             close(p->tstat[i].fd);
     free(p->tstat);
+    tidmap_free(&p->tids);
     free(p);
 }
 
@@ -492,11 +494,18 @@ int py_proc_first_interp(struct py_proc *p, uint64_t *interp)
     return -1;
 }
 
+/* tid is the target's (native_id); /proc names the thread by pytrace's id for it. */
 static int tstat_open(struct py_proc *p, pid_t tid)
 {
     char path[96];
-    snprintf(path, sizeof path, "/proc/%d/task/%d/stat", (int)p->pid, (int)tid);
-    return open(path, O_RDONLY | O_CLOEXEC);
+    pid_t host = tidmap_host(&p->tids, tid);
+    if (host <= 0)
+        return -1;
+    snprintf(path, sizeof path, "/proc/%d/task/%d/stat", (int)p->pid, (int)host);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        tidmap_forget(&p->tids, tid);   /* that thread exited: its id may be reused */
+    return fd;
 }
 
 int py_proc_thread_stat(struct py_proc *p, pid_t tid, struct proc_tstat *out)
@@ -515,7 +524,7 @@ int py_proc_thread_stat(struct py_proc *p, pid_t tid, struct proc_tstat *out)
                 size_t cap = p->cap_tstat ? p->cap_tstat * 2 : 16;
                 struct py_tstat_fd *t = realloc(p->tstat, cap * sizeof *t);
                 if (!t)
-                    return proc_thread_stat(p->pid, tid, out);
+                    return proc_thread_stat(p->pid, tidmap_host(&p->tids, tid), out);
                 p->tstat = t;
                 p->cap_tstat = cap;
             }
@@ -565,6 +574,9 @@ int64_t py_proc_tid_of(struct py_proc *p, uint64_t thread_id)
     int nt = proc_threads(p->pid, tids, PY_MAX_TID_PROBE);
     if (nt <= 0)
         return -1;
+    /* struct pthread holds the tid the target's own pid namespace gave the thread. */
+    for (int i = 0; i < nt; i++)
+        tids[i] = tidmap_ns(&p->tids, tids[i]);
     for (size_t i = 0; i < sizeof known_tid_offsets / sizeof *known_tid_offsets; i++) {
         if (mem_read(p->mem, thread_id + (uint64_t)known_tid_offsets[i], &v, 4) == 0 &&
             tid_in(v, tids, nt)) {

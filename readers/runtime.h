@@ -16,6 +16,7 @@
 
 #include "attach/mem.h"
 #include "attach/proc.h"
+#include "attach/tidmap.h"
 #include "readers/code.h"
 #include "readers/layout.h"
 #include "readers/pyobj.h"
@@ -89,8 +90,12 @@ struct py_proc {
     struct py_prev_stack *prev;
     uint32_t n_prev, cap_prev;
 
-    /* Open /proc/PID/task/TID/stat files: one pread per thread and sample instead of
-     * open+read+close. */
+    /* Thread ids: the target's own (native_id, what pytrace shows) to the ones /proc, ptrace
+     * and libunwind take, when the target lives in a pid namespace of its own (tidmap.h). */
+    struct tidmap tids;
+
+    /* Open /proc/PID/task/TID/stat files, by the target's tid: one pread per thread and sample
+     * instead of open+read+close. */
     struct py_tstat_fd { pid_t tid; int fd; } *tstat;
     size_t n_tstat, cap_tstat;
     uint64_t cpu_read_ns;              /* when threads' CPU times were last read (walk.c) */

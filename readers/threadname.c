@@ -89,10 +89,11 @@ void py_thread_names(struct py_proc *p, struct py_snapshot *s)
      * --thread MainThread selects it in a program that never imports threading). */
     for (uint32_t i = 0; i < s->nthreads; i++) {
         struct py_thread *t = &s->threads[i];
-        if (t->name[0] || t->native_id <= 0 || p->pid <= 0)
+        pid_t host = t->name[0] || p->pid <= 0 ? -1 : tidmap_host(&p->tids, (pid_t)t->native_id);
+        if (host <= 0)
             continue;
-        if (t->native_id != p->pid)
-            proc_comm(p->pid, (pid_t)t->native_id, t->name, sizeof t->name);
+        if (host != p->pid)
+            proc_comm(p->pid, host, t->name, sizeof t->name);
         else
             snprintf(t->name, sizeof t->name, "MainThread");
     }

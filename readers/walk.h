@@ -35,7 +35,8 @@ struct py_frame {
 struct py_thread {
     uint64_t tstate;
     uint64_t thread_id;          /* pthread_t */
-    int64_t native_id;           /* kernel tid, -1 unknown */
+    int64_t native_id;           /* kernel tid as the target's own pid namespace numbers it
+                                  * (p->tids maps it to pytrace's), -1 unknown */
     uint64_t interp;
     int64_t interp_id;
     bool holds_gil;

@@ -101,7 +101,7 @@ void native_symbolize(struct native_proc *np, struct native_snap *ns)
 }
 
 enum pt_status native_sample(struct native_proc *np, const struct ptrace_group *g,
-                             struct native_snap *ns, struct pt_err *err)
+                             struct tidmap *tids, struct native_snap *ns, struct pt_err *err)
 {
     ns->nstacks = ns->nframes = 0;
     ns->unwind_ns = ns->symbol_ns = 0;
@@ -117,8 +117,9 @@ enum pt_status native_sample(struct native_proc *np, const struct ptrace_group *
         ns->unwind_ns += now_ns() - t0;
         if (reserve(ns, 0, ns->nframes + (uint32_t)n) != 0)
             return pt_fail(err, PT_EFAIL, "out of memory for native stacks");
+        /* Unwound by pytrace's id, filed under the target's (the Python threads' native_id). */
         struct native_stack *st = &ns->stacks[ns->nstacks++];
-        *st = (struct native_stack){g->threads[k].tid, ns->nframes, (uint32_t)n};
+        *st = (struct native_stack){tidmap_ns(tids, g->threads[k].tid), ns->nframes, (uint32_t)n};
         for (int i = 0; i < n; i++)
             ns->frames[ns->nframes++] = (struct native_frame){.ip = np->ips[i]};
     }
@@ -127,6 +128,8 @@ enum pt_status native_sample(struct native_proc *np, const struct ptrace_group *
 
 const struct native_stack *native_find(const struct native_snap *ns, int64_t tid)
 {
+    if (tid <= 0)
+        return NULL;   /* unknown on one side or the other: -1 matches nothing */
     for (uint32_t i = 0; i < ns->nstacks; i++)
         if (ns->stacks[i].tid == tid)
             return &ns->stacks[i];
@@ -140,12 +143,14 @@ struct os_states {
     int n;
 };
 
-static void read_os_states(pid_t pid, struct os_states *o)
+/* Read by pytrace's ids, kept by the target's (what the walk's native_id holds). */
+static void read_os_states(pid_t pid, struct tidmap *tids, struct os_states *o)
 {
     o->n = proc_threads(pid, o->tids, NATIVE_MAX_TIDS);
     for (int i = 0; i < o->n; i++) {
         struct proc_tstat st;
         o->state[i] = proc_thread_stat(pid, o->tids[i], &st) == 0 ? st.state : 0;
+        o->tids[i] = tidmap_ns(tids, o->tids[i]);
     }
 }
 
@@ -167,7 +172,7 @@ enum pt_status native_dump(struct native_proc *np, struct py_proc *p, struct py_
 {
     struct os_states *before = (walk_flags & PY_WALK_OS_STATE) ? malloc(sizeof *before) : NULL;
     if (before)
-        read_os_states(np->pid, before);
+        read_os_states(np->pid, &p->tids, before);
     struct ptrace_group g;
     enum pt_status rc = ptg_attach(&g, np->pid, err);
     if (rc != PT_OK) {
@@ -182,7 +187,7 @@ enum pt_status native_dump(struct native_proc *np, struct py_proc *p, struct py_
     }
     rc = py_walk(p, s, walk_flags & ~(unsigned)PY_WALK_OS_STATE, err);
     if (rc == PT_OK)
-        rc = native_sample(np, &g, ns, err);
+        rc = native_sample(np, &g, &p->tids, ns, err);
     ptg_detach(&g);   /* resumes and detaches every thread, whatever happened above */
     if (rc == PT_OK)
         native_symbolize(np, ns);   /* names cost milliseconds when cold: not while stopped */

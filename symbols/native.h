@@ -17,6 +17,7 @@
 #include <sys/types.h>
 
 #include "attach/ptrace.h"
+#include "attach/tidmap.h"
 #include "readers/walk.h"
 #include "symbols/merge.h"
 #include "symbols/symcache.h"
@@ -29,7 +30,8 @@ struct native_frame {
 };
 
 struct native_stack {
-    pid_t tid;
+    pid_t tid;                   /* as the target numbers it (its pid namespace), like the
+                                  * Python threads' native_id; -1 when it could not be mapped */
     uint32_t first, n;           /* frames[first .. first + n), innermost first */
 };
 
@@ -50,15 +52,16 @@ void native_close(struct native_proc *np);
 
 void native_snap_free(struct native_snap *ns);
 
-/* Unwinds every thread of g into ns (addresses only); they must all be stopped (ptg_stop_all). */
+/* Unwinds every thread of g into ns (addresses only); they must all be stopped (ptg_stop_all).
+ * g holds pytrace's thread ids; tids (the target's py_proc's) turns them into the target's. */
 enum pt_status native_sample(struct native_proc *np, const struct ptrace_group *g,
-                             struct native_snap *ns, struct pt_err *err);
+                             struct tidmap *tids, struct native_snap *ns, struct pt_err *err);
 
 /* Names every frame of ns (and sets its eval flag); needs no stopped thread, so call it after
  * resuming them: a module's first lookup indexes its symbol tables (milliseconds). */
 void native_symbolize(struct native_proc *np, struct native_snap *ns);
 
-/* The native stack of kernel thread tid in ns, or NULL. */
+/* The native stack of thread tid (the target's id: a py_thread's native_id) in ns, or NULL. */
 const struct native_stack *native_find(const struct native_snap *ns, int64_t tid);
 
 /*

@@ -2,14 +2,15 @@
 select.select) show the C frames between the Python ones — C extension and libc innermost, then
 the Python frames that called them, then the interpreter's own C frames down to main — and the
 target runs on afterwards (not stopped, not traced). `attach --native` stores the same stacks in
-the trace."""
+the trace, also when the target runs in a pid namespace of its own (a container)."""
 import json
 import os
 import re
+import subprocess
 
 import pytest
 
-from conftest import TARGETS, interpreter_params, require, run_pytrace
+from conftest import TARGETS, dump_json, interpreter_params, require, run_pytrace
 
 TARGET = os.path.join(TARGETS, "native_block.py")
 ATTEMPTS = 10   # the zlib loop is sometimes caught between two compress() calls
@@ -165,3 +166,85 @@ def test_attach_native_records_c_frames(start_target, python, tmp_path):
         assert any(re.search("select", n) for n in names[py[-1] + 1:]), names
         assert any(n in ("Py_BytesMain", "main", "__libc_start_main") for n in names[:py[0]]), names
         assert "_PyEval_EvalFrameDefault" not in names, names
+
+
+# --- A target in a pid namespace of its own (a container, pytrace on the host) -----------------
+# CPython's native_id is the thread id inside the namespace; /proc, ptrace and libunwind take the
+# host's. pytrace shows the namespace's ids (as plain dump does), and files each native stack
+# under the Python thread it belongs to.
+
+def _unshare_argv():
+    """The unshare prefix, or pytest.skip with the reason it cannot be used here."""
+    argv = ["unshare", "--pid", "--fork", "--kill-child", "--mount-proc"]
+    try:
+        r = subprocess.run(argv + ["true"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=30)
+    except OSError as e:
+        pytest.skip("unshare not available: %s" % e)
+    if r.returncode != 0:
+        pytest.skip("unshare --pid --fork --mount-proc not permitted here: %s"
+                    % r.stderr.decode(errors="replace").strip())
+    return argv
+
+
+def _namespaced_python(unshare_pid):
+    """Host pid of the interpreter unshare forked (pid 1 in its namespace)."""
+    with open("/proc/%d/task/%d/children" % (unshare_pid, unshare_pid)) as f:
+        children = [int(x) for x in f.read().split()]
+    assert len(children) == 1, "unshare should have one child: %r" % children
+    nspid = _status(children[0])["NSpid"].split()
+    assert len(nspid) >= 2 and nspid[-1] == "1", "not in a pid namespace: NSpid %r" % nspid
+    return children[0]
+
+
+NS_PYTHONS = [p for p in interpreter_params()
+              if p.id in ("pyenv-2.7", "pyenv-3.8", "pyenv-3.11", "pyenv-3.12", "pyenv-3.13",
+                          "debian-3.11")]
+
+
+@pytest.mark.parametrize("python", NS_PYTHONS)
+def test_native_dump_in_pid_namespace_files_native_stacks_under_python_threads(start_target, python):
+    """Before: every Python thread read "[no native stack]" and "active", and the C stacks came
+    out apart as native-only threads under host ids (before 3.11 the ids were even -1)."""
+    require(python)
+    target = start_target(_unshare_argv() + [python, TARGET, "sleep"])
+    assert target.info["pid"] == 1   # the target's own view: pid 1 of its namespace
+    pid = _namespaced_python(target.pid)
+    plain = dump_json(pid)
+    problem = None
+    for _ in range(ATTEMPTS):
+        dump = _dump_native(pid)
+        main = _main_thread(dump, 1)   # ids as the target sees them, like plain dump's
+        assert main["native_stack"], "no native stack for the main thread: %r" % main
+        problem = _problem(main["frames"], "sleep")
+        if problem is None:
+            break
+    assert problem is None, problem
+    assert dump["native_only_threads"] == [], \
+        "Python threads' stacks listed as native-only: %r" % dump["native_only_threads"]
+    assert all(t["native_stack"] for t in dump["threads"]), dump["threads"]
+    assert sorted(t["native_id"] for t in dump["threads"]) == \
+        sorted(t["native_id"] for t in plain["threads"])
+    assert main["idle"] and _main_thread(plain, 1)["idle"], "a sleeping thread is idle"
+    st = _status(pid)
+    assert st["State"][0] not in "tT", "target left stopped: %s" % st["State"]
+    assert st["TracerPid"] == "0", "target left traced by %s" % st["TracerPid"]
+
+
+@pytest.mark.parametrize("python", [p for p in NS_PYTHONS if p.id in ("pyenv-3.8", "pyenv-3.12")])
+def test_attach_native_in_pid_namespace_records_c_frames(start_target, python, tmp_path):
+    require(python)
+    target = start_target(_unshare_argv() + [python, TARGET, "select"])
+    pid = _namespaced_python(target.pid)
+    out = str(tmp_path / "ns.pytrace")
+    r = run_pytrace("attach", pid, "--native", "-d", "1", "-r", "50", "-o", out)
+    assert r.returncode == 0, r.stderr.decode()
+    st = _status(pid)
+    assert st["State"][0] not in "tT" and st["TracerPid"] == "0", st
+    stacks = [s.split(";") for s, _ in _collapsed(out, tmp_path) if "in_select" in s]
+    assert stacks, "no sample of the main thread in select"
+    for frames in stacks:
+        names = [f.split(" (")[0] for f in frames]
+        py = [k for k, f in enumerate(frames) if re.search(r":-?\d+\)$", f)]
+        assert [names[k] for k in py] == ["<module>", "outer", "in_select"], frames
+        assert any(re.search("select", n) for n in names[py[-1] + 1:]), names
