@@ -181,20 +181,16 @@ int proc_threads(pid_t pid, pid_t *tids, int cap)
 
 int proc_children(pid_t pid, pid_t *out, int cap)
 {
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
-    DIR *d = opendir(path);
-    if (!d)
+    static __thread pid_t tids[PROC_MAX_TASKS];
+    int nt = proc_threads(pid, tids, PROC_MAX_TASKS);
+    if (nt < 0)
         return -1;
     int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL && n < cap) {
-        if (!isdigit((unsigned char)e->d_name[0]))
-            continue;
-        char cpath[320], buf[4096], *save = NULL;
+    for (int i = 0; i < nt && n < cap; i++) {
+        char path[96], buf[4096], *save = NULL;
         size_t len;
-        snprintf(cpath, sizeof cpath, "/proc/%d/task/%s/children", (int)pid, e->d_name);
-        if (read_small_file(cpath, buf, sizeof buf, &len) != 0)
+        snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)pid, (int)tids[i]);
+        if (read_small_file(path, buf, sizeof buf, &len) != 0)
             continue;
         if (len == sizeof buf - 1) {   /* a full buffer may end in half a pid */
             char *last = strrchr(buf, ' ');
@@ -208,8 +204,18 @@ int proc_children(pid_t pid, pid_t *out, int cap)
                 out[n++] = child;
         }
     }
-    closedir(d);
     return n;
+}
+
+pid_t proc_tracer(pid_t pid)
+{
+    char path[64], buf[4096];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    if (read_small_file(path, buf, sizeof buf, NULL) != 0)
+        return 0;
+    const char *p = strstr(buf, "\nTracerPid:");
+    long v = p ? strtol(p + 11, NULL, 10) : 0;
+    return v > 0 && v <= INT_MAX ? (pid_t)v : 0;
 }
 
 int proc_parse_nspid(const char *status, pid_t *out, int cap)

@@ -49,10 +49,16 @@ void proc_root_path(pid_t pid, const char *path, char *out, size_t cap);
 /* Thread ids from /proc/PID/task, up to cap; returns the count (or -1 if the pid is gone). */
 int proc_threads(pid_t pid, pid_t *tids, int cap);
 
+/* Threads the helpers that list them all (proc_children, tidmap) look at, at most. */
+#define PROC_MAX_TASKS 8192
+
 /* Child processes of pid, from /proc/PID/task/TID/children of each of its threads (a child is
  * listed under the thread that forked it), up to cap; returns the count (-1 if the pid is gone).
  * An orphan is re-parented to the nearest subreaper and is no longer listed. */
 int proc_children(pid_t pid, pid_t *out, int cap);
+
+/* The process ptrace-ing pid (TracerPid in /proc/PID/status); 0 when none or unknown. */
+pid_t proc_tracer(pid_t pid);
 
 /* Pids of this process in each nested PID namespace (NSpid line), outermost first; returns the
  * count (1 when not in a child namespace, 0 when unknown). */

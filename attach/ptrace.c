@@ -6,7 +6,6 @@
 
 #include <errno.h>
 #include <signal.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ptrace.h>
@@ -62,21 +61,6 @@ static int seize_new(struct ptrace_group *g, int *first_errno)
     return g->n;
 }
 
-/* The process tracing pid (TracerPid in /proc/PID/status), 0 when none or unknown. */
-static pid_t tracer_of(pid_t pid)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "re");
-    int tracer = 0;
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "TracerPid: %d", &tracer) == 1)
-            break;
-    if (f)
-        fclose(f);
-    return (pid_t)tracer;
-}
-
 enum pt_status ptg_attach(struct ptrace_group *g, pid_t pid, struct pt_err *err)
 {
     memset(g, 0, sizeof *g);
@@ -85,7 +69,7 @@ enum pt_status ptg_attach(struct ptrace_group *g, pid_t pid, struct pt_err *err)
     if (seize_new(g, &e) > 0)
         return PT_OK;
     ptg_detach(g);
-    pid_t tracer = e == EPERM ? tracer_of(pid) : 0;
+    pid_t tracer = e == EPERM ? proc_tracer(pid) : 0;
     if (tracer > 0) {
         /* Not a permission problem: a process has one tracer (gdb, strace, another pytrace
          * --native or --blocking). */

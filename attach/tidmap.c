@@ -4,22 +4,13 @@
  */
 #include "attach/tidmap.h"
 
-#include <dirent.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "attach/proc.h"
+#include "attach/sampler.h"
 
 #define TIDMAP_MAX_LEVELS 32      /* the kernel nests pid namespaces 32 deep at most */
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
 
 void tidmap_init(struct tidmap *m, pid_t pid)
 {
@@ -103,27 +94,20 @@ static int map_host(struct tidmap *m, pid_t host)
 /* Lists /proc/PID/task again: threads not mapped yet are read, exited ones dropped. */
 static void relist(struct tidmap *m)
 {
-    char path[64];
-    m->listed_ns = now_ns();
-    snprintf(path, sizeof path, "/proc/%d/task", (int)m->pid);
-    DIR *d = opendir(path);
-    if (!d)
+    static __thread pid_t tids[PROC_MAX_TASKS];
+    m->listed_ns = sampler_now_ns();
+    int n = proc_threads(m->pid, tids, PROC_MAX_TASKS);
+    if (n < 0)
         return;   /* the process is gone: what is known stays, it harms no one */
     for (uint32_t i = 0; i < m->n; i++)
         m->pairs[i].seen = false;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        char *end;
-        long tid = strtol(de->d_name, &end, 10);
-        if (*end || end == de->d_name || tid <= 0)
-            continue;
-        struct tidmap_pair *p = by_host(m, (pid_t)tid);
+    for (int k = 0; k < n; k++) {
+        struct tidmap_pair *p = by_host(m, tids[k]);
         if (p)
             p->seen = true;
         else
-            map_host(m, (pid_t)tid);   /* added as seen */
+            map_host(m, tids[k]);   /* added as seen */
     }
-    closedir(d);
     for (uint32_t i = 0; i < m->n;) {
         if (m->pairs[i].seen)
             i++;
@@ -139,7 +123,7 @@ pid_t tidmap_host(struct tidmap *m, pid_t ns_tid)
     if (!tidmap_nested(m))
         return ns_tid;
     const struct tidmap_pair *p = by_ns(m, ns_tid);
-    if (!p && (!m->listed_ns || now_ns() - m->listed_ns >= TIDMAP_RESCAN_NS)) {
+    if (!p && (!m->listed_ns || sampler_now_ns() - m->listed_ns >= TIDMAP_RESCAN_NS)) {
         relist(m);
         p = by_ns(m, ns_tid);
     }
