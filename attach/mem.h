@@ -110,6 +110,10 @@ void mem_round_stage(struct mem_src *src, uint64_t key, const struct mem_iov *io
 /* Before mem_round_begin(): whether its prefetch will read [addr, addr+len) (a region of the
  * plan holds it). A staged read need not read it again: mem_round_peek() has it after begin. */
 bool mem_round_planned(struct mem_src *src, uint64_t addr, size_t len);
+/* During a round: plan [addr, addr+len) for the next rounds as if a read had missed it, without
+ * reading it now (a reader that reads it some other way this round, and would rather have the
+ * prefetch read it: beside a region already planned it costs no iovec of its own). */
+void mem_round_want(struct mem_src *src, uint64_t addr, size_t len);
 int mem_round_staged(struct mem_src *src, uint64_t key);
 /* During a round: reads the whole plan again, with the round's misses, in one syscall, and serves
  * reads from that newer copy (a walk starts over from it). 0, or -1 when not all of it was read. */

@@ -280,6 +280,13 @@ bool mem_round_planned(struct mem_src *src, uint64_t addr, size_t len)
     return false;
 }
 
+void mem_round_want(struct mem_src *src, uint64_t addr, size_t len)
+{
+    struct mem_round *m = as_round(src);
+    if (m && m->active)
+        round_note_miss(m, addr, len);
+}
+
 int mem_round_staged(struct mem_src *src, uint64_t key)
 {
     struct mem_round *m = as_round(src);

@@ -222,6 +222,10 @@ static bool take_staged(struct py_proc *p, const struct py_prev_stack *ps, uint6
         if (!cf)
             return false;
         memcpy(&st->cf, cf, 8);
+    } else if (p->layout.ts_cframe >= 0) {
+        /* Read by the stage this time: from the next round on, by the prefetch, in one iovec
+         * with the entry frame beside it on the C stack (one page pinned once, not twice). */
+        mem_round_want(p->mem, guard_addr(&p->layout, ps, tstate), 8);
     }
     memcpy(ts, st->ts, need);
     fr->cf_frame = st->cf;

@@ -327,6 +327,42 @@ static void refetch_reads_plan_and_misses_in_one_syscall(void **state)
     assert_int_equal(mem_round_refetch(f->inner), -1);
 }
 
+/* A region wanted during a round is not read then; the next round's prefetch reads it, in one
+ * region with a planned neighbour (3.12's frame pointer beside the entry frame on the C stack:
+ * one iovec, not two). Wanted outside a round, nothing happens. */
+static void wanted_region_joins_its_neighbour_next_round(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t x[64];
+    uint64_t y;
+    for (int i = 0; i < 2; i++) {   /* the plan: 0x9000, then 0x1010 (the order of first use) */
+        mem_round_begin(f->round);
+        assert_int_equal(mem_read_ptr(f->round, 0x9000, &y), 0);
+        assert_int_equal(mem_read(f->round, 0x1010, x, 64), 0);
+        if (i == 0)
+            mem_round_end(f->round);
+    }
+    uint64_t before = mem_syscalls(f->round);
+    mem_round_want(f->round, 0x1000, 8);   /* after its neighbour's read, as the walk does */
+    assert_int_equal(mem_syscalls(f->round), before);   /* not read now */
+    mem_round_end(f->round);
+    assert_true(mem_round_planned(f->round, 0x1000, 8));
+    mem_round_want(f->round, 0x5000, 8);   /* outside a round: ignored */
+    assert_false(mem_round_planned(f->round, 0x5000, 8));
+    uint64_t hits, prefetches;
+    uint32_t regions;
+    mem_round_stats(f->round, &hits, &prefetches, &regions);
+    assert_int_equal(regions, 2);   /* 0x9000, and 0x1000..0x1050 in one */
+    f->a[0] = 0x77;
+    mem_round_begin(f->round);
+    before = mem_syscalls(f->round);
+    const uint8_t *p = mem_round_peek(f->round, 0x1000, 8);
+    assert_non_null(p);
+    assert_int_equal(p[0], 0x77);
+    assert_int_equal(mem_syscalls(f->round), before);
+    mem_round_end(f->round);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -344,6 +380,7 @@ int main(void)
         T(staged_read_joins_the_prefetch_syscall),
         T(staged_read_is_for_one_round),
         T(refetch_reads_plan_and_misses_in_one_syscall),
+        T(wanted_region_joins_its_neighbour_next_round),
         cmocka_unit_test(non_round_sources_ignore_round_calls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
