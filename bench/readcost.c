@@ -2,7 +2,9 @@
  * readcost.c — what reading another process's memory costs on this machine, by method: one
  * process_vm_readv, one pread on a kept-open /proc/PID/mem, the round prefetch's shape (7 regions
  * of a 3.12 sample in one readv) against the same 7 regions read one call each, and one pread of
- * /proc/PID/task/TID/stat. The target is a forked child that sleeps. Prints one JSON object:
+ * /proc/PID/task/TID/stat. The target is a forked child that sleeps. Also what one wake-up of a
+ * sleeping sampler costs, with nothing read: clock_nanosleep to absolute deadlines 1 ms and
+ * 100 µs apart, as attach/sampler.c sleeps (timer slack 1 ns). Prints one JSON object:
  * {method: microseconds per call (CPU time of this process, user + system)}. Used by
  * bench/run.py's `reads` section.
  */
@@ -12,12 +14,33 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #define ITER 20000
+
+/* CPU µs per wake of a loop that only sleeps to absolute deadlines period_ns apart. */
+static double wake_cost_us(long period_ns, int wakes)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    long long due = (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+    struct rusage a, b;
+    getrusage(RUSAGE_SELF, &a);
+    for (int i = 0; i < wakes; i++) {
+        due += period_ns;
+        struct timespec d = {(time_t)(due / 1000000000LL), (long)(due % 1000000000LL)};
+        clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &d, NULL);
+    }
+    getrusage(RUSAGE_SELF, &b);
+    double us = (double)(b.ru_utime.tv_sec - a.ru_utime.tv_sec + b.ru_stime.tv_sec - a.ru_stime.tv_sec) * 1e6 +
+                (double)(b.ru_utime.tv_usec - a.ru_utime.tv_usec + b.ru_stime.tv_usec - a.ru_stime.tv_usec);
+    return us / wakes;
+}
 
 static double cpu_us(void)
 {
@@ -105,6 +128,9 @@ int main(void)
     }
     MEASURE("round_floor", process_vm_readv(child, nl, 4, nr, 4, 0));
     MEASURE("proc_task_stat_pread", if (pread(statfd, out, 1023, 0) < 0) return 1);
+    prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
+    printf(", \"timer_wake_1khz\": %.3f", wake_cost_us(1000000, 2000));
+    printf(", \"timer_wake_10khz\": %.3f", wake_cost_us(100000, 10000));
     printf("}\n");
     kill(child, SIGKILL);
     waitpid(child, NULL, 0);
