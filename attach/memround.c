@@ -106,7 +106,10 @@ static struct round_region *round_find(struct mem_round *m, uint64_t addr, size_
     for (; i < m->nplan; i++) {
         struct round_region *r = &m->plan[i];
         if (region_holds(r, addr, len)) {
-            region_use(r, addr, len);
+            /* A one-off read (mem_round_plan(false)) served here does not keep the region
+             * planned: one wanted for this round only (mem_round_want) is read once. */
+            if (!m->unplanned)
+                region_use(r, addr, len);
             m->hits++;
             *h = (struct page_hint){page, i};
             return r;
@@ -310,23 +313,56 @@ int mem_round_staged(struct mem_src *src, uint64_t key)
  * pointer are read before the data stack they point into, so a frame pushed in between is in
  * the copy rather than missing from it (or, worse, stale in it). Recomputes offsets.
  */
+static void region_merge(struct round_region *into, const struct round_region *r, uint64_t lo,
+                         uint64_t hi)
+{
+    into->addr = lo;
+    into->len = (uint32_t)(hi - lo);
+    into->idle = r->idle < into->idle ? r->idle : into->idle;
+}
+
+/* Whether [addr, addr+len) lies within one page. */
+static bool one_page(uint64_t addr, uint64_t len)
+{
+    return len && addr / ROUND_PAGE == (addr + len - 1) / ROUND_PAGE;
+}
+
+#define ROUND_SAME_PAGE_LOOKBACK 8
+
 static uint32_t round_coalesce(struct round_region *plan, uint32_t n, uint32_t *bytes)
 {
     uint32_t out = 0;
     for (uint32_t i = 0; i < n; i++) {
         struct round_region *last = out ? &plan[out - 1] : NULL;
+        uint64_t new_end = plan[i].addr + plan[i].len;
         if (last) {
             uint64_t lo = plan[i].addr < last->addr ? plan[i].addr : last->addr;
-            uint64_t end = last->addr + last->len, new_end = plan[i].addr + plan[i].len;
+            uint64_t end = last->addr + last->len;
             uint64_t hi = new_end > end ? new_end : end;
             bool near = plan[i].addr <= end + ROUND_COALESCE_GAP &&
                         last->addr <= new_end + ROUND_COALESCE_GAP;
             if (near && hi - lo <= ROUND_MAX_REGION) {
-                last->addr = lo;
-                last->len = (uint32_t)(hi - lo);
-                last->idle = plan[i].idle < last->idle ? plan[i].idle : last->idle;
+                region_merge(last, &plan[i], lo, hi);
                 continue;
             }
+        }
+        /* A small region on the same page as one a little earlier in the plan joins it: the
+         * C stack of a 3.12 thread running nested eval loops (an entry frame per loop, and the
+         * frame pointer beside the innermost) is then one iovec, not one each. Read a few iovecs
+         * earlier within the same syscall, which is all the order it gives up. */
+        struct round_region *same = NULL;
+        for (uint32_t k = out; k > 0 && out - k < ROUND_SAME_PAGE_LOOKBACK && !same; k--) {
+            struct round_region *o = &plan[k - 1];
+            uint64_t lo = plan[i].addr < o->addr ? plan[i].addr : o->addr;
+            uint64_t end = o->addr + o->len, hi = new_end > end ? new_end : end;
+            if (one_page(plan[i].addr, plan[i].len) && one_page(lo, hi - lo))
+                same = o;
+        }
+        if (same) {
+            uint64_t end = same->addr + same->len;
+            region_merge(same, &plan[i], plan[i].addr < same->addr ? plan[i].addr : same->addr,
+                         new_end > end ? new_end : end);
+            continue;
         }
         plan[out++] = plan[i];
     }
