@@ -48,17 +48,26 @@ static struct py_thread *push_thread(struct py_snapshot *s)
  * the span covering them when it is small (a syscall costs far more than the bytes it moves).
  * Returns 0 when every present field was read.
  */
+/* The span [*lo, *hi) of the present fields; *hi < 0 when none is. */
+static void fields_span(const int32_t *off, int n, int32_t *lo, int32_t *hi)
+{
+    *lo = INT32_MAX;
+    *hi = -1;
+    for (int i = 0; i < n; i++) {
+        if (off[i] >= 0) {
+            *lo = off[i] < *lo ? off[i] : *lo;
+            *hi = off[i] + 8 > *hi ? off[i] + 8 : *hi;
+        }
+    }
+}
+
 static int read_fields(struct py_proc *p, uint64_t base, const int32_t *off, int n, uint64_t *out,
                        bool fresh)
 {
-    int32_t lo = INT32_MAX, hi = -1;
-    for (int i = 0; i < n; i++) {
+    int32_t lo, hi;
+    fields_span(off, n, &lo, &hi);
+    for (int i = 0; i < n; i++)
         out[i] = 0;
-        if (off[i] >= 0) {
-            lo = off[i] < lo ? off[i] : lo;
-            hi = off[i] + 8 > hi ? off[i] + 8 : hi;
-        }
-    }
     if (hi < 0)
         return 0;
     static __thread uint8_t block[FIELDS_BLOCK_MAX];
@@ -307,12 +316,38 @@ static bool walk_threads(struct py_proc *p, struct py_snapshot *s, uint64_t inte
 /* Reads the fields of interpreter number n of the list into v (next, first thread state, id,
  * GIL pointer); the first is kept in ic while it is the only one. Returns 0, or -1 (the snapshot
  * is then incomplete). */
-static int read_interp(struct py_proc *p, struct py_interp_cache *ic, uint64_t interp, int n,
-                       bool fresh, uint64_t v[4], uint64_t t_ns)
+/* The fields of an interpreter that a walk reads: the next one, the first thread, the id and (3.12+)
+ * the GIL pointer. */
+static void interp_fields(const struct py_layout *L, int32_t off[4])
 {
-    const struct py_layout *L = &p->layout;
-    const int32_t off[4] = {L->is_next, L->is_tstate_head, L->is_id, L->is_ceval_gil};
-    if (read_fields(p, interp, off, 4, v, fresh) != 0) {
+    off[0] = L->is_next;
+    off[1] = L->is_tstate_head;
+    off[2] = L->is_id;
+    off[3] = L->is_ceval_gil;
+}
+
+/* How a read is made: planned into the next rounds' prefetch (ROUND), served by this round's
+ * prefetch if it holds it but not planned for the next (ONE_OFF), or newer than the prefetch
+ * (FRESH: after a check found the list changed since it). */
+enum read_how { READ_ROUND, READ_ONE_OFF, READ_FRESH };
+
+static int read_fields_how(struct py_proc *p, uint64_t base, const int32_t *off, int n,
+                           uint64_t *out, enum read_how how)
+{
+    if (how == READ_ONE_OFF)
+        mem_round_plan(p->mem, false);
+    int rc = read_fields(p, base, off, n, out, how == READ_FRESH);
+    if (how == READ_ONE_OFF)
+        mem_round_plan(p->mem, true);
+    return rc;
+}
+
+static int read_interp(struct py_proc *p, struct py_interp_cache *ic, uint64_t interp, int n,
+                       enum read_how how, uint64_t v[4], uint64_t t_ns)
+{
+    int32_t off[4];
+    interp_fields(&p->layout, off);
+    if (read_fields_how(p, interp, off, 4, v, how) != 0) {
         ic->interp = 0;   /* read the list again next round */
         return -1;
     }
@@ -322,6 +357,28 @@ static int read_interp(struct py_proc *p, struct py_interp_cache *ic, uint64_t i
         memcpy(ic->v, v, sizeof ic->v);
     }
     return 0;
+}
+
+/* Asks the next round's prefetch for the blocks the cache's refresh reads (3.12+: the runtime's
+ * interpreter list too; ≤ 3.11 read that every round). */
+static void want_fields(struct py_proc *p, uint64_t base, const int32_t *off, int n)
+{
+    int32_t lo, hi;
+    fields_span(off, n, &lo, &hi);
+    if (hi >= 0 && hi - lo <= FIELDS_BLOCK_MAX)
+        mem_round_want(p->mem, base + (uint64_t)lo, (size_t)(hi - lo));
+}
+
+static void want_interp_refresh(struct py_proc *p, uint64_t interp)
+{
+    const struct py_layout *L = &p->layout;
+    if (p->runtime && L->rt_interpreters_head >= 0 && L->rt_gilstate_current < 0) {
+        const int32_t off[2] = {L->rt_interpreters_head, L->rt_gilstate_current};
+        want_fields(p, p->runtime, off, 2);
+    }
+    int32_t off[4];
+    interp_fields(L, off);
+    want_fields(p, interp, off, 4);
 }
 
 enum pt_status py_walk(struct py_proc *p, struct py_snapshot *s, unsigned flags,
@@ -339,16 +396,25 @@ enum pt_status py_walk(struct py_proc *p, struct py_snapshot *s, unsigned flags,
         p->prev[i].seen = false;
     const struct py_layout *L = &p->layout;
     struct py_interp_cache *ic = &p->icache;
-    bool cache_fresh = ic->interp && s->t_ns - ic->ns < PY_INTERP_LIST_NS;
-    /* At high rates the reads that refresh the cache are one-offs: not planned into every round's
-     * prefetch (where a region near the GIL's would stay, merged with it); at low rates every
-     * round refreshes it, and its reads ride in the prefetch. */
-    bool one_off = ic->interp && s->t_ns - p->walk_ns < PY_INTERP_LIST_NS / 2;
+    /* Rounds under PY_INTERP_LIST_NS / 2 apart use the cache, and the reads that refresh it are
+     * one-offs: not planned into every round's prefetch (where a region near the GIL's would
+     * stay, merged with it), but asked of the prefetch of the round they fall due in, one round
+     * ahead (mem_round_want), so that they cost no syscall of their own. Slower rounds read the
+     * fields every round, in the prefetch. (Deciding by the cache's age alone made 100 Hz rounds,
+     * 10 ms apart give or take the timer, read them every other round with three syscalls of
+     * their own: the regions left the plan in the rounds between.) */
+    uint64_t gap = s->t_ns - p->walk_ns;
+    bool fast = ic->interp && gap < PY_INTERP_LIST_NS / 2;
+    bool cache_fresh = fast && s->t_ns - ic->ns < PY_INTERP_LIST_NS;
+    bool due_next = cache_fresh && s->t_ns + gap - ic->ns >= PY_INTERP_LIST_NS;
+    enum read_how how = fast ? READ_ONE_OFF : READ_ROUND;
     p->walk_ns = s->t_ns;
     uint64_t interp = 0;
     int rc = 0;
     stack_stage(p, p->first_tstate, ts_need(L));
     mem_round_begin(p->mem);
+    if (due_next)
+        want_interp_refresh(p, ic->interp);
     if (p->runtime && L->rt_interpreters_head >= 0 && L->rt_gilstate_current < 0 && cache_fresh) {
         /* 3.12+ with one interpreter: the runtime's list (which has no GIL holder to give from
          * 3.12) is read again every PY_INTERP_LIST_NS, not every round: a page less to pin; a
@@ -359,12 +425,9 @@ enum pt_status py_walk(struct py_proc *p, struct py_snapshot *s, unsigned flags,
         /* 3.7+: the interpreter list and (up to 3.11) the GIL holder, in one read. */
         const int32_t off[2] = {L->rt_interpreters_head, L->rt_gilstate_current};
         uint64_t v[2];
-        bool once = one_off && L->rt_gilstate_current < 0;   /* ≤ 3.11 read it every round */
-        if (once)
-            mem_round_plan(p->mem, false);
-        rc = read_fields(p, p->runtime, off, 2, v, false);
-        if (once)
-            mem_round_plan(p->mem, true);
+        /* ≤ 3.11 read it every round (it holds the GIL holder) */
+        bool once = how == READ_ONE_OFF && L->rt_gilstate_current < 0;
+        rc = read_fields_how(p, p->runtime, off, 2, v, once ? READ_ONE_OFF : READ_ROUND);
         interp = v[0];
         s->gil_holder = v[1];
     } else {
@@ -395,7 +458,7 @@ enum pt_status py_walk(struct py_proc *p, struct py_snapshot *s, unsigned flags,
         uint64_t v[4];
         if (cached)
             memcpy(v, ic->v, sizeof v);
-        else if (read_interp(p, ic, interp, n, one_off, v, s->t_ns) != 0) {
+        else if (read_interp(p, ic, interp, n, how, v, s->t_ns) != 0) {
             s->complete = false;
             break;
         }
@@ -403,7 +466,7 @@ enum pt_status py_walk(struct py_proc *p, struct py_snapshot *s, unsigned flags,
         uint64_t gil = L->is_ceval_gil >= 0 ? gil_holder_of(p, v[3]) : s->gil_holder;
         if (!walk_threads(p, s, interp, id, v[1], gil, flags, s->cpu_times, cached)) {
             /* A thread started, or the first one ended, since the fields were read. */
-            if (read_interp(p, ic, interp, n, true, v, s->t_ns) != 0) {
+            if (read_interp(p, ic, interp, n, READ_FRESH, v, s->t_ns) != 0) {
                 s->complete = false;
                 break;
             }

@@ -39,6 +39,7 @@ struct spy {
     struct mem_src base;
     struct mem_src *inner;
     size_t n;
+    size_t readvs;           /* readv calls (one syscall each, however many iovecs) */
     struct { uint64_t addr; size_t len; } log[SPY_LOG];
     /* The target moving on while it is read: after_read runs once, right after the first read
      * that starts at after_addr (between two iovecs of one readv, too). */
@@ -68,6 +69,7 @@ static inline int spy_read(struct mem_src *src, uint64_t addr, void *buf, size_t
 
 static inline int spy_readv(struct mem_src *src, const struct mem_iov *iov, int n)
 {
+    ((struct spy *)src)->readvs++;
     for (int i = 0; i < n; i++)
         if (spy_read(src, iov[i].addr, iov[i].buf, iov[i].len) != 0)
             return i;

@@ -267,6 +267,38 @@ static void thread_started_after_a_walk_is_in_the_next(void **state)
     check_healthy(&w->s, &w->s.threads[1], 0, &st[0]);
 }
 
+/* Rounds under PY_INTERP_LIST_NS / 2 apart use the interpreter's fields as read lately; slower
+ * ones read them every round (in the prefetch). Judged by the cache's age alone, rounds 10 ms
+ * apart read them every other round, with syscalls of their own. */
+static uint64_t interp_fields_at(uint64_t interp)
+{
+    int32_t off[4] = {cur->is_next, cur->is_tstate_head, cur->is_id, cur->is_ceval_gil}, lo = INT32_MAX;
+    for (int i = 0; i < 4; i++)
+        if (off[i] >= 0 && off[i] < lo)
+            lo = off[i];
+    return interp + (uint64_t)lo;
+}
+
+static void slow_rounds_read_the_interpreter_every_round(void **state)
+{
+    struct world *w = *state;
+    struct stack st[1];
+    world_init(w, HEAP_SMALL);
+    add_thread(w, 0, &st[0]);
+    world_walk(w);
+    struct spy *spy = spy_install(w->p);
+    world_walk(w);                                   /* back to back: the cache serves */
+    if (cur->ts_prev >= 0)   /* (without a prev link to check it against, no cache) */
+        assert_int_equal(spy_hits(spy, interp_fields_at(w->interp), 1), 0);
+    for (int i = 0; i < 3; i++) {
+        spy = spy_install(w->p);
+        w->p->walk_ns -= PY_INTERP_LIST_NS / 2;      /* as if the last round was 5 ms ago */
+        world_walk(w);
+        assert_int_equal(spy_hits(spy, interp_fields_at(w->interp), 1), 1);
+        check_healthy(&w->s, &w->s.threads[0], 0, &st[0]);
+    }
+}
+
 /* The first thread ended and was freed after a walk (the allocator wrote over its prev link):
  * the next walk does not list it, and lists the rest. */
 static void first_thread_freed_after_a_walk_is_not_in_the_next(void **state)
@@ -646,6 +678,40 @@ static void code_objects_are_revalidated_once_per_tick(void **state)
     }
 }
 
+/* A sampler's tick re-checks the code objects met in the epoch that ends all at once: one readv
+ * of their heads, then no read of its own when a frame running one moves. One whose head changed
+ * (another code object at that address) is left to the next lookup, which decodes it afresh. */
+static void code_objects_are_rechecked_in_one_read_at_a_tick(void **state)
+{
+    struct world *w = *state;
+    struct stack st[2];
+    struct spy *spy = warm_world(w, st);
+    uint32_t old_id = w->s.frames[0].code->id;
+    fakepy_put64(&w->fp, st[0].codes[0] + (uint64_t)cur->co_name, fakepy_str(&w->fp, "renamed"));
+    code_cache_recheck(w->p->codes, w->p->mem, &w->p->layout, &w->p->types);
+    assert_int_equal(spy->readvs, 1);
+    for (int k = 0; k < 2; k++)
+        for (int j = 0; j < 3; j++)
+            assert_int_equal(spy_hits(spy, st[k].codes[j], code_size()), 1);
+    for (int k = 0; k < 2; k++)
+        for (int j = 0; j < 3; j++)
+            move_frame(w, st[k].frames[j], st[k].codes[j], frame_lasti[j] + 2);
+    spy = spy_install(w->p);
+    world_walk(w);
+    for (int k = 0; k < 2; k++) {
+        assert_false(w->s.threads[k].bad);
+        for (int j = 0; j < 3; j++)
+            assert_int_equal(spy_hits(spy, st[k].codes[j], code_size()), k == 0 && j == 0);
+    }
+    const struct py_code *c = w->s.frames[0].code;
+    assert_non_null(c);
+    assert_string_equal(c->name, "renamed");
+    assert_int_not_equal(c->id, old_id);
+    char n[64];
+    name_of(n, sizeof n, 0, 1);
+    assert_string_equal(py_thread_frame(&w->s, &w->s.threads[0], 1)->code->name, n);
+}
+
 static void cache_trusts_entries_until_tick_then_sees_a_replaced_code_object(void **state)
 {
     struct world *w = *state;
@@ -725,6 +791,7 @@ int main(void)
         WT(gil_holder_is_the_thread_the_runtime_names),
         WT(released_gil_has_no_holder),
         WT(thread_started_after_a_walk_is_in_the_next),
+        WT(slow_rounds_read_the_interpreter_every_round),
         WT(first_thread_freed_after_a_walk_is_not_in_the_next),
         WT(thread_list_cycle_terminates),
         WT(thread_list_cycle_is_flagged),
@@ -742,6 +809,7 @@ int main(void)
         WT(unreadable_interpreter_list_fails_or_reports_exit),
         WT(code_objects_are_not_reread_within_an_epoch),
         WT(code_objects_are_revalidated_once_per_tick),
+        WT(code_objects_are_rechecked_in_one_read_at_a_tick),
         WT(cache_trusts_entries_until_tick_then_sees_a_replaced_code_object),
         WT(freed_code_object_is_noticed_after_tick),
         WT(steady_state_walk_does_not_reallocate),
