@@ -150,7 +150,7 @@ int ebpf_refresh(struct ebpf_sampler *e, struct ebpf_target *t, uint64_t now)
         free(t->th[i].last);
         t->th[i--] = t->th[--t->nth];
     }
-    code_cache_tick(t->p->codes);
+    code_cache_recheck(t->p->codes, t->p->mem, &t->p->layout, &t->p->types);
     return mapped;
 }
 

@@ -254,7 +254,7 @@ static void sample_target(struct session *S, struct target *t, uint64_t tick)
     if (tick - t->last_codes_ns >= CODES_NS) {
         /* A freed code object's address gets reused by another one (module bodies run once at
          * import): without re-validation its frames would keep the old name for good. */
-        code_cache_tick(t->py->codes);
+        code_cache_recheck(t->py->codes, t->py->mem, &t->py->layout, &t->py->types);
         t->last_codes_ns = tick;
     }
     enum pt_status rc = py_walk(t->py, &t->snap, flags, &err);

@@ -13,6 +13,8 @@
 #define CODE_RANGES_MAX 65536  /* decoded ranges we keep per code object */
 #define CODE_BC_MAX (256u << 10) /* bytes of bytecode we read to find loops; larger: loops unknown */
 #define CODE_LOOPS_MAX 16384   /* backward edges we keep per code object */
+#define CODE_HEAD_MAX 1024     /* bytes of a code object's head (co_size) we accept */
+#define CODE_RECHECK_MAX 64    /* entries re-checked together at a tick (code_cache_recheck) */
 
 struct code_cache {
     struct py_code **slots;    /* open addressing, power-of-two size */
@@ -22,6 +24,11 @@ struct code_cache {
     struct lt_range *scratch;  /* decode buffer, reused */
     uint8_t *bytecode;         /* bytecode read buffer (CODE_BC_MAX), reused */
     struct loop_jump *edges;   /* loops_scan buffer (CODE_LOOPS_MAX), reused */
+    /* Entries checked in the current epoch, in first-use order (up to CODE_RECHECK_MAX): the
+     * ones a tick re-checks in one read. */
+    struct py_code *recent[CODE_RECHECK_MAX];
+    uint32_t nrecent;
+    uint8_t *heads;            /* CODE_RECHECK_MAX heads of CODE_HEAD_MAX, allocated on first use */
 };
 
 struct code_cache *code_cache_new(void)
@@ -75,12 +82,50 @@ void code_cache_free(struct code_cache *cc)
     free(cc->scratch);
     free(cc->bytecode);
     free(cc->edges);
+    free(cc->heads);
     free(cc);
 }
 
 void code_cache_tick(struct code_cache *cc)
 {
     cc->epoch++;
+    cc->nrecent = 0;
+}
+
+static int fingerprint_of(const struct py_layout *L, const struct py_types *types,
+                          const uint8_t *head, uint64_t fp[4]);
+
+/* c was checked in the current epoch. */
+static void mark_checked(struct code_cache *cc, struct py_code *c)
+{
+    c->epoch = cc->epoch;
+    if (cc->nrecent < CODE_RECHECK_MAX)
+        cc->recent[cc->nrecent++] = c;
+}
+
+void code_cache_recheck(struct code_cache *cc, struct mem_src *mem, const struct py_layout *L,
+                        const struct py_types *types)
+{
+    struct py_code *was[CODE_RECHECK_MAX];
+    uint32_t n = cc->nrecent;
+    memcpy(was, cc->recent, n * sizeof *was);
+    code_cache_tick(cc);
+    size_t need = (size_t)L->co_size;
+    if (n == 0 || need < 64 || need > CODE_HEAD_MAX)
+        return;
+    if (!cc->heads && !(cc->heads = malloc((size_t)CODE_RECHECK_MAX * CODE_HEAD_MAX)))
+        return;
+    struct mem_iov iov[CODE_RECHECK_MAX];
+    for (uint32_t i = 0; i < n; i++)
+        iov[i] = (struct mem_iov){was[i]->addr, cc->heads + (size_t)i * CODE_HEAD_MAX, need};
+    int got = mem_readv(mem, iov, (int)n);
+    for (int i = 0; i < got; i++) {
+        uint64_t fp[4];
+        /* Unchanged: trusted for this epoch. Changed or unreadable: left to code_cache_get(),
+         * which decodes it afresh (or fails the frame) on its next use, as after a plain tick. */
+        if (fingerprint_of(L, types, iov[i].buf, fp) == 0 && memcmp(was[i]->fp, fp, sizeof fp) == 0)
+            mark_checked(cc, was[i]);
+    }
 }
 
 size_t code_cache_size(const struct code_cache *cc)
@@ -124,10 +169,17 @@ static int read_fingerprint(struct mem_src *mem, const struct py_layout *L,
                             uint64_t fp[4])
 {
     size_t need = (size_t)L->co_size;
-    if (need < 64 || need > 1024)
+    if (need < 64 || need > CODE_HEAD_MAX)
         return -1;
     if (mem_read(mem, addr, head, need) != 0)
         return -1;
+    return fingerprint_of(L, types, head, fp);
+}
+
+/* The fingerprint from a code object's head as read; -1 when it is not one. */
+static int fingerprint_of(const struct py_layout *L, const struct py_types *types,
+                          const uint8_t *head, uint64_t fp[4])
+{
     if (types && types->code) {
         uint64_t type;
         memcpy(&type, head + L->ob_type, 8);
@@ -244,7 +296,7 @@ const struct py_code *code_cache_get(struct code_cache *cc, struct mem_src *mem,
                                      const struct py_layout *L, const struct py_types *types,
                                      uint64_t addr)
 {
-    uint8_t head[1024];
+    uint8_t head[CODE_HEAD_MAX];
     uint64_t fp[4];
     if (!addr)
         return NULL;
@@ -261,7 +313,7 @@ const struct py_code *code_cache_get(struct code_cache *cc, struct mem_src *mem,
         return c && c->fp[0] && errno == ESRCH ? c : NULL;
     }
     if (c && memcmp(c->fp, fp, sizeof fp) == 0) {
-        c->epoch = cc->epoch;
+        mark_checked(cc, c);
         return c;
     }
     if (!c) {
@@ -290,6 +342,7 @@ const struct py_code *code_cache_get(struct code_cache *cc, struct mem_src *mem,
         memset(c->fp, 0, sizeof c->fp);
         return NULL;
     }
+    mark_checked(cc, c);
     return c;
 }
 
