@@ -115,6 +115,7 @@ struct py_prev_stack {
     uint64_t chunk, cframe;
     uint32_t copylen;
     uint64_t copy_long_ns;       /* when the stack last needed the copy's length (or it changed) */
+    uint32_t copy_long_rounds;   /* walks since then */
     uint64_t old_chunk;          /* the chunk below it when the stack spans two, and its used bytes */
     uint32_t old_len;
     /* Hash of every frame and offset at the last walk: a GIL holder whose stack moved is running. */
