@@ -321,10 +321,20 @@ static void region_merge(struct round_region *into, const struct round_region *r
     into->idle = r->idle < into->idle ? r->idle : into->idle;
 }
 
-/* Whether [addr, addr+len) lies within one page. */
-static bool one_page(uint64_t addr, uint64_t len)
+/* Whether reading a and b as one region [lo, hi) pins no page that reading them apart would not,
+ * and copies at most a page: then one iovec does for both. */
+static bool merge_is_free(const struct round_region *a, const struct round_region *b, uint64_t lo,
+                          uint64_t hi)
 {
-    return len && addr / ROUND_PAGE == (addr + len - 1) / ROUND_PAGE;
+    if (!a->len || !b->len || hi - lo > ROUND_PAGE)
+        return false;
+    uint64_t a0 = a->addr / ROUND_PAGE, a1 = (a->addr + a->len - 1) / ROUND_PAGE;
+    uint64_t b0 = b->addr / ROUND_PAGE, b1 = (b->addr + b->len - 1) / ROUND_PAGE;
+    uint64_t both = (a1 - a0 + 1) + (b1 - b0 + 1);
+    uint64_t o0 = a0 > b0 ? a0 : b0, o1 = a1 < b1 ? a1 : b1;
+    if (o0 <= o1)
+        both -= o1 - o0 + 1;   /* pages they share */
+    return (hi - 1) / ROUND_PAGE - lo / ROUND_PAGE + 1 <= both;
 }
 
 #define ROUND_SAME_PAGE_LOOKBACK 8
@@ -346,16 +356,17 @@ static uint32_t round_coalesce(struct round_region *plan, uint32_t n, uint32_t *
                 continue;
             }
         }
-        /* A small region on the same page as one a little earlier in the plan joins it: the
-         * C stack of a 3.12 thread running nested eval loops (an entry frame per loop, and the
-         * frame pointer beside the innermost) is then one iovec, not one each. Read a few iovecs
-         * earlier within the same syscall, which is all the order it gives up. */
+        /* A small region that one a little earlier in the plan can take in without pinning
+         * another page joins it: the C stack of a 3.12 thread running nested eval loops (an
+         * entry frame per loop, and the frame pointer beside the innermost: within a page, or
+         * across the boundary of two) is then one iovec, not one each. Read a few iovecs earlier
+         * within the same syscall, which is all the order it gives up. */
         struct round_region *same = NULL;
         for (uint32_t k = out; k > 0 && out - k < ROUND_SAME_PAGE_LOOKBACK && !same; k--) {
             struct round_region *o = &plan[k - 1];
             uint64_t lo = plan[i].addr < o->addr ? plan[i].addr : o->addr;
             uint64_t end = o->addr + o->len, hi = new_end > end ? new_end : end;
-            if (one_page(plan[i].addr, plan[i].len) && one_page(lo, hi - lo))
+            if (merge_is_free(o, &plan[i], lo, hi))
                 same = o;
         }
         if (same) {

@@ -5,7 +5,7 @@ The cost of a sample on this kind of machine is mostly the read (docs/performanc
 and a page pinned per iovec. These tests pin what the design promises for a steady
 cpu_bound.py (one thread, 50 frames deep):
 - 3.11+: a round is one process_vm_readv of 5 iovecs (3.12+: 6 pages; 3.11, whose runtime holds
-  the GIL holder: 7);
+  the GIL holder: 7; one more when the C stack's region crosses a page boundary);
 - at 100 Hz and 1 kHz, after start-up, rounds cost about one syscall each: the interpreter's
   fields and the code objects' re-checks ride in the prefetch or are read together, not one
   syscall each.
@@ -57,7 +57,8 @@ def test_steady_round_is_one_readv_of_five_iovecs(start_target, python, tmp_path
     (iovecs, pages), calls = shapes.most_common(1)[0]
     assert calls >= 0.8 * walks, (shapes, walks)
     assert iovecs == 5, shapes
-    assert pages <= (7 if py_version(python) < (3, 12) else 6), shapes
+    # 6 pages (3.11: 7), one more when the C stack's region crosses a page boundary.
+    assert pages <= (8 if py_version(python) < (3, 12) else 7), shapes
 
 
 @pytest.mark.parametrize("rate", [100, 1000])

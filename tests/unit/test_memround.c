@@ -393,6 +393,32 @@ static void small_regions_on_one_page_are_one_iovec(void **state)
     mem_round_end(f->round);
 }
 
+/* Across a page boundary too, when reading them as one pins no page more (a C stack whose entry
+ * frames straddle two pages); regions two pages apart stay two iovecs (one would pin the page
+ * between them). */
+static void regions_join_only_when_no_page_is_added(void **state)
+{
+    struct fixture *f = *state;
+    static uint8_t bytes[3 * 4096];
+    memset(bytes, 0x66, sizeof bytes);
+    assert_int_equal(mem_fake_add(f->inner, 0x30000, bytes, sizeof bytes), 0);
+    uint64_t v;
+    for (int i = 0; i < 2; i++) {
+        mem_round_begin(f->round);
+        assert_int_equal(mem_read_ptr(f->round, 0x30f80, &v), 0);   /* page 0x30000 */
+        assert_int_equal(mem_read_ptr(f->round, 0x9000, &v), 0);
+        assert_int_equal(mem_read_ptr(f->round, 0x31300, &v), 0);   /* page 0x31000: joins */
+        assert_int_equal(mem_read_ptr(f->round, 0x1000, &v), 0);
+        assert_int_equal(mem_read_ptr(f->round, 0x32800, &v), 0);   /* 0x32000: two pages on */
+        mem_round_end(f->round);
+    }
+    uint64_t hits, prefetches;
+    uint32_t regions;
+    mem_round_stats(f->round, &hits, &prefetches, &regions);
+    assert_int_equal(regions, 4);   /* 0x30f80..0x31308, 0x9000, 0x1000, 0x32800 */
+    assert_true(mem_round_planned(f->round, 0x30f80, 0x388));
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -412,6 +438,7 @@ int main(void)
         T(refetch_reads_plan_and_misses_in_one_syscall),
         T(wanted_region_joins_its_neighbour_next_round),
         T(small_regions_on_one_page_are_one_iovec),
+        T(regions_join_only_when_no_page_is_added),
         cmocka_unit_test(non_round_sources_ignore_round_calls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
