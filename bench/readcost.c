@@ -6,7 +6,7 @@
  * sleeping sampler costs, with nothing read: clock_nanosleep to absolute deadlines 1 ms and
  * 100 µs apart, as attach/sampler.c sleeps (timer slack 1 ns). Prints one JSON object:
  * {method: microseconds per call (CPU time of this process, user + system)}. Used by
- * bench/run.py's `reads` section.
+ * bench/run.py's `reads` section; `readcost --wake` prints the wake-up figures alone (`sampling`).
  */
 #include <fcntl.h>
 #include <signal.h>
@@ -55,8 +55,14 @@ static double cpu_us(void)
 static const size_t shape_off[7] = {0, 8192, 9216, 16384, 24576, 24640, 32768};
 static const size_t shape_len[7] = {8, 392, 16, 288, 8, 104, 12236};
 
-int main(void)
+int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "--wake") == 0) {   /* the wake-up figures alone */
+        prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
+        printf("{\"timer_wake_1khz\": %.3f, \"timer_wake_10khz\": %.3f}\n",
+               wake_cost_us(1000000, 2000), wake_cost_us(100000, 10000));
+        return 0;
+    }
     static uint8_t buf[1 << 16] __attribute__((aligned(4096))), out[1 << 16];
     memset(buf, 0x5a, sizeof buf);
     pid_t child = fork();

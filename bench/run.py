@@ -92,9 +92,10 @@ def bench_sampling(quick, tmp):
         matrix = [(v, d, True) for v in pl.VERSIONS for d in (10, 50, 200)]
     matrix.append(("3.12", 50, False))
     headers = ["Python", "depth", "asked Hz", "achieved Hz", "samples", "CPU % of a core",
-               "CPU µs/sample", "net of start-up", "work µs/round", "missed %", "errors %",
-               "pytrace missed / overruns"]
+               "CPU µs/sample", "net of start-up", "net of start-up and wake", "work µs/round",
+               "missed %", "errors %", "pytrace missed / overruns"]
     rows, out, startups = [], [], {}
+    wake = wake_floor()
     for version, depth, prefetch in matrix:
         env = None if prefetch else dict(os.environ, PYTRACE_NO_PREFETCH="1")
         label = version if prefetch else version + " (no prefetch)"
@@ -118,10 +119,15 @@ def bench_sampling(quick, tmp):
                     out.append(rec)
                     continue
                 rec.update(derive(res, rate, startups[version]))
+                floor = wake.get(rate)
+                if floor is not None and rec.get("us_per_sample_net") is not None:
+                    rec["timer_wake_us"] = floor
+                    rec["us_per_sample_net_of_wake"] = max(0.0, rec["us_per_sample_net"] - floor)
                 out.append(rec)
                 rows.append([label, depth, rate, fmt(rec["achieved_hz"], "%.0f"), rec["samples"],
                              fmt(rec["cpu_pct_of_core"]), fmt(rec["us_per_sample"]),
-                             fmt(rec.get("us_per_sample_net")), fmt(rec["work_us_per_round"]),
+                             fmt(rec.get("us_per_sample_net")),
+                             fmt(rec.get("us_per_sample_net_of_wake")), fmt(rec["work_us_per_round"]),
                              fmt(rec["missed_pct"]),
                              fmt(rec["error_pct"]), "%s / %s" % (rec["pytrace_missed"],
                                                                  rec["pytrace_overruns"])])
@@ -130,8 +136,23 @@ def bench_sampling(quick, tmp):
     table(headers, rows)
     print("Start-up CPU per recording (ms): " + ", ".join(
         "%s %s" % (v, fmt(None if s is None else 1000 * s)) for v, s in startups.items()))
+    print("Wake: what one wake-up of a loop that only sleeps costs here (bench/readcost.c --wake): "
+          + ", ".join("%d Hz %s µs" % (r, fmt(w)) for r, w in sorted(wake.items())) +
+          "; pytrace sleeps between samples below 20 kHz and spins above, so the column is "
+          "left empty there.")
     print()
-    return {"seconds": seconds, "startup_cpu_s": startups, "rows": out}
+    return {"seconds": seconds, "startup_cpu_s": startups, "timer_wake_us": wake, "rows": out}
+
+
+def wake_floor():
+    """{rate: CPU µs of one timer wake-up at that rate} for the rates pytrace sleeps at."""
+    tool = os.path.join(os.path.dirname(pl.PYTRACE), "readcost")
+    try:
+        r = subprocess.run([tool, "--wake"], stdout=subprocess.PIPE, timeout=60, check=True)
+        w = json.loads(r.stdout)
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return {}
+    return {1000: w["timer_wake_1khz"], 10000: w["timer_wake_10khz"]}
 
 
 # --- 2. target slowdown -----------------------------------------------------------------------
