@@ -305,14 +305,6 @@ int mem_round_staged(struct mem_src *src, uint64_t key)
  * bytes between two regions this close are on pages that are mapped already (theirs). */
 #define ROUND_COALESCE_GAP 512u
 
-/*
- * Merges each region into the one before it when they overlap or nearly touch (frames side by side
- * in an older data-stack chunk, walked one after the other), so a deep stack is a handful of
- * iovecs rather than one per frame. The plan is NOT sorted: process_vm_readv copies iovecs in
- * order, and first-use order is what keeps a round consistent — a thread state and its frame
- * pointer are read before the data stack they point into, so a frame pushed in between is in
- * the copy rather than missing from it (or, worse, stale in it). Recomputes offsets.
- */
 static void region_merge(struct round_region *into, const struct round_region *r, uint64_t lo,
                          uint64_t hi)
 {
@@ -337,8 +329,19 @@ static bool merge_is_free(const struct round_region *a, const struct round_regio
     return (hi - 1) / ROUND_PAGE - lo / ROUND_PAGE + 1 <= both;
 }
 
-#define ROUND_SAME_PAGE_LOOKBACK 8
+/* How many regions back a region may join one that takes it in without another page. */
+#define ROUND_JOIN_LOOKBACK 8
 
+/*
+ * Merges each region into the one before it when they overlap or nearly touch (frames side by side
+ * in an older data-stack chunk, walked one after the other), so a deep stack is a handful of
+ * iovecs rather than one per frame. The plan is NOT sorted: process_vm_readv copies iovecs in
+ * order, and first-use order is what keeps a round consistent — a thread state and its frame
+ * pointer are read before the data stack they point into, so a frame pushed in between is in
+ * the copy rather than missing from it (or, worse, stale in it). The one exception: a region
+ * that one up to ROUND_JOIN_LOOKBACK earlier takes in without another page joins it. Recomputes
+ * offsets.
+ */
 static uint32_t round_coalesce(struct round_region *plan, uint32_t n, uint32_t *bytes)
 {
     uint32_t out = 0;
@@ -362,7 +365,7 @@ static uint32_t round_coalesce(struct round_region *plan, uint32_t n, uint32_t *
          * across the boundary of two) is then one iovec, not one each. Read a few iovecs earlier
          * within the same syscall, which is all the order it gives up. */
         struct round_region *same = NULL;
-        for (uint32_t k = out; k > 0 && out - k < ROUND_SAME_PAGE_LOOKBACK && !same; k--) {
+        for (uint32_t k = out; k > 0 && out - k < ROUND_JOIN_LOOKBACK && !same; k--) {
             struct round_region *o = &plan[k - 1];
             uint64_t lo = plan[i].addr < o->addr ? plan[i].addr : o->addr;
             uint64_t end = o->addr + o->len, hi = new_end > end ? new_end : end;

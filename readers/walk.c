@@ -43,11 +43,6 @@ static struct py_thread *push_thread(struct py_snapshot *s)
 
 #define FIELDS_BLOCK_MAX 8192   /* read fields this close together in one call */
 
-/*
- * Reads n 8-byte fields at base + off[i] (off < 0: absent, left 0) into out[], with one read of
- * the span covering them when it is small (a syscall costs far more than the bytes it moves).
- * Returns 0 when every present field was read.
- */
 /* The span [*lo, *hi) of the present fields; *hi < 0 when none is. */
 static void fields_span(const int32_t *off, int n, int32_t *lo, int32_t *hi)
 {
@@ -61,6 +56,11 @@ static void fields_span(const int32_t *off, int n, int32_t *lo, int32_t *hi)
     }
 }
 
+/*
+ * Reads n 8-byte fields at base + off[i] (off < 0: absent, left 0) into out[], with one read of
+ * the span covering them when it is small (a syscall costs far more than the bytes it moves).
+ * Returns 0 when every present field was read.
+ */
 static int read_fields(struct py_proc *p, uint64_t base, const int32_t *off, int n, uint64_t *out,
                        bool fresh)
 {
@@ -313,9 +313,6 @@ static bool walk_threads(struct py_proc *p, struct py_snapshot *s, uint64_t inte
     return true;
 }
 
-/* Reads the fields of interpreter number n of the list into v (next, first thread state, id,
- * GIL pointer); the first is kept in ic while it is the only one. Returns 0, or -1 (the snapshot
- * is then incomplete). */
 /* The fields of an interpreter that a walk reads: the next one, the first thread, the id and (3.12+)
  * the GIL pointer. */
 static void interp_fields(const struct py_layout *L, int32_t off[4])
@@ -342,6 +339,9 @@ static int read_fields_how(struct py_proc *p, uint64_t base, const int32_t *off,
     return rc;
 }
 
+/* Reads the fields of interpreter number n of the list into v (next, first thread state, id,
+ * GIL pointer); the first is kept in ic while it is the only one. Returns 0, or -1 (the snapshot
+ * is then incomplete). */
 static int read_interp(struct py_proc *p, struct py_interp_cache *ic, uint64_t interp, int n,
                        enum read_how how, uint64_t v[4], uint64_t t_ns)
 {
