@@ -1,9 +1,10 @@
 /*
- * fake_world.h — the fake process that test_walk.c and test_stack.c walk: one interpreter (built
- * by fakepy.c for the layout of the cmocka group running, `cur`), threads of three frames whose
- * names, files and lines say which thread and level they are, the checks that a walk read them
- * back as built, and a memory source that logs every read (to pin what the caches spare). Test
- * code, included by those two programs only; every helper is static inline, as each uses a part.
+ * fake_world.h — the fake process that test_walk.c, test_stack.c and test_codecache.c walk: one
+ * interpreter (built by fakepy.c for the layout of the cmocka group running, `cur`), threads of
+ * three frames whose names, files and lines say which thread and level they are, the checks that
+ * a walk read them back as built, and a memory source that logs every read (to pin what the caches
+ * spare). Test code, included by those programs only; every helper is static inline, as each uses
+ * a part.
  */
 #ifndef PT_TESTS_FAKE_WORLD_H
 #define PT_TESTS_FAKE_WORLD_H
@@ -261,6 +262,17 @@ static inline uint64_t healthy_thread(struct world *w, struct stack *st)
 }
 
 /* A test of one world: allocated by world_setup, freed by world_teardown. */
+/* Two threads of three frames, walked once, with a spy installed after the warm-up walk. */
+static inline struct spy *warm_world(struct world *w, struct stack st[2])
+{
+    world_init(w, HEAP_SMALL);
+    for (int k = 0; k < 2; k++)
+        add_thread(w, k, &st[k]);
+    world_walk(w);
+    struct spy *spy = spy_install(w->p);
+    return spy;
+}
+
 #define WT(f) cmocka_unit_test_setup_teardown(f, world_setup, world_teardown)
 
 #endif

@@ -3,8 +3,8 @@
  * built by fakepy.c from each generated layout (fake_world.h): every test runs once per CPython
  * version in py_layouts_gen[], as its own cmocka group. Pins what a walk reads back, the thread
  * and interpreter lists, the GIL holder, names as decoded, how corrupt or torn target memory ends
- * a walk (quickly, flagged, never a crash), the code cache's read economy, and that steady-state
- * walks do not allocate. One thread's frame walk itself is test_stack.c's.
+ * a walk (quickly, flagged, never a crash), and that steady-state walks do not allocate. One
+ * thread's frame walk itself is test_stack.c's; the code cache's read economy, test_codecache.c's.
  */
 #include "fake_world.h"
 
@@ -589,169 +589,6 @@ static void unreadable_interpreter_list_fails_or_reports_exit(void **state)
     assert_int_equal(err.code, PT_ENOPROC);
 }
 
-/* ---- the code cache ------------------------------------------------------------------------- */
-
-static size_t code_size(void)
-{
-    size_t size = (size_t)cur->co_size;
-    if (cur->co_code_adaptive >= 0 && (size_t)cur->co_code_adaptive + FAKEPY_CODE_LEN > size)
-        size = (size_t)cur->co_code_adaptive + FAKEPY_CODE_LEN;
-    return size;
-}
-
-/* Two threads of three frames, walked once, with a spy installed after the warm-up walk. */
-static struct spy *warm_world(struct world *w, struct stack st[2])
-{
-    world_init(w, HEAP_SMALL);
-    for (int k = 0; k < 2; k++)
-        add_thread(w, k, &st[k]);
-    world_walk(w);
-    struct spy *spy = spy_install(w->p);
-    return spy;
-}
-
-static void code_objects_are_not_reread_within_an_epoch(void **state)
-{
-    struct world *w = *state;
-    struct stack st[2];
-    struct spy *spy = warm_world(w, st);
-    world_walk(w);
-    for (int k = 0; k < 2; k++) {
-        check_healthy(&w->s, &w->s.threads[k], k, &st[k]);
-        for (int j = 0; j < 3; j++) {
-            uint64_t c = st[k].codes[j];
-            assert_int_equal(spy_hits(spy, c, code_size()), 0);
-            assert_int_equal(spy_hits(spy, fakepy_get64(&w->fp, c + (uint64_t)cur->co_name), 8), 0);
-        }
-    }
-    /* What is left: the runtime, interpreter, thread states and frames, a few reads each —
-     * fewer than the warm-up walk, which also decoded six code objects (its reads are the fake
-     * source's own count, the spy having come after). */
-    assert_true(spy->base.reads > 0 && spy->base.reads <= 24);
-    assert_true(spy->base.reads < spy->inner->reads);
-}
-
-/* Frame f (running code) is now at another instruction: a new call in the same slot, or its
- * caller moved on — either way no longer the frame the walker's memo remembers. */
-static void move_frame(struct world *w, uint64_t f, uint64_t code, int lasti)
-{
-    if (cur->frame_model == PY_FRAMES_INTERP) {
-        fakepy_put64(&w->fp, f + (uint64_t)cur->if_instr,
-                     code + (uint64_t)cur->co_code_adaptive + (uint64_t)lasti);
-        return;
-    }
-    int stored = cur->major == 3 && cur->minor == 10 ? lasti / 2 : lasti;
-    fakepy_put32(&w->fp, f + (uint64_t)cur->fo_lasti, (uint32_t)stored);
-}
-
-/* A frame that stays where it was still runs its code object (a frame holds a reference to it),
- * so it is not re-validated; a frame that moved goes through the cache, re-validated once per
- * tick. */
-static void code_objects_are_revalidated_once_per_tick(void **state)
-{
-    struct world *w = *state;
-    struct stack st[2];
-    struct spy *spy = warm_world(w, st);
-    code_cache_tick(w->p->codes);
-    world_walk(w);
-    for (int k = 0; k < 2; k++) {
-        check_healthy(&w->s, &w->s.threads[k], k, &st[k]);
-        for (int j = 0; j < 3; j++)
-            assert_int_equal(spy_hits(spy, st[k].codes[j], code_size()), 0);
-    }
-    for (int k = 0; k < 2; k++)
-        for (int j = 0; j < 3; j++)
-            move_frame(w, st[k].frames[j], st[k].codes[j], frame_lasti[j] + 2);
-    spy = spy_install(w->p);
-    code_cache_tick(w->p->codes);
-    world_walk(w);
-    for (int k = 0; k < 2; k++) {
-        assert_false(w->s.threads[k].bad);
-        for (int j = 0; j < 3; j++) {
-            uint64_t c = st[k].codes[j];
-            /* One read of the object's head; names unchanged, so not decoded again. */
-            assert_int_equal(spy_hits(spy, c, code_size()), 1);
-            assert_int_equal(spy_hits(spy, fakepy_get64(&w->fp, c + (uint64_t)cur->co_name), 8), 0);
-            assert_int_equal(spy_hits(spy, fakepy_get64(&w->fp, c + (uint64_t)cur->co_linetable), 8),
-                             0);
-        }
-    }
-}
-
-/* A sampler's tick re-checks the code objects met in the epoch that ends all at once: one readv
- * of their heads, then no read of its own when a frame running one moves. One whose head changed
- * (another code object at that address) is left to the next lookup, which decodes it afresh. */
-static void code_objects_are_rechecked_in_one_read_at_a_tick(void **state)
-{
-    struct world *w = *state;
-    struct stack st[2];
-    struct spy *spy = warm_world(w, st);
-    uint32_t old_id = w->s.frames[0].code->id;
-    fakepy_put64(&w->fp, st[0].codes[0] + (uint64_t)cur->co_name, fakepy_str(&w->fp, "renamed"));
-    code_cache_recheck(w->p->codes, w->p->mem, &w->p->layout, &w->p->types);
-    assert_int_equal(spy->readvs, 1);
-    for (int k = 0; k < 2; k++)
-        for (int j = 0; j < 3; j++)
-            assert_int_equal(spy_hits(spy, st[k].codes[j], code_size()), 1);
-    for (int k = 0; k < 2; k++)
-        for (int j = 0; j < 3; j++)
-            move_frame(w, st[k].frames[j], st[k].codes[j], frame_lasti[j] + 2);
-    spy = spy_install(w->p);
-    world_walk(w);
-    for (int k = 0; k < 2; k++) {
-        assert_false(w->s.threads[k].bad);
-        for (int j = 0; j < 3; j++)
-            assert_int_equal(spy_hits(spy, st[k].codes[j], code_size()), k == 0 && j == 0);
-    }
-    const struct py_code *c = w->s.frames[0].code;
-    assert_non_null(c);
-    assert_string_equal(c->name, "renamed");
-    assert_int_not_equal(c->id, old_id);
-    char n[64];
-    name_of(n, sizeof n, 0, 1);
-    assert_string_equal(py_thread_frame(&w->s, &w->s.threads[0], 1)->code->name, n);
-}
-
-static void cache_trusts_entries_until_tick_then_sees_a_replaced_code_object(void **state)
-{
-    struct world *w = *state;
-    struct stack st[2];
-    warm_world(w, st);
-    uint32_t old_id = w->s.frames[0].code->id;
-    /* Another code object now lives at the same address: new name pointer. */
-    fakepy_put64(&w->fp, st[0].codes[0] + (uint64_t)cur->co_name, fakepy_str(&w->fp, "renamed"));
-    world_walk(w);
-    char n[64];
-    name_of(n, sizeof n, 0, 0);
-    assert_string_equal(w->s.frames[0].code->name, n);    /* not re-read within the epoch */
-
-    code_cache_tick(w->p->codes);
-    move_frame(w, st[0].frames[0], st[0].codes[0], frame_lasti[0] + 2);   /* a new call of it */
-    world_walk(w);
-    const struct py_code *c = w->s.frames[0].code;
-    assert_non_null(c);
-    assert_string_equal(c->name, "renamed");
-    assert_int_not_equal(c->id, old_id);               /* traces must not merge the two */
-    check_frame(&w->s, &w->s.threads[0], 1, 0, 1, &st[0]);
-}
-
-static void freed_code_object_is_noticed_after_tick(void **state)
-{
-    struct world *w = *state;
-    struct stack st[2];
-    warm_world(w, st);
-    fakepy_put64(&w->fp, st[1].codes[2] + (uint64_t)cur->ob_type, w->fp.str_type);
-    world_walk(w);
-    assert_false(w->s.threads[1].bad);                  /* cached: not looked at this epoch */
-    code_cache_tick(w->p->codes);
-    for (int j = 0; j < 3; j++)   /* thread 1 made new calls since */
-        move_frame(w, st[1].frames[j], st[1].codes[j], frame_lasti[j] + 2);
-    world_walk(w);
-    assert_true(w->s.threads[1].bad);
-    assert_null(py_thread_frame(&w->s, &w->s.threads[1], 2)->code);
-    assert_false(w->s.threads[0].bad);
-}
-
 /* ---- allocation ----------------------------------------------------------------------------- */
 
 static void steady_state_walk_does_not_reallocate(void **state)
@@ -807,11 +644,6 @@ int main(void)
         WT(wild_next_thread_pointer_is_counted_bad),
         WT(wild_interpreter_pointer_is_reported),
         WT(unreadable_interpreter_list_fails_or_reports_exit),
-        WT(code_objects_are_not_reread_within_an_epoch),
-        WT(code_objects_are_revalidated_once_per_tick),
-        WT(code_objects_are_rechecked_in_one_read_at_a_tick),
-        WT(cache_trusts_entries_until_tick_then_sees_a_replaced_code_object),
-        WT(freed_code_object_is_noticed_after_tick),
         WT(steady_state_walk_does_not_reallocate),
     };
     int failed = 0;
