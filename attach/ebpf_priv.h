@@ -5,6 +5,8 @@
 #ifndef PT_EBPF_PRIV_H
 #define PT_EBPF_PRIV_H
 
+#include <errno.h>
+
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <linux/types.h>
@@ -20,8 +22,12 @@
 #define EBPF_NAMES_NS 1000000000ULL      /* thread names re-read every second (renames) */
 #define EBPF_NAME_TRIES 10                /* ... and at the next refreshes, for a new thread
                                            * not in threading's table yet */
-#define EBPF_FUTILE_MAX 2                 /* ... unless that many such refreshes mapped nothing */
+#define EBPF_FUTILE_MAX 4                 /* ... then 20, 40, 80 ms while such refreshes map
+                                           * nothing; from the 4th, the regular 100 ms */
 #define EBPF_MAX_IDLE_SAMPLES 1000000     /* per off-CPU period */
+#define EBPF_DRAIN_MAX_NS 50000000ULL    /* one drain stops after this long (ebpf_poll) */
+#define EBPF_DRAIN_CHECK 64               /* records between looks at the clock in a drain */
+#define EBPF_DRAIN_CUT (-ECANCELED)       /* ebpf_on_record's return: the drain's time is up */
 
 struct ebpf_thread {
     pid_t host_tid;
@@ -72,6 +78,8 @@ struct ebpf_sampler {
     uint64_t late;               /* records older than their thread's last sample (dropped) */
     uint64_t gap_samples;        /* ticks the CPU clock lost while a thread ran, filled in */
     int handled;
+    uint32_t drained;            /* records this drain, for EBPF_DRAIN_CHECK */
+    uint64_t drain_until_ns;     /* this drain stops at this time (EBPF_DRAIN_MAX_NS; 0: none) */
 };
 
 /* Re-reads t's thread list and brings the threads map (and off-CPU seeds) up to date. */

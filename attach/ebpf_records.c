@@ -318,25 +318,23 @@ static void fill_gap(struct ebpf_sampler *e, struct ebpf_target *t, struct ebpf_
     }
 }
 
-int ebpf_on_record(void *ctx, void *data, size_t size)
+static void on_record(struct ebpf_sampler *e, const struct pys_record *r, size_t size)
 {
-    struct ebpf_sampler *e = ctx;
-    const struct pys_record *r = data;
     if (size < PYS_RECORD_HEADER_SIZE || !e->sink)
-        return 0;
+        return;
     uint32_t n = r->nframes;
     if (n > PYS_MAX_FRAMES || PYS_RECORD_HEADER_SIZE + n * sizeof(struct pys_frame) > size)
-        return 0;
+        return;
     struct ebpf_target *t = NULL;
     for (uint32_t i = 0; i < e->ntargets && !t; i++)
         if (e->targets[i]->pid == (pid_t)r->pid)
             t = e->targets[i];
     if (!t)
-        return 0;
+        return;
     struct ebpf_thread *th = thread_by_host(t, (pid_t)r->tid);
     if (!th) {
         t->last_refresh = 0;
-        return 0;
+        return;
     }
     if (r->kind == PYS_REC_SAMPLE && th->on_cpu && th->n_last &&
         r->t_ns > th->last_t + e->period_ns + e->period_ns / 2)
@@ -344,7 +342,7 @@ int ebpf_on_record(void *ctx, void *data, size_t size)
     if (r->kind == PYS_REC_OFFCPU && (r->flags & PYS_F_PREEMPTED)) {
         /* No frames: the last sampled stack stands for the wait. */
         if (!th->last || !e->tmp)
-            return 0;
+            return;
         r = last_as_record(e, th, r, PYS_F_PREEMPTED);
         n = th->n_last;
     } else if (r->kind == PYS_REC_SAMPLE && (th->last || (th->last = malloc(PYS_MAX_FRAMES *
@@ -356,12 +354,12 @@ int ebpf_on_record(void *ctx, void *data, size_t size)
         th->last_gil_holder = r->gil_holder;
     }
     if (to_snapshot(e, t, th, r, n) != 0)
-        return 0;
+        return;
     e->handled++;
     if (r->kind == PYS_REC_SAMPLE) {
         if (r->t_ns <= th->last_t) {
             e->late++;
-            return 0;
+            return;
         }
         e->sink->feed(e->sink->ctx, t->proc, t->p, &e->one, r->t_ns);
         th->last_t = r->t_ns;
@@ -370,6 +368,19 @@ int ebpf_on_record(void *ctx, void *data, size_t size)
         deliver_offcpu(e, t, th, r);
         th->on_cpu = false;
     }
+}
+
+int ebpf_on_record(void *ctx, void *data, size_t size)
+{
+    struct ebpf_sampler *e = ctx;
+    on_record(e, data, size);
+    /* A producer faster than this consumer would keep one drain going for ever, and with it the
+     * recording's deadline, Ctrl-C and the writer's flushes: the drain stops after
+     * EBPF_DRAIN_MAX_NS. libbpf has taken this record off the ring; the rest wait for the next
+     * drain. */
+    if (++e->drained % EBPF_DRAIN_CHECK == 0 && e->drain_until_ns &&
+        sampler_now_ns() >= e->drain_until_ns)
+        return EBPF_DRAIN_CUT;
     return 0;
 }
 
@@ -384,28 +395,41 @@ int ebpf_poll(struct ebpf_sampler *e, const struct session_sink *sink, int timeo
     uint64_t unresolved = e->unresolved, codes = 0;
     for (uint32_t i = 0; i < e->ntargets; i++)
         codes += code_cache_size(e->targets[i]->p->codes);
-    /* Records come without wake-ups (see send() in pysample.bpf.c): wait, then drain. */
+    /* Records come without wake-ups (see send() in pysample.bpf.c): wait, then drain, for
+     * EBPF_DRAIN_MAX_NS at most. */
+    e->drained = 0;
+    e->drain_until_ns = sampler_now_ns() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000ULL +
+                        EBPF_DRAIN_MAX_NS;
     int rc = ring_buffer__poll(e->rb, timeout_ms);
-    if (rc < 0 && rc != -EINTR)
+    if (rc < 0 && rc != -EINTR && rc != EBPF_DRAIN_CUT)
         return -1;
-    rc = ring_buffer__consume(e->rb);
-    if (rc < 0 && rc != -EINTR)
-        return -1;
+    if (rc != EBPF_DRAIN_CUT) {
+        e->drained = 0;
+        e->drain_until_ns = sampler_now_ns() + EBPF_DRAIN_MAX_NS;
+        rc = ring_buffer__consume(e->rb);
+        if (rc < 0 && rc != -EINTR && rc != EBPF_DRAIN_CUT)
+            return -1;
+    }
     uint64_t now = sampler_now_ns();
     for (uint32_t i = 0; i < e->ntargets; i++)
         codes -= code_cache_size(e->targets[i]->p->codes);   /* the cache only grows */
     if (codes || unresolved != e->unresolved || !e->new_code_ns)
         e->new_code_ns = now;   /* (and the first drain: start-up) */
     uint64_t misses = e->skel->bss->stats[PYS_S_MISSES];
-    /* Misses hurry the refresh, unless the last ones were for threads no refresh maps. */
-    bool missed = (misses != e->last_misses && e->futile < EBPF_FUTILE_MAX) || e->refresh_pending;
+    /* Misses hurry the refresh: EBPF_MISS_REFRESH_NS after the last, then twice as long after
+     * each hurried refresh that mapped nothing (a new thread whose thread state is not bound to
+     * it yet, on a loaded machine; or a native thread, which no refresh maps), up to the
+     * regular EBPF_REFRESH_NS. (Giving up after two such refreshes left a new Python thread
+     * unsampled for its first 100 ms when it was slow to start.) */
+    bool missed = misses != e->last_misses || e->refresh_pending;
     if (misses == e->last_misses)
         e->futile = 0;
     e->last_misses = misses;
     e->refresh_pending = false;
+    uint64_t hurry = EBPF_MISS_REFRESH_NS << (e->futile < EBPF_FUTILE_MAX ? e->futile : EBPF_FUTILE_MAX);
     for (uint32_t i = 0; i < e->ntargets; i++) {
         struct ebpf_target *t = e->targets[i];
-        uint64_t due = missed ? EBPF_MISS_REFRESH_NS : EBPF_REFRESH_NS;
+        uint64_t due = missed && hurry < EBPF_REFRESH_NS ? hurry : EBPF_REFRESH_NS;
         if (now - t->last_refresh >= due) {
             int mapped = ebpf_refresh(e, t, now);
             if (missed)
@@ -430,6 +454,7 @@ void ebpf_flush(struct ebpf_sampler *e, const struct session_sink *sink)
     if (!r)
         return;
     e->sink = sink;
+    e->drain_until_ns = 0;   /* no time limit: the seeds are few */
     int fd = bpf_map__fd(e->skel->maps.offcpu);
     uint64_t now = sampler_now_ns();
     __u32 key = 0, next;

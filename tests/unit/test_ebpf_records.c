@@ -33,7 +33,7 @@ static const struct py_layout *cur;
 
 /* ---- the sink: every sample's time, leaf and stack ------------------------------------------ */
 
-#define LOG_MAX 64
+#define LOG_MAX 256
 #define STACK_MAX 8
 
 struct logged {
@@ -292,12 +292,45 @@ static void unchanged_root_frames_keep_names_and_changed_ones_are_resolved(void 
     assert_int_equal(w->spy.log[3].lines[1], fakepy_line(10, 20));
 }
 
+/* A drain past its time stops at the next look at the clock (every EBPF_DRAIN_CHECK records),
+ * after handling the record it stopped on (libbpf has taken it off the ring); without a time limit (0) it never stops. */
+static void a_drain_past_its_time_stops_and_keeps_the_record_it_stopped_on(void **state)
+{
+    struct world *w = *state;
+    world_init(w);
+    uint64_t codes[2] = {w->spin_code, w->main_code};
+    int offs[2] = {10, 4};
+    memset(w->rec, 0, PYS_RECORD_HEADER_SIZE);
+    w->rec->kind = PYS_REC_SAMPLE;
+    w->rec->pid = PID;
+    w->rec->tid = PID;
+    w->rec->tstate = TSTATE;
+    set_frames(w, 2, codes, offs);
+    size_t size = PYS_RECORD_HEADER_SIZE + w->rec->nframes * sizeof(struct pys_frame);
+    w->e.drain_until_ns = 1;   /* long past */
+    int rc = 0;
+    uint32_t sent = 0;
+    while (rc == 0 && sent < 10 * EBPF_DRAIN_CHECK) {
+        w->rec->t_ns = (++sent) * MS;
+        rc = ebpf_on_record(&w->e, w->rec, size);
+    }
+    assert_int_equal(rc, EBPF_DRAIN_CUT);
+    assert_int_equal(sent, EBPF_DRAIN_CHECK);
+    assert_int_equal(w->spy.n, EBPF_DRAIN_CHECK);   /* libbpf took the last one off the ring */
+    w->e.drain_until_ns = 0;
+    for (uint32_t i = 0; i < 2 * EBPF_DRAIN_CHECK; i++) {
+        w->rec->t_ns = (++sent) * MS;
+        assert_int_equal(ebpf_on_record(&w->e, w->rec, size), 0);
+    }
+}
+
 #define WT(f) cmocka_unit_test_setup_teardown(f, world_setup, world_teardown)
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         WT(lost_ticks_are_filled_with_the_stack_before_them),
+        WT(a_drain_past_its_time_stops_and_keeps_the_record_it_stopped_on),
         WT(jitter_under_half_a_period_is_not_a_gap),
         WT(a_wait_is_filled_once_not_again_as_a_gap),
         WT(unchanged_root_frames_keep_names_and_changed_ones_are_resolved),
