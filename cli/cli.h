@@ -34,4 +34,9 @@ int cli_usage_error(const char *verb, const char *fmt, ...) __attribute__((forma
 /* Parses a positive pid; returns 0 or -1. */
 int cli_parse_pid(const char *s, int *pid);
 
+/* The output path a verb derives from its input trace `in`: in without ".pytrace", then suffix;
+ * "trace" then suffix, in the current directory, when in is "-" or not a regular file (a pipe,
+ * /dev/stdin: nothing to be written beside it). */
+void cli_default_out(const char *in, const char *suffix, char *out, size_t cap);
+
 #endif

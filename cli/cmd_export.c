@@ -41,7 +41,9 @@ static const char export_usage[] =
     "usage: pytrace export FILE -f FORMAT [-o OUT] [options]\n"
     "  FORMAT: perfetto (ui.perfetto.dev), chrome (chrome://tracing, Perfetto), speedscope,\n"
     "          pprof (go tool pprof, Pyroscope, Parca), collapsed (flamegraph.pl), ndjson, otlp\n"
-    "  -o OUT             output file ('-' for stdout; default FILE with the format's suffix)\n"
+    "  FILE '-' reads standard input (a pipe)\n"
+    "  -o OUT             output file ('-' for stdout; default FILE with the format's suffix,\n"
+    "                     or trace.SUFFIX here when FILE is '-' or a pipe)\n"
     "  --thread SPEC      only threads whose name matches glob SPEC or whose tid is SPEC\n"
     "  --from SEC         start SEC seconds into the trace\n"
     "  --to SEC           end SEC seconds into the trace\n"
@@ -59,16 +61,6 @@ static const struct format *find_format(const char *name)
         if (!strcmp(formats[i].name, name))
             return &formats[i];
     return NULL;
-}
-
-static void default_out(const char *in, const char *suffix, char *out, size_t cap)
-{
-    size_t n = strlen(in);
-    const char *ext = ".pytrace";
-    size_t e = strlen(ext);
-    if (n > e && !strcmp(in + n - e, ext))
-        n -= e;
-    snprintf(out, cap, "%.*s%s", (int)n, in, suffix);
 }
 
 int cmd_export(int argc, char **argv)
@@ -195,7 +187,7 @@ int cmd_export(int argc, char **argv)
             if (outpath)
                 snprintf(path, sizeof path, "%s", outpath);
             else
-                default_out(in, fmt->suffix, path, sizeof path);
+                cli_default_out(in, fmt->suffix, path, sizeof path);
             out = privfile_open(path);
             if (!out) {
                 export_view_free(&v);

@@ -23,7 +23,7 @@ static const char info_usage[] =
     "usage: pytrace info FILE [--json]\n"
     "  Summarize a .pytrace recording: target, timing, rate, threads, processes, errors, and the\n"
     "  hottest functions by self samples (innermost frame) and total samples (anywhere on the\n"
-    "  stack, once per sample).\n"
+    "  stack, once per sample). FILE '-' reads standard input (a pipe).\n"
     "  --json     one JSON object: {samples, duration_s, rate_hz, achieved_hz, threads: [{name,\n"
     "             tid, samples}], processes, errors, truncated, python_version, pid, top_self,\n"
     "             top_total, ...}\n";

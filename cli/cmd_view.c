@@ -30,9 +30,9 @@ static const char view_usage[] =
     "usage: pytrace view FILE [-o OUT.html] [--span-budget N]\n"
     "  Write one self-contained HTML page (no network needed) to explore a recording: a timeline\n"
     "  per thread, a flame graph, a call tree, search, and toggles to hide stdlib, site-packages\n"
-    "  and idle time. Open it in any browser.\n"
+    "  and idle time. Open it in any browser. FILE '-' reads standard input (a pipe).\n"
     "  -o OUT            output file ('-' for stdout; default: FILE with .pytrace replaced\n"
-    "                    by .html)\n"
+    "                    by .html, or trace.html here when FILE is '-' or a pipe)\n"
     "  --span-budget N   most timeline spans embedded; the longest are kept (default 200000)\n"
     "  --filter FILE     apply the frame rules of FILE: exclude, fold, include (repeatable;\n"
     "                    docs/filters.md)\n"
@@ -131,14 +131,6 @@ static int view_write_page(FILE *out, const char *bundle, size_t len, const char
         return -1;
     size_t tail = len - head - skip;
     return fwrite(at + skip, 1, tail, out) == tail ? 0 : -1;
-}
-
-static void view_default_out(const char *in, char *out, size_t cap)
-{
-    size_t n = strlen(in), e = strlen(".pytrace");
-    if (n > e && !strcmp(in + n - e, ".pytrace"))
-        n -= e;
-    snprintf(out, cap, "%.*s.html", (int)n, in);
 }
 
 static int view_report_bundle(const char *why, const char *path)
@@ -244,7 +236,7 @@ int cmd_view(int argc, char **argv)
         if (outpath)
             snprintf(path, sizeof path, "%s", outpath);
         else
-            view_default_out(in, path, sizeof path);
+            cli_default_out(in, ".html", path, sizeof path);
         out = privfile_open(path);
     }
     bool to_stdout = out == stdout;

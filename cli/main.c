@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli/cli.h"
 
@@ -57,6 +58,19 @@ int cli_parse_pid(const char *s, int *pid)
         return -1;
     *pid = (int)v;
     return 0;
+}
+
+void cli_default_out(const char *in, const char *suffix, char *out, size_t cap)
+{
+    struct stat st;
+    size_t n = strlen(in), e = strlen(".pytrace");
+    if (!strcmp(in, "-") || stat(in, &st) != 0 || !S_ISREG(st.st_mode)) {
+        snprintf(out, cap, "trace%s", suffix);
+        return;
+    }
+    if (n > e && !strcmp(in + n - e, ".pytrace"))
+        n -= e;
+    snprintf(out, cap, "%.*s%s", (int)n, in, suffix);
 }
 
 int main(int argc, char **argv)

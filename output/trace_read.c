@@ -358,33 +358,63 @@ static int apply_records(struct loader *L, const Pytrace__Chunk *c)
 
 /* ---- the file ------------------------------------------------------------------------------ */
 
+/* Reads a stream (a pipe, "-" for standard input) to its end. */
+static enum pt_status read_stream(int fd, const char *path, uint8_t **buf, size_t *size,
+                                  struct pt_err *err)
+{
+    size_t cap = 0;
+    for (;;) {
+        if (*size == cap) {
+            size_t ncap = cap ? cap * 2 : 1 << 16;
+            uint8_t *nb = realloc(*buf, ncap);
+            if (!nb)
+                return pt_fail(err, PT_EFAIL, "out of memory reading %s", path);
+            *buf = nb;
+            cap = ncap;
+        }
+        ssize_t k = read(fd, *buf + *size, cap - *size);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0)
+            return pt_fail(err, PT_EFAIL, "cannot read %s: %s", path, strerror(errno));
+        if (k == 0)
+            return PT_OK;
+        *size += (size_t)k;
+    }
+}
+
 static enum pt_status read_file(const char *path, uint8_t **buf, size_t *size, struct pt_err *err)
 {
     *buf = NULL;
     *size = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    bool std_in = strcmp(path, "-") == 0;
+    const char *name = std_in ? "standard input" : path;
+    int fd = std_in ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return pt_fail(err, PT_EFAIL, "cannot open %s: %s", path, strerror(errno));
     struct stat st;
     enum pt_status rc = PT_OK;
     if (fstat(fd, &st) != 0)
-        rc = pt_fail(err, PT_EFAIL, "cannot stat %s: %s", path, strerror(errno));
+        rc = pt_fail(err, PT_EFAIL, "cannot stat %s: %s", name, strerror(errno));
     else if (S_ISDIR(st.st_mode))
-        rc = pt_fail(err, PT_EFAIL, "cannot read %s: it is a directory", path);
+        rc = pt_fail(err, PT_EFAIL, "cannot read %s: it is a directory", name);
+    else if (!S_ISREG(st.st_mode))
+        rc = read_stream(fd, name, buf, size, err);   /* a pipe: its size is not known */
     else if (st.st_size > 0 && !(*buf = malloc((size_t)st.st_size)))
-        rc = pt_fail(err, PT_EFAIL, "out of memory reading %s", path);
+        rc = pt_fail(err, PT_EFAIL, "out of memory reading %s", name);
     /* Read what fstat promised and no more: a trace still being recorded keeps growing. */
-    while (rc == PT_OK && *size < (size_t)st.st_size) {
+    while (rc == PT_OK && S_ISREG(st.st_mode) && *size < (size_t)st.st_size) {
         ssize_t k = read(fd, *buf + *size, (size_t)st.st_size - *size);
         if (k < 0 && errno == EINTR)
             continue;
         if (k < 0)
-            rc = pt_fail(err, PT_EFAIL, "cannot read %s: %s", path, strerror(errno));
+            rc = pt_fail(err, PT_EFAIL, "cannot read %s: %s", name, strerror(errno));
         if (k <= 0)
             break;
         *size += (size_t)k;
     }
-    close(fd);
+    if (!std_in)
+        close(fd);
     if (rc != PT_OK) {
         free(*buf);
         *buf = NULL;

@@ -1,5 +1,6 @@
 """Bad input gets a one-line message that says what to do, and the documented exit code:
 2 usage, 3 no such process, 4 permission denied, 5 not a Python process."""
+import json
 import os
 import shutil
 import subprocess
@@ -151,6 +152,34 @@ def test_output_dash_is_standard_output_but_never_a_terminal(start_target, tmp_p
                            timeout=60)
         assert s.returncode == 2, s.stdout
         assert b"standard output is a terminal" in s.stdout, s.stdout
+
+
+def test_a_trace_is_read_from_a_pipe(start_target, tmp_path):
+    """info, export and view read a trace from standard input ('-', /dev/stdin: a pipe has no
+    size to read up to), write their default output here as trace.SUFFIX, and a truncated or
+    empty pipe gets the same answers as such a file."""
+    python = require("/root/.pyenv/versions/3.12.1/bin/python3")
+    target = start_target([python, "-c", CONTROL_NAMES])
+    trace = tmp_path / "t.pytrace"
+    assert run_pytrace("attach", target.pid, "-d", "0.3", "-o", trace, "-q").returncode == 0
+    data = trace.read_bytes()
+    work = tmp_path / "work"
+    work.mkdir()
+    for name in ("-", "/dev/stdin"):
+        r = run_pytrace("info", name, "--json", input=data)
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["samples"] > 0
+        r = run_pytrace("export", name, "-f", "collapsed", "-o", "-", input=data)
+        assert r.returncode == 0 and r.stdout.count(b"\n") > 0, r.stderr
+    assert run_pytrace("view", "-", input=data, cwd=work).returncode == 0
+    assert run_pytrace("export", "/dev/stdin", "-f", "speedscope", input=data,
+                       cwd=work).returncode == 0
+    assert sorted(os.listdir(work)) == ["trace.html", "trace.speedscope.json"]
+    r = run_pytrace("info", "-", input=data[:len(data) // 2])
+    assert r.returncode == 0 and b"truncated" in r.stderr, r.stderr
+    r = run_pytrace("info", "-", input=b"")
+    assert r.returncode == 7
+    assert "empty" in _one_line(r)
 
 
 # Seizes the pid given on argv with ptrace (no stop), says so, and holds it until stdin closes.
