@@ -1,8 +1,9 @@
 """The eBPF backend's cost (docs/performance.md, docs/ebpf.md): what one sample costs in the
 kernel and in pytrace, and how much `--ebpf` slows the target, next to the ptrace sampler.
 
-  cost       `PYTRACE_EBPF_STATS=1 pytrace attach --ebpf` to cpu_bound.py --depth D at 1 kHz for
-             S seconds on each pyenv 3.8/3.11/3.12/3.13. Kernel time: the kernel's own BPF
+  cost       `PYTRACE_EBPF_STATS=1 pytrace attach --ebpf` to cpu_bound.py --depth D (50; --depths)
+             at 1, 10, 50 and 100 kHz (--quick: 1 and 10; --rates) for S seconds each, on each
+             pyenv 3.8/3.10/3.11/3.12/3.13. Kernel time: the kernel's own BPF
              run-time statistics (BPF_ENABLE_STATS; run_time_ns and run_cnt of each program, as
              `bpftool prog show` reports them) — the CPU-clock program divided by the samples it
              sent is the walk's cost; all programs (the clock program's runs on other threads
@@ -20,6 +21,7 @@ kernel and in pytrace, and how much `--ebpf` slows the target, next to the ptrac
              and the kernel's, medians and the B/A ratio of pytrace's.
 
 Usage: /usr/bin/python3 bench/ebpf.py [--quick] [--only cost|slowdown] [--pairs N] [--json PATH]
+                                     [--rates R,R...] [--depths D,D...] [--versions V,V...]
        /usr/bin/python3 bench/ebpf.py --baseline OTHER/build/pytrace [--pairs N]
        (root: loads BPF programs)
 """
@@ -37,7 +39,7 @@ import time
 import perflib as pl
 from perflib import fmt, table
 
-VERSIONS = ["3.8", "3.11", "3.12", "3.13"]
+VERSIONS = ["3.8", "3.10", "3.11", "3.12", "3.13"]
 WRAPPER = ("import json, os, runpy, sys\n"
            "print(json.dumps({'pid': os.getpid()})); sys.stdout.flush()\n"
            "sys.stdin.readline()\n"
@@ -64,9 +66,9 @@ def ebpf_attach(pid, seconds, out, tmp, rate=1000, binary=None):
     return {"cpu_s": cpu, "stats": stats, "info": pl.info(out)}
 
 
-def cpu_bound_targets(rows, depth):
+def cpu_bound_targets(rows, depth, versions=None):
     """(version, cpu_bound.py target) for each of VERSIONS found; a skip row for the others."""
-    for v in VERSIONS:
+    for v in versions or VERSIONS:
         python = pl.python_for(v)
         if not python:
             rows.append([v, "skipped: not found at %s" % pl.python_pattern(v)])
@@ -74,53 +76,75 @@ def cpu_bound_targets(rows, depth):
         yield v, pl.start_cpu_bound(python, depth)
 
 
-def bench_cost(quick, tmp, depth=50):
+def cost_record(v, depth, rate, seconds, res, start):
+    """The per-sample figures of one recording (see the module's docstring)."""
+    st = res["stats"]
+    n = st.get("samples", 0) or 1
+    walk_per_sample = st.get("clock_run_ns", 0) / n
+    all_in = st.get("prog_run_ns", 0) / n
+    # pytrace's CPU while recording (getrusage around the loop: start-up excluded)
+    user_us = st.get("loop_cpu_ns", 0) / 1000.0 / n
+    user_us_written = st.get("loop_cpu_ns", 0) / 1000.0 / max(st.get("written", 0), 1)
+    # the same from 1 s after the start: without the first moments' one-off work (code objects
+    # decoded, line tables, first thread-list reads), which a 3 s run does not amortise
+    steady_n = st.get("steady_samples", 0)
+    steady_us = st.get("steady_cpu_ns", 0) / 1000.0 / steady_n if steady_n else None
+    return {"python": v, "depth": depth, "rate_hz": rate, "seconds": seconds, "stats": st,
+            "cpu_s": res["cpu_s"], "startup_cpu_s": start["cpu_s"],
+            "kernel_hz": st.get("samples", 0) / max(st.get("seconds", seconds), 1e-9),
+            "filled_share": st.get("gaps", 0) / max(st.get("written", 0), 1),
+            "kernel_ns_per_clock_run": st.get("clock_run_ns", 0) / max(st.get("clock_run_cnt", 0), 1),
+            "kernel_ns_per_sample_walk": walk_per_sample,
+            "kernel_ns_per_sample_all_in": all_in, "user_us_per_sample_net": user_us,
+            "user_us_per_written_sample": user_us_written,
+            "total_us_per_sample": user_us + all_in / 1000.0,
+            "user_us_per_sample_steady": steady_us,
+            "total_us_per_sample_steady": (steady_us + all_in / 1000.0
+                                           if steady_us is not None else None)}
+
+
+def bench_cost(quick, tmp, depths=None, rates=None, versions=None):
+    """--ebpf's cost per sample at each rate and depth, on each version: one target per version
+    and depth, recorded at each rate in turn."""
     seconds = 3 if quick else 10
-    headers = ["python", "samples", "kernel ns/sample (walk)", "kernel ns/sample (all in)",
-               "pytrace CPU us/sample", "total us/sample", "pytrace CPU us/sample after 1 s",
-               "total after 1 s", "samples written", "pytrace CPU us/written sample",
-               "off-CPU records", "faults"]
+    depths = depths or [50]
+    rates = rates or ([1000, 10000] if quick else [1000, 10000, 50000, 100000])
+    headers = ["python", "depth", "asked Hz", "kernel samples/s", "filled in", "drops",
+               "kernel ns/sample (walk)", "kernel ns/sample (all in)", "pytrace CPU us/sample",
+               "total us/sample", "pytrace CPU us/sample after 1 s", "total after 1 s",
+               "pytrace CPU us/written sample"]
     rows, out = [], []
-    for v, target in cpu_bound_targets(rows, depth):
-        try:
-            start = ebpf_attach(target.pid, 0.2, os.path.join(tmp, "s.pytrace"), tmp)
-            res = ebpf_attach(target.pid, seconds, os.path.join(tmp, "c.pytrace"), tmp)
-        finally:
-            pl.kill(target)
-        if "error" in res or "error" in start:
-            rows.append([v, "failed: %s" % res.get("error", start.get("error"))])
-            continue
-        st = res["stats"]
-        n = st.get("samples", 0) or 1
-        walk_ns = st.get("clock_run_ns", 0) / max(st.get("clock_run_cnt", 0), 1)
-        walk_per_sample = st.get("clock_run_ns", 0) / n
-        all_in = st.get("prog_run_ns", 0) / n
-        # pytrace's CPU while recording (getrusage around the loop: start-up excluded)
-        user_us = st.get("loop_cpu_ns", 0) / 1000.0 / n
-        user_us_written = st.get("loop_cpu_ns", 0) / 1000.0 / max(st.get("written", 0), 1)
-        # the same from 1 s after the start: without the first moments' one-off work (code
-        # objects decoded, line tables, first thread-list reads), which a 3 s run does not
-        # amortise
-        steady_n = st.get("steady_samples", 0)
-        steady_us = st.get("steady_cpu_ns", 0) / 1000.0 / steady_n if steady_n else None
-        rec = {"python": v, "depth": depth, "seconds": seconds, "stats": st,
-               "cpu_s": res["cpu_s"], "startup_cpu_s": start["cpu_s"],
-               "kernel_ns_per_clock_run": walk_ns, "kernel_ns_per_sample_walk": walk_per_sample,
-               "kernel_ns_per_sample_all_in": all_in, "user_us_per_sample_net": user_us,
-               "user_us_per_written_sample": user_us_written,
-               "total_us_per_sample": user_us + all_in / 1000.0,
-               "user_us_per_sample_steady": steady_us,
-               "total_us_per_sample_steady": (steady_us + all_in / 1000.0
-                                              if steady_us is not None else None)}
-        out.append(rec)
-        rows.append([v, "%d" % n, fmt(walk_per_sample, "%.0f"), fmt(all_in, "%.0f"),
-                     fmt(user_us, "%.2f"), fmt(rec["total_us_per_sample"], "%.2f"),
-                     fmt(steady_us, "%.2f"), fmt(rec["total_us_per_sample_steady"], "%.2f"),
-                     "%d" % st.get("written", 0), fmt(user_us_written, "%.2f"),
-                     "%d" % st.get("off_cpu", 0), "%d" % st.get("faults", 0)])
+    for depth in depths:
+        for v, target in cpu_bound_targets(rows, depth, versions):
+            try:
+                start = ebpf_attach(target.pid, 0.2, os.path.join(tmp, "s.pytrace"), tmp)
+                for rate in rates:
+                    res = ebpf_attach(target.pid, seconds, os.path.join(tmp, "c.pytrace"), tmp,
+                                      rate=rate)
+                    if "error" in res or "error" in start:
+                        rows.append([v, "%d" % depth, "%d" % rate,
+                                     "failed: %s" % res.get("error", start.get("error"))])
+                        continue
+                    rec = cost_record(v, depth, rate, seconds, res, start)
+                    out.append(rec)
+                    st = rec["stats"]
+                    rows.append([v, "%d" % depth, "%d" % rate, fmt(rec["kernel_hz"], "%.0f"),
+                                 "%.1f%%" % (100 * rec["filled_share"]),
+                                 "%d" % st.get("drops", 0),
+                                 fmt(rec["kernel_ns_per_sample_walk"], "%.0f"),
+                                 fmt(rec["kernel_ns_per_sample_all_in"], "%.0f"),
+                                 fmt(rec["user_us_per_sample_net"], "%.2f"),
+                                 fmt(rec["total_us_per_sample"], "%.2f"),
+                                 fmt(rec["user_us_per_sample_steady"], "%.2f"),
+                                 fmt(rec["total_us_per_sample_steady"], "%.2f"),
+                                 fmt(rec["user_us_per_written_sample"], "%.2f")])
+            finally:
+                pl.kill(target)
     table(headers, rows)
-    print("Target: cpu_bound.py --depth %d (about %d Python frames), 1 kHz, %d s; load %s." % (
-        depth, depth + 6, seconds, pl.loadavg()))
+    print("Target: cpu_bound.py at each depth (about depth + 6 Python frames), %d s per rate; "
+          "\"kernel samples/s\": what the CPU clock delivered; \"filled in\": written samples "
+          "that are ticks the kernel throttled, filled with the stack before them (docs/ebpf.md); "
+          "load %s." % (seconds, pl.loadavg()))
     print()
     return out
 
@@ -251,12 +275,21 @@ def bench_ab(baseline, pairs, tmp, depth=50, seconds=5):
     return out
 
 
+def ints(text):
+    return [int(x) for x in text.split(",")] if text else None
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--only", choices=("cost", "slowdown"), help="run one of the two sections")
     ap.add_argument("--pairs", type=int, help="slowdown pairs per mode (default 15, quick 5)")
     ap.add_argument("--baseline", help="another build's pytrace: compare the cost side by side")
+    ap.add_argument("--rates", help="cost: comma-separated rates (default 1000,10000,50000,100000; "
+                                    "quick 1000,10000)")
+    ap.add_argument("--depths", help="cost: comma-separated depths (default 50)")
+    ap.add_argument("--versions", help="comma-separated Python versions (default %s)" %
+                                       ",".join(VERSIONS))
     ap.add_argument("--json", default=os.path.join(os.path.dirname(__file__), "results",
                                                    "ebpf.json"))
     args = ap.parse_args()
@@ -279,7 +312,8 @@ def main():
             cost = slow = None
             if args.only != "slowdown":
                 print("## eBPF: cost per sample\n")
-                cost = bench_cost(args.quick, tmp)
+                cost = bench_cost(args.quick, tmp, ints(args.depths), ints(args.rates),
+                                  args.versions.split(",") if args.versions else None)
             if args.only != "cost":
                 print("## eBPF: target slowdown at 1 kHz\n")
                 slow = bench_slowdown(args.quick, tmp, pairs=args.pairs)
