@@ -14,13 +14,6 @@
 
 #include "output/trace_writer.h"
 
-#define TRACE_FLUSH_NS 1000000000ULL      /* at most this much recording is lost on a crash */
-/* A flush packs and writes the chunk in the sampling thread: ≈ 5 ns a byte on this 2-core VM. At
- * 128 KiB that is ≈ 0.7 ms, which the sampler's 1 ms catch-up (attach/sampler.h) absorbs at
- * 100 kHz; 1 MiB chunks stalled it ≈ 5 ms each, five times a second, and cost 2–3% of the
- * samples asked. Small chunks also keep a reader's unit of loss small. */
-#define TRACE_FLUSH_BYTES (128u << 10)
-
 /* ---- the file ------------------------------------------------------------------------------ */
 
 static enum pt_status write_all(struct trace_writer *w, const void *buf, size_t len,
