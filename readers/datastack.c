@@ -10,8 +10,6 @@
 #include <stdlib.h>
 
 #define DATA_STACK_COPY_MAX (1u << 20)   /* bytes of a thread's data stack copied in one read */
-#define COPY_KEEP_NS 2000000ULL           /* how long a copy stays longer than the stack needs, */
-#define COPY_KEEP_ROUNDS 8                /* and for at least this many walks */
 
 static int ensure_stackbuf(struct py_proc *p, size_t len)
 {

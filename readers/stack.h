@@ -92,6 +92,9 @@ static inline bool from_window(const struct window *w, uint64_t addr, void *buf,
     return at != NULL;
 }
 
+#define COPY_KEEP_NS 2000000ULL   /* how long a data-stack copy stays longer than the stack needs, */
+#define COPY_KEEP_ROUNDS 8        /* and for at least this many walks (stack_remember_data) */
+
 /* 3.11+ data stack (datastack.c): copies the thread's current chunk up to its top into p->stackbuf
  * (the slow path: after the frame pointer, in time order), and remembers where the chunk (and the
  * older one below it) are, for the next sample's guarded read. */

@@ -6,6 +6,7 @@
  * the target calls and returns while it is read, and the 3.11+ data-stack copies.
  */
 #include "fake_world.h"
+#include "readers/stack.h"
 
 #define HEAP_DEEP (4u << 20)
 
@@ -446,6 +447,59 @@ static void call_made_while_the_data_stack_is_copied_is_in_the_sample(void **sta
     assert_int_equal(py_thread_frame(&w->s, t, 3)->addr, a);
 }
 
+/* Sets the thread's innermost frame (where the version keeps it). */
+static void set_top(struct world *w, uint64_t ts, uint64_t top)
+{
+    struct race r = {w, ts, top};
+    race_set_top(&r);
+}
+
+/*
+ * 3.11+: after a deep sample, the guarded copy keeps its length while the stack is shallow, for
+ * COPY_KEEP_NS and for COPY_KEEP_ROUNDS walks at least, then follows the stack. At 100 Hz 2 ms is
+ * less than a round: the walk count alone keeps it (one shallow sample shortened it, and the next
+ * deep one took the slow path, 5% of rounds on cpu_bound.py). Time is made to pass by moving the
+ * copy's timestamp back before each walk.
+ */
+static void copy_stays_long_for_some_walks_after_the_stack_got_shallower(void **state)
+{
+    struct world *w = *state;
+    const struct py_layout *L = cur;
+    uint64_t code = data_stack_world(w);
+    const uint64_t chunk_size = 16384;
+    uint64_t chunk = fakepy_alloc(&w->fp, 24);   /* _PyStackChunk: previous, size, top */
+    fakepy_put64(&w->fp, chunk + 8, chunk_size);
+    uint64_t f[100];
+    for (int i = 0; i < 100; i++)
+        f[i] = fakepy_frame(&w->fp, code, i ? f[i - 1] : 0, 2 * i);
+    uint64_t end = fakepy_alloc(&w->fp, 8);
+    assert_true(end - chunk < chunk_size);
+    (void)fakepy_alloc(&w->fp, chunk_size);
+    uint64_t ts = fakepy_thread(&w->fp, w->interp, f[99], thread_id_of(0), 1);
+    fakepy_put64(&w->fp, ts + (uint64_t)L->ts_datastack_chunk, chunk);
+    fakepy_put64(&w->fp, ts + (uint64_t)L->ts_datastack_top, end);
+    world_walk(w);   /* the slow way, remembering the chunk */
+    world_walk(w);
+    assert_int_equal(w->s.threads[0].nframes, 100);
+    struct py_prev_stack *ps = stack_prev(w->p, ts, false);
+    assert_non_null(ps);
+    uint32_t deep = ps->copylen;
+
+    set_top(w, ts, f[1]);                       /* returned to the second frame */
+    fakepy_put64(&w->fp, ts + (uint64_t)L->ts_datastack_top, f[2]);
+    for (int k = 0; k <= COPY_KEEP_ROUNDS; k++) {
+        ps->copy_long_ns = 0;                   /* long ago: only the walk count keeps it */
+        world_walk(w);
+        assert_false(w->s.threads[0].bad);
+        assert_int_equal(w->s.threads[0].nframes, 2);
+        ps = stack_prev(w->p, ts, false);
+        if (k < COPY_KEEP_ROUNDS)
+            assert_int_equal(ps->copylen, deep);
+        else
+            assert_true(ps->copylen + 4096 <= deep);   /* then it follows the stack down */
+    }
+}
+
 /* 3.11+: frames A <- B in an older 4 KiB data-stack chunk, then C <- D in a 16 KiB chunk above it
  * (its previous link set). The older chunk's header `top` is left unset: callers set it when the
  * thread is in the newer chunk. */
@@ -566,6 +620,7 @@ int main(void)
         WT(top_on_another_branch_after_the_walk_is_read_again),
         WT(call_made_while_the_data_stack_is_copied_is_in_the_sample),
         WT(stack_spanning_two_chunks_is_one_copy),
+        WT(copy_stays_long_for_some_walks_after_the_stack_got_shallower),
         WT(stack_that_moved_to_a_new_chunk_is_found_again),
     };
     int failed = 0;
