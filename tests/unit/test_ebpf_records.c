@@ -184,7 +184,8 @@ static void send_record(struct world *w)
     assert_int_equal(ebpf_on_record(&w->e, w->rec, size), 0);
 }
 
-static void sample(struct world *w, uint64_t t_ns, uint64_t leaf, int leaf_off, int main_off)
+/* An on-CPU sample of leaf at leaf_off called from main at main_off, in w->rec; returns its size. */
+static size_t make_sample(struct world *w, uint64_t t_ns, uint64_t leaf, int leaf_off, int main_off)
 {
     uint64_t codes[2] = {leaf, w->main_code};
     int offs[2] = {leaf_off, main_off};
@@ -195,6 +196,12 @@ static void sample(struct world *w, uint64_t t_ns, uint64_t leaf, int leaf_off, 
     w->rec->t_ns = t_ns;
     w->rec->tstate = TSTATE;
     set_frames(w, 2, codes, offs);
+    return PYS_RECORD_HEADER_SIZE + w->rec->nframes * sizeof(struct pys_frame);
+}
+
+static void sample(struct world *w, uint64_t t_ns, uint64_t leaf, int leaf_off, int main_off)
+{
+    make_sample(w, t_ns, leaf, leaf_off, main_off);
     send_record(w);
 }
 
@@ -293,20 +300,13 @@ static void unchanged_root_frames_keep_names_and_changed_ones_are_resolved(void 
 }
 
 /* A drain past its time stops at the next look at the clock (every EBPF_DRAIN_CHECK records),
- * after handling the record it stopped on (libbpf has taken it off the ring); without a time limit (0) it never stops. */
+ * after handling the record it stopped on (libbpf has taken it off the ring); without a time
+ * limit (0) it never stops. */
 static void a_drain_past_its_time_stops_and_keeps_the_record_it_stopped_on(void **state)
 {
     struct world *w = *state;
     world_init(w);
-    uint64_t codes[2] = {w->spin_code, w->main_code};
-    int offs[2] = {10, 4};
-    memset(w->rec, 0, PYS_RECORD_HEADER_SIZE);
-    w->rec->kind = PYS_REC_SAMPLE;
-    w->rec->pid = PID;
-    w->rec->tid = PID;
-    w->rec->tstate = TSTATE;
-    set_frames(w, 2, codes, offs);
-    size_t size = PYS_RECORD_HEADER_SIZE + w->rec->nframes * sizeof(struct pys_frame);
+    size_t size = make_sample(w, 0, w->spin_code, 10, 4);
     w->e.drain_until_ns = 1;   /* long past */
     int rc = 0;
     uint32_t sent = 0;
