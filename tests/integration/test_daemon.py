@@ -238,7 +238,8 @@ def test_sigterm_finishes_every_open_file_and_exits_0_within_2s(daemon):
     assert rc == 0 and took < 2, (rc, took, d.log())
     assert re.search(r"^info \S+ stopped after", d.log(), re.M)
     files = d.files()
-    assert sorted(int(parse_name(f)["pid"]) for f in files) == sorted(t.pid for t in targets)
+    assert sorted(int(parse_name(f)["pid"]) for f in files) == sorted(t.pid for t in targets), \
+        d.log()
     for f in files:
         i = info(f)
         assert not i["truncated"] and "missed" in i and i["walks"] is not None, i
