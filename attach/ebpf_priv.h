@@ -22,8 +22,7 @@
 #define EBPF_NAMES_NS 1000000000ULL      /* thread names re-read every second (renames) */
 #define EBPF_NAME_TRIES 10                /* ... and at the next refreshes, for a new thread
                                            * not in threading's table yet */
-#define EBPF_FUTILE_MAX 4                 /* ... then 20, 40, 80 ms while such refreshes map
-                                           * nothing; from the 4th, the regular 100 ms */
+#define EBPF_FUTILE_MAX 2                 /* ... unless that many such refreshes mapped nothing */
 #define EBPF_MAX_IDLE_SAMPLES 1000000     /* per off-CPU period */
 #define EBPF_DRAIN_MAX_NS 50000000ULL    /* one drain stops after this long (ebpf_poll) */
 #define EBPF_DRAIN_CHECK 64               /* records between looks at the clock in a drain */

@@ -384,24 +384,12 @@ int ebpf_on_record(void *ctx, void *data, size_t size)
     return 0;
 }
 
-/* How soon after misses the thread lists are read again: EBPF_MISS_REFRESH_NS, then twice as
- * long after each hurried refresh that mapped nothing (a new thread whose thread state is not
- * bound to it yet, on a loaded machine; or a native thread, which no refresh maps); from
- * EBPF_FUTILE_MAX such refreshes on, not sooner than the regular EBPF_REFRESH_NS. (Giving up
- * after two left a new Python thread unsampled for its first 100 ms when it was slow to start.) */
-static uint64_t hurry_ns(const struct ebpf_sampler *e)
-{
-    uint64_t ns = EBPF_MISS_REFRESH_NS << (e->futile < EBPF_FUTILE_MAX ? e->futile : EBPF_FUTILE_MAX);
-    return ns < EBPF_REFRESH_NS ? ns : EBPF_REFRESH_NS;
-}
-
 int ebpf_poll(struct ebpf_sampler *e, const struct session_sink *sink, int timeout_ms)
 {
     e->sink = sink;
     e->handled = 0;
-    /* A miss whose refresh had to wait: come back for it in time. */
-    uint64_t hurry = hurry_ns(e);
-    int soon = (int)(hurry / 1000000);
+    /* A miss whose refresh had to wait for EBPF_MISS_REFRESH_NS: come back for it in time. */
+    int soon = (int)(EBPF_MISS_REFRESH_NS / 1000000);
     if (e->refresh_pending && timeout_ms > soon)
         timeout_ms = soon;
     uint64_t unresolved = e->unresolved, codes = 0;
@@ -428,16 +416,15 @@ int ebpf_poll(struct ebpf_sampler *e, const struct session_sink *sink, int timeo
     if (codes || unresolved != e->unresolved || !e->new_code_ns)
         e->new_code_ns = now;   /* (and the first drain: start-up) */
     uint64_t misses = e->skel->bss->stats[PYS_S_MISSES];
-    /* Misses hurry the refresh (hurry_ns), until refreshes that map nothing have slowed it to
-     * the regular pace: then a thread no refresh maps no longer wakes pytrace early. */
-    bool missed = (misses != e->last_misses && hurry < EBPF_REFRESH_NS) || e->refresh_pending;
+    /* Misses hurry the refresh, unless the last ones were for threads no refresh maps. */
+    bool missed = (misses != e->last_misses && e->futile < EBPF_FUTILE_MAX) || e->refresh_pending;
     if (misses == e->last_misses)
         e->futile = 0;
     e->last_misses = misses;
     e->refresh_pending = false;
     for (uint32_t i = 0; i < e->ntargets; i++) {
         struct ebpf_target *t = e->targets[i];
-        uint64_t due = missed ? hurry : EBPF_REFRESH_NS;
+        uint64_t due = missed ? EBPF_MISS_REFRESH_NS : EBPF_REFRESH_NS;
         if (now - t->last_refresh >= due) {
             int mapped = ebpf_refresh(e, t, now);
             if (missed)
