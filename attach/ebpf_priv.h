@@ -20,8 +20,9 @@
 #define EBPF_FRESH_CODE_NS 1000000000ULL /* new code objects met this recently: ... */
 #define EBPF_FRESH_POLL_MS 100            /* ... drain this often (ebpf_poll_ms) */
 #define EBPF_NAMES_NS 1000000000ULL      /* thread names re-read every second (renames) */
-#define EBPF_NAME_TRIES 10                /* ... and at the next refreshes, for a new thread
-                                           * not in threading's table yet */
+#define EBPF_NAME_TRIES 20                /* ... and at the next refreshes, EBPF_MISS_REFRESH_NS
+                                           * apart, for a new thread not in threading's table yet
+                                           * (it has no name, or only its OS name) */
 #define EBPF_FUTILE_MAX 2                 /* ... unless that many such refreshes mapped nothing */
 #define EBPF_MAX_IDLE_SAMPLES 1000000     /* per off-CPU period */
 #define EBPF_DRAIN_MAX_NS 50000000ULL    /* one drain stops after this long (ebpf_poll) */
@@ -63,6 +64,7 @@ struct ebpf_sampler {
     uint32_t ntargets, cap_targets;
     struct py_snapshot one;
     bool refresh_pending;            /* a miss waits for its refresh (EBPF_MISS_REFRESH_NS) */
+    bool naming;                     /* a target has a thread still without its name (name_tries) */
     uint32_t futile;                 /* miss-driven refreshes in a row that mapped no thread: the
                                       * missing threads have no thread state (native threads) */
     const struct py_proc *one_p;     /* whose thread's frames `one` holds (NULL: none) */

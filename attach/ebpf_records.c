@@ -100,7 +100,7 @@ int ebpf_refresh(struct ebpf_sampler *e, struct ebpf_target *t, uint64_t now)
         py_thread_names(t->p, &t->walk);
         bool unnamed = false;
         for (uint32_t i = 0; i < t->walk.nthreads; i++)
-            unnamed |= !t->walk.threads[i].name[0];
+            unnamed |= !t->walk.threads[i].name[0] || t->walk.threads[i].name_os;
         if (!unnamed)
             t->name_tries = 0;
         else if (count_changed)
@@ -388,9 +388,10 @@ int ebpf_poll(struct ebpf_sampler *e, const struct session_sink *sink, int timeo
 {
     e->sink = sink;
     e->handled = 0;
-    /* A miss whose refresh had to wait for EBPF_MISS_REFRESH_NS: come back for it in time. */
+    /* A miss whose refresh had to wait for EBPF_MISS_REFRESH_NS, or a thread still without
+     * its name: come back for it in time. */
     int soon = (int)(EBPF_MISS_REFRESH_NS / 1000000);
-    if (e->refresh_pending && timeout_ms > soon)
+    if ((e->refresh_pending || e->naming) && timeout_ms > soon)
         timeout_ms = soon;
     uint64_t unresolved = e->unresolved, codes = 0;
     for (uint32_t i = 0; i < e->ntargets; i++)
@@ -422,9 +423,13 @@ int ebpf_poll(struct ebpf_sampler *e, const struct session_sink *sink, int timeo
         e->futile = 0;
     e->last_misses = misses;
     e->refresh_pending = false;
+    e->naming = false;
     for (uint32_t i = 0; i < e->ntargets; i++) {
         struct ebpf_target *t = e->targets[i];
-        uint64_t due = missed ? EBPF_MISS_REFRESH_NS : EBPF_REFRESH_NS;
+        /* A new thread is often mapped before threading has entered it in _active: its name is
+         * tried again every EBPF_MISS_REFRESH_NS, as it may not live until the next regular
+         * refresh (drains are up to 500 ms apart). */
+        uint64_t due = missed || t->name_tries ? EBPF_MISS_REFRESH_NS : EBPF_REFRESH_NS;
         if (now - t->last_refresh >= due) {
             int mapped = ebpf_refresh(e, t, now);
             if (missed)
@@ -432,6 +437,7 @@ int ebpf_poll(struct ebpf_sampler *e, const struct session_sink *sink, int timeo
         } else if (missed) {
             e->refresh_pending = true;
         }
+        e->naming |= t->name_tries != 0;
     }
     return e->handled;
 }

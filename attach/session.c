@@ -24,6 +24,8 @@
 #define MAX_CHILDREN 1024
 #define STATUS_NS 250000000ULL
 #define NAMES_NS 1000000000ULL       /* re-read thread names at least every second */
+#define NAME_RETRY_NS 10000000ULL    /* ... and this often, NAME_TRIES times, after new threads */
+#define NAME_TRIES 20                /* while one has only its OS name (not in threading yet) */
 #define CODES_NS 100000000ULL        /* re-validate cached code objects every 100 ms (code.h) */
 #define REOPEN_AFTER_FAILS 50        /* consecutive failed walks before re-opening (exec?) */
 #define MAX_TARGETS 256
@@ -48,6 +50,7 @@ struct target {
     uint64_t exec_ns;                /* when it was seen to change (or the target was found) */
     uint32_t last_nthreads;
     uint64_t last_names_ns;
+    uint32_t name_tries;             /* walks left to read names again soon (NAME_RETRY_NS) */
     uint64_t last_codes_ns;
 };
 
@@ -262,9 +265,18 @@ static void sample_target(struct session *S, struct target *t, uint64_t tick)
         states_apply(t, nprev, prev_tids);
     bool native = rc == PT_OK && t->native && t->ptraced &&
                   native_sample(t->native, &t->ptg, &t->py->tids, &t->nsnap, &err) == PT_OK;
-    if (rc == PT_OK && (t->snap.nthreads != t->last_nthreads || tick - t->last_names_ns >= NAMES_NS)) {
-        /* New threads (or time to refresh): resolve names while the target is still paused. */
+    bool count_changed = t->snap.nthreads != t->last_nthreads;
+    if (rc == PT_OK && (count_changed || tick - t->last_names_ns >= NAMES_NS ||
+                        (t->name_tries && tick - t->last_names_ns >= NAME_RETRY_NS))) {
+        /* New threads (or time to refresh): resolve names while the target is still paused. A
+         * thread that threading starts is in the list before threading enters it in _active,
+         * and meanwhile has only its OS name: read again soon, or a short-lived thread keeps
+         * that name for good. */
         py_thread_names(t->py, &t->snap);
+        bool os_named = false;
+        for (uint32_t i = 0; i < t->snap.nthreads; i++)
+            os_named |= t->snap.threads[i].name_os;
+        t->name_tries = !os_named ? 0 : count_changed ? NAME_TRIES : t->name_tries ? t->name_tries - 1 : 0;
         t->last_nthreads = t->snap.nthreads;
         t->last_names_ns = tick;
     }

@@ -69,8 +69,10 @@ static uint64_t active_threads(struct py_proc *p, uint64_t interp)
 
 void py_thread_names(struct py_proc *p, struct py_snapshot *s)
 {
-    for (uint32_t i = 0; i < s->nthreads; i++)
+    for (uint32_t i = 0; i < s->nthreads; i++) {
         s->threads[i].name[0] = '\0';
+        s->threads[i].name_os = false;
+    }
     /* Each interpreter has its own sys.modules and threading module. */
     for (uint32_t i = 0; i < s->nthreads; i++) {
         uint64_t interp = s->threads[i].interp;
@@ -92,9 +94,12 @@ void py_thread_names(struct py_proc *p, struct py_snapshot *s)
         pid_t host = t->name[0] || p->pid <= 0 ? -1 : tidmap_host(&p->tids, (pid_t)t->native_id);
         if (host <= 0)
             continue;
-        if (host != p->pid)
+        if (host != p->pid) {
+            /* (also a thread that threading starts, before it enters it in _active: callers
+             * read its name again soon) */
             proc_comm(p->pid, host, t->name, sizeof t->name);
-        else
+            t->name_os = true;
+        } else
             snprintf(t->name, sizeof t->name, "MainThread");
     }
 }

@@ -50,6 +50,7 @@ struct py_thread {
     uint32_t first;              /* index of the innermost frame in snapshot->frames */
     uint32_t nframes;
     char name[64];               /* Python thread name when known (PY_WALK_NAMES) */
+    bool name_os;                /* name is the OS thread name: threading has not (yet) named it */
 };
 
 struct py_snapshot {
