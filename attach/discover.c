@@ -5,6 +5,8 @@
  */
 #include "attach/discover.h"
 
+#include "attach/sampler.h"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <regex.h>
@@ -16,6 +18,13 @@
 #include <unistd.h>
 
 #define DISC_DEFAULT_INTERVAL_NS 400000000ULL
+/* Between full scans /proc/loadavg's last pid is peeked at this often; when it moved, a quick
+ * scan (only the new pids) runs at once, unless the last scan's cost says to wait: a scan is
+ * never more than 1/DISC_COST_SHARE of the time. A gunicorn worker is then traced within
+ * ~20 ms of its fork instead of up to a whole interval later, when a short-lived worker may have
+ * served its requests already. */
+#define DISC_PEEK_NS 20000000ULL
+#define DISC_COST_SHARE 50
 #define DISC_YOUNG_S 3.0          /* a process this young may not have its interpreter yet */
 #define DISC_TRIES 6              /* scans a young non-Python process is retried */
 #define DISC_LAP_PIDS 16384       /* fewer new pids than this since the last scan: no wrap */
@@ -38,10 +47,9 @@ struct disc {
     size_t n, cap, n_next, cap_next;
     struct py_proc **out;         /* found, not yet handed over */
     size_t n_out, cap_out, out_pos;
-    uint64_t last_scan_ns;
+    struct disc_clock clock;
     struct disc_stats stats;
     double clk_tck;
-    long last_pid;                /* /proc/loadavg's last pid at the last scan (-1: unknown) */
 };
 
 enum pt_status disc_new(struct disc **out, const struct disc_opts *o, struct pt_err *err)
@@ -65,7 +73,8 @@ enum pt_status disc_new(struct disc **out, const struct disc_opts *o, struct pt_
     }
     long tck = sysconf(_SC_CLK_TCK);
     d->clk_tck = tck > 0 ? (double)tck : 100.0;
-    d->last_pid = -1;
+    d->clock.last_pid = -1;
+    d->clock.interval_ns = d->o.interval_ns;
     *out = d;
     return PT_OK;
 }
@@ -280,9 +289,11 @@ static long disc_last_pid(void)
  * One process of a scan: carry its entry over (or start one) and act on what changed. `same`:
  * no pid was handed out twice since the last scan (the kernel's pid counter did not wrap), so a
  * pid already in the table is the same process and its start time need not be read again — a
- * /proc/PID/stat read per process per scan was most of a scan's cost.
+ * /proc/PID/stat read per process per scan was most of a scan's cost. A quick scan (!full) acts
+ * on new processes only: whether a known one exec'd, or a young one became Python, waits for the
+ * next full scan.
  */
-static void disc_visit(struct disc *d, pid_t pid, size_t *old, bool same)
+static void disc_visit(struct disc *d, pid_t pid, size_t *old, bool same, bool full)
 {
     if (pid == getpid())
         return;
@@ -295,7 +306,7 @@ static void disc_visit(struct disc *d, pid_t pid, size_t *old, bool same)
     struct disc_entry e = { .pid = pid, .start = start, .state = DISC_NEW };
     if (known && d->tab[*old].start == start)
         e = d->tab[*old];
-    if (e.state != DISC_TRACKED) {
+    if (e.state != DISC_TRACKED && (full || e.state == DISC_NEW)) {
         char exe[256] = "";
         proc_exe(pid, exe, sizeof exe);
         if (e.state == DISC_REJECTED && strcmp(exe, e.exe) != 0) {
@@ -313,19 +324,18 @@ static void disc_visit(struct disc *d, pid_t pid, size_t *old, bool same)
     disc_push_next(d, &e);
 }
 
-static void disc_scan(struct disc *d)
+static void disc_scan(struct disc *d, bool full, long last)
 {
     size_t n, old = 0;
-    long last = disc_last_pid();
     /* The counter only grows until it wraps to the bottom; a whole lap between two scans would
      * take hundreds of thousands of forks (pid_max is at least 32768). */
-    bool same = last >= 0 && d->last_pid >= 0 && last >= d->last_pid &&
-                last - d->last_pid < DISC_LAP_PIDS;
+    bool same = last >= 0 && d->clock.last_pid >= 0 && last >= d->clock.last_pid &&
+                last - d->clock.last_pid < DISC_LAP_PIDS;
     pid_t *pids = disc_list(&n);
     d->n_next = 0;
     for (size_t i = 0; pids && i < n; i++)
-        disc_visit(d, pids[i], &old, same);
-    d->last_pid = last;
+        disc_visit(d, pids[i], &old, same, full);
+    d->clock.last_pid = last;
     free(pids);
     struct disc_entry *t = d->tab;
     size_t cap = d->cap;
@@ -336,16 +346,50 @@ static void disc_scan(struct disc *d)
     d->cap_next = cap;
     d->n_next = 0;
     d->stats.scans++;
+    d->stats.quick_scans += !full;
+}
+
+enum disc_plan disc_plan(const struct disc_clock *c, uint64_t now_ns)
+{
+    if (!c->scanned || now_ns - c->last_full_ns >= c->interval_ns)
+        return DISC_FULL;
+    uint64_t gap = c->scan_cost_ns * DISC_COST_SHARE;
+    if (gap < DISC_PEEK_NS)
+        gap = DISC_PEEK_NS;
+    if (now_ns - c->last_peek_ns < DISC_PEEK_NS || now_ns - c->last_scan_ns < gap)
+        return DISC_WAIT;
+    return DISC_PEEK;
+}
+
+/* Runs the scan that is due, if any. The last pid is read before /proc is listed, so a process
+ * forked during the listing moves it again and is caught by the next peek. */
+static void disc_maybe_scan(struct disc *d, uint64_t now_ns)
+{
+    enum disc_plan plan = disc_plan(&d->clock, now_ns);
+    if (plan == DISC_WAIT)
+        return;
+    long last = disc_last_pid();
+    if (plan == DISC_PEEK) {
+        d->clock.last_peek_ns = now_ns;
+        if (last < 0 || last == d->clock.last_pid)
+            return;
+    }
+    bool full = plan == DISC_FULL;
+    disc_scan(d, full, last);
+    uint64_t end = sampler_now_ns();
+    d->clock.scan_cost_ns = end > now_ns ? end - now_ns : 0;
+    d->clock.last_scan_ns = d->clock.last_peek_ns = now_ns;
+    if (full) {
+        d->clock.last_full_ns = now_ns;
+        d->clock.scanned = true;
+    }
 }
 
 bool disc_next(struct disc *d, uint64_t now_ns, struct py_proc **out)
 {
     if (d->out_pos == d->n_out) {
         d->out_pos = d->n_out = 0;
-        if (d->stats.scans && now_ns - d->last_scan_ns < d->o.interval_ns)
-            return false;
-        d->last_scan_ns = now_ns;
-        disc_scan(d);
+        disc_maybe_scan(d, now_ns);
         if (!d->n_out)
             return false;
     }

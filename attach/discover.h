@@ -2,8 +2,9 @@
  * discover.h — the daemon's process discovery: which processes on the machine (or in the pod's
  * shared PID namespace) are CPython and should be traced.
  *
- * A scan lists /proc (at most every interval_ns), narrows by uid, cgroup and a regex over the
- * command line, and lets the readers decide what is Python (py_proc_open), never the name. What
+ * A full scan lists /proc every interval_ns; in between, a quick scan looks only at pids that are
+ * new since the last one, as soon as /proc/loadavg's last pid says there are some (a fork). Each
+ * narrows by uid, cgroup and a regex over the command line, and lets the readers decide what is Python (py_proc_open), never the name. What
  * it learned is remembered per (pid, start time) in a table sorted by pid (/proc lists pids in
  * ascending order, so a scan merges in one pass): a process found not to be Python is not opened
  * again until it execs (its executable changes); a young process whose interpreter is not there
@@ -33,13 +34,33 @@ struct disc_opts {
 };
 
 struct disc_stats {
-    uint64_t scans;
+    uint64_t scans;             /* both kinds */
+    uint64_t quick_scans;       /* of which quick (new pids only) */
     uint64_t opened;            /* processes handed over */
     uint64_t rejected;          /* decided not to trace (not Python, filtered out, denied) */
     uint32_t known;             /* entries in the table */
 };
 
 struct disc;
+
+/* When to scan. Pure, so tests drive it with made-up clocks (tests/unit/test_discover.c). */
+struct disc_clock {
+    uint64_t interval_ns;       /* between full scans */
+    uint64_t last_full_ns;      /* start of the last full scan */
+    uint64_t last_scan_ns;      /* start of the last scan of either kind */
+    uint64_t last_peek_ns;      /* the last look at /proc/loadavg */
+    uint64_t scan_cost_ns;      /* what the last scan took */
+    long last_pid;              /* /proc/loadavg's last pid at the last scan (-1: unknown) */
+    bool scanned;               /* a full scan has run */
+};
+
+enum disc_plan {
+    DISC_WAIT,                  /* nothing due */
+    DISC_PEEK,                  /* look at the last pid; a quick scan if it moved */
+    DISC_FULL,                  /* a full scan */
+};
+
+enum disc_plan disc_plan(const struct disc_clock *c, uint64_t now_ns);
 
 /* PT_EUSAGE when the regex does not compile (message says why). */
 enum pt_status disc_new(struct disc **out, const struct disc_opts *o, struct pt_err *err);

@@ -404,9 +404,11 @@ enum pt_status session_run(const struct session_opts *o, struct py_proc *root, p
                 if (!t->py && !t->exited)
                     try_open(&S, t);
             }
-            if (o->discover)
-                discover_new(&S, now);
         }
+        /* Every round: the discovery scans only when one is due, and a fork is worth catching
+         * within a peek's time (attach/discover.c). */
+        if (o->discover)
+            discover_new(&S, now);
         if (now - last_pending >= PENDING_NS) {
             last_pending = now;
             watch_pending(&S, now);

@@ -222,13 +222,17 @@ static int daemon_run(const struct daemon_cli *o)
     dsink_close(D.sink, res.end_ns ? res.end_ns : t0);
     struct push_stats ps;
     push_stop(D.push, DAEMON_PUSH_GRACE_NS, &ps);
+    struct disc_stats ds;
+    disc_get_stats(D.disc, &ds);
     disc_free(D.disc);
     rules_free(rules);
     dlog(DLOG_INFO, "stopped after %.1f s (%.1f Hz achieved, %" PRIu64 " rounds missed); "
+         "%" PRIu64 " scans (%" PRIu64 " quick), %" PRIu64 " processes traced; "
          "otlp sent %" PRIu64 " dropped %" PRIu64 ", pprof sent %" PRIu64 " dropped %" PRIu64
          "; shutdown took %.2f s", (double)(res.end_ns - res.start_ns) / 1e9, res.achieved_hz,
-         res.missed, ps.k[PUSH_OTLP].sent, ps.k[PUSH_OTLP].dropped, ps.k[PUSH_PPROF].sent,
-         ps.k[PUSH_PPROF].dropped, (double)(sampler_now_ns() - t0) / 1e9);
+         res.missed, ds.scans, ds.quick_scans, ds.opened, ps.k[PUSH_OTLP].sent,
+         ps.k[PUSH_OTLP].dropped, ps.k[PUSH_PPROF].sent, ps.k[PUSH_PPROF].dropped,
+         (double)(sampler_now_ns() - t0) / 1e9);
     return rc == PT_OK ? 0 : rc;
 }
 
