@@ -38,6 +38,8 @@ struct py_code {
     int32_t firstlineno;
     int32_t argcount;           /* co_argcount (+posonly/kwonly are folded in by the readers) */
     int32_t nlocals;
+    bool generator;             /* a generator's, coroutine's or async generator's code: its frame
+                                   is linked to a caller only while it runs */
     struct lt_range *lines;
     uint32_t nlines;
     bool bad_linetable;         /* the table was malformed: lines are firstlineno */
@@ -50,6 +52,10 @@ struct py_code {
                                    readers/locals.c (one malloc'd block, freed with the entry) */
     bool vars_failed;           /* decoding them failed: not retried until the entry is re-read */
 };
+
+/* co_flags: CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR, the same bits 3.6–3.14 (2.7 has
+ * only the first, and leaves the other two unused). */
+#define PY_CO_GENERATOR_FLAGS 0x2a0
 
 struct code_cache;
 

@@ -88,6 +88,8 @@ static void remember_older_chunk(struct py_proc *p, struct py_prev_stack *ps, ui
     ps->old_len = (uint32_t)(24 + top * 8);
 }
 
+#define CFRAME_ALT_KEEP 64   /* walks on one cframe before the others are forgotten */
+
 /* Remembers where this thread's data stack and cframe are, for stack_read_thread() next time. The
  * copy length leaves room for the stack to grow, within the chunk (its size is in its header). */
 void stack_remember_data(struct py_proc *p, uint64_t tstate, const uint8_t *ts,
@@ -127,7 +129,20 @@ void stack_remember_data(struct py_proc *p, uint64_t tstate, const uint8_t *ts,
     if (want > DATA_STACK_COPY_MAX)
         return;
     ps->chunk = chunk;
-    ps->cframe = L->ts_cframe >= 0 ? u64_at(ts, L->ts_cframe) : 0;
+    uint64_t cframe = L->ts_cframe >= 0 ? u64_at(ts, L->ts_cframe) : 0;
+    if (cframe == ps->cframe && ++ps->cframe_same > CFRAME_ALT_KEEP)
+        memset(ps->cframe_alt, 0, sizeof ps->cframe_alt);
+    if (cframe != ps->cframe) {
+        ps->cframe_same = 0;
+        /* The one it was becomes the latest other; the new one leaves the others' list. */
+        uint64_t keep = ps->cframe;
+        for (int i = 0; i < PY_CFRAME_ALTS && keep; i++) {
+            uint64_t was = ps->cframe_alt[i];
+            ps->cframe_alt[i] = keep;
+            keep = was == cframe ? 0 : was;
+        }
+        ps->cframe = cframe;
+    }
     ps->copylen = (uint32_t)want;
     remember_older_chunk(p, ps, u64_at(w->bytes, 0), chunk != was);
 }
@@ -160,10 +175,17 @@ static uint64_t guard_addr(const struct py_layout *L, const struct py_prev_stack
                              : tstate + (uint64_t)L->ts_current_frame;
 }
 
+/* The two frame-pointer reads through each other cframe (3.11–3.12; cframe 0: none). */
+struct guard_alt {
+    const uint64_t *cframe;
+    uint64_t *cf, *guard;
+};
+
 /* cf NULL: the first frame-pointer read is left out (a staged read whose prefetch reads it). */
+#define GUARD_IOVS_MAX (5 + 2 * PY_CFRAME_ALTS)
 static int guard_iovs(struct py_proc *p, const struct py_prev_stack *ps, uint64_t tstate,
                       uint8_t *ts, size_t need, uint64_t *cf, uint64_t *guard,
-                      struct mem_iov iov[5])
+                      const struct guard_alt *alt, struct mem_iov iov[GUARD_IOVS_MAX])
 {
     const struct py_layout *L = &p->layout;
     uint64_t at = guard_addr(L, ps, tstate);
@@ -171,11 +193,24 @@ static int guard_iovs(struct py_proc *p, const struct py_prev_stack *ps, uint64_
     iov[n++] = (struct mem_iov){tstate, ts, need};
     if (L->ts_cframe >= 0 && cf)
         iov[n++] = (struct mem_iov){at, cf, 8};
+    for (int i = 0; i < PY_CFRAME_ALTS && alt->cframe[i]; i++)
+        iov[n++] = (struct mem_iov){alt->cframe[i] + (uint64_t)L->cf_current_frame, &alt->cf[i], 8};
     if (ps->old_len)   /* the older chunk first: the innermost frames are copied last */
         iov[n++] = (struct mem_iov){ps->old_chunk, p->stackbuf + ps->copylen, ps->old_len};
     iov[n++] = (struct mem_iov){ps->chunk, p->stackbuf, ps->copylen};
+    for (int i = 0; i < PY_CFRAME_ALTS && alt->cframe[i]; i++)
+        iov[n++] = (struct mem_iov){alt->cframe[i] + (uint64_t)L->cf_current_frame,
+                                    &alt->guard[i], 8};
     iov[n++] = (struct mem_iov){at, guard, 8};
     return n;
+}
+
+/* The other cframes to read through (3.11–3.12), into alt[], ending at the first 0. */
+static void alt_cframes(const struct py_layout *L, const struct py_prev_stack *ps,
+                        uint64_t alt[PY_CFRAME_ALTS])
+{
+    for (int i = 0; i < PY_CFRAME_ALTS; i++)
+        alt[i] = L->ts_cframe >= 0 ? ps->cframe_alt[i] : 0;
 }
 
 void stack_stage(struct py_proc *p, uint64_t tstate, size_t need)
@@ -192,8 +227,10 @@ void stack_stage(struct py_proc *p, uint64_t tstate, size_t need)
     uint64_t cf_at = p->layout.ts_cframe >= 0 ? guard_addr(&p->layout, ps, tstate) : 0;
     if (cf_at && !mem_round_planned(p->mem, cf_at, 8))
         cf_at = 0;
-    struct mem_iov iov[5];
-    int n = guard_iovs(p, ps, tstate, st->ts, need, cf_at ? NULL : &st->cf, &st->guard, iov);
+    struct mem_iov iov[GUARD_IOVS_MAX];
+    alt_cframes(&p->layout, ps, st->cframe_alt);
+    struct guard_alt alt = {st->cframe_alt, st->cf_alt, st->guard_alt};
+    int n = guard_iovs(p, ps, tstate, st->ts, need, cf_at ? NULL : &st->cf, &st->guard, &alt, iov);
     /* Field by field: a compound literal would also clear the 4 KiB ts buffer every sample,
      * which the staged read overwrites. */
     st->tstate = tstate;
@@ -221,6 +258,10 @@ static bool take_staged(struct py_proc *p, const struct py_prev_stack *ps, uint6
         st->chunk != ps->chunk || st->copylen != ps->copylen || st->old_chunk != ps->old_chunk ||
         st->old_len != ps->old_len)
         return false;
+    uint64_t alt[PY_CFRAME_ALTS];
+    alt_cframes(&p->layout, ps, alt);
+    if (memcmp(alt, st->cframe_alt, sizeof alt) != 0)
+        return false;
     if (st->cf_planned) {
         const uint8_t *cf = mem_round_peek(p->mem, st->cf_planned, 8);
         if (!cf)
@@ -234,6 +275,9 @@ static bool take_staged(struct py_proc *p, const struct py_prev_stack *ps, uint6
     memcpy(ts, st->ts, need);
     fr->cf_frame = st->cf;
     fr->guard = st->guard;
+    memcpy(fr->cframe_alt, st->cframe_alt, sizeof fr->cframe_alt);
+    memcpy(fr->cf_alt, st->cf_alt, sizeof fr->cf_alt);
+    memcpy(fr->guard_alt, st->guard_alt, sizeof fr->guard_alt);
     return true;
 }
 
@@ -253,8 +297,10 @@ static int guarded_read(struct py_proc *p, struct py_prev_stack *ps, uint64_t ts
         fr->ok = true;
         return 0;
     }
-    struct mem_iov iov[5];
-    int n = guard_iovs(p, ps, tstate, ts, need, &fr->cf_frame, &fr->guard, iov);
+    struct mem_iov iov[GUARD_IOVS_MAX];
+    alt_cframes(&p->layout, ps, fr->cframe_alt);
+    struct guard_alt alt = {fr->cframe_alt, fr->cf_alt, fr->guard_alt};
+    int n = guard_iovs(p, ps, tstate, ts, need, &fr->cf_frame, &fr->guard, &alt, iov);
     int got = mem_readv_fresh(p->mem, iov, n);
     if (got == n) {
         fr->ok = true;

@@ -115,7 +115,7 @@ struct layout_dbg_section {
 struct layout_dbg_format {
     int minor;
     uint32_t first_hex;           /* oldest release with this exact format (pre-releases differ) */
-    int8_t owner_cstack, owner_interpreter, code_tag_mask;
+    int8_t owner_cstack, owner_interpreter, owner_generator, code_tag_mask;
     size_t nsections;
     const struct layout_dbg_section *sections;
 };
@@ -184,14 +184,14 @@ static const struct layout_dbg_section layout_dbg_314[] = {
 
 /*
  * Owner values: 3.13 FRAME_OWNED_BY_CSTACK = 3; 3.14 adds FRAME_OWNED_BY_INTERPRETER = 3 and moves
- * CSTACK to 4. 3.14 (GIL build) f_executable is a _PyStackRef whose low 2 bits are tags.
+ * CSTACK to 4; FRAME_OWNED_BY_GENERATOR stays 1. 3.14 (GIL build) f_executable is a _PyStackRef whose low 2 bits are tags.
  * first_hex: release candidates onwards — the struct still moved during alphas and betas.
  */
 static const struct layout_dbg_format layout_dbg_formats[] = {
     { .minor = 13, .first_hex = 0x030d00c1, .owner_cstack = 3, .owner_interpreter = -1,
-      .code_tag_mask = 0, FORMAT(layout_dbg_313) },
+      .owner_generator = 1, .code_tag_mask = 0, FORMAT(layout_dbg_313) },
     { .minor = 14, .first_hex = 0x030e00c1, .owner_cstack = 4, .owner_interpreter = 3,
-      .code_tag_mask = 3, FORMAT(layout_dbg_314) },
+      .owner_generator = 1, .code_tag_mask = 3, FORMAT(layout_dbg_314) },
 };
 #define LAYOUT_DBG_NFORMATS (sizeof layout_dbg_formats / sizeof layout_dbg_formats[0])
 
@@ -358,6 +358,7 @@ static enum pt_status layout_dbg_build(struct py_layout *out, const struct layou
     out->minor = fmt->minor;
     out->if_instr_is_current = 1;
     out->if_owner_cstack = fmt->owner_cstack;
+    out->if_owner_generator = fmt->owner_generator;
     out->if_owner_interpreter = fmt->owner_interpreter;
     out->if_code_tag_mask = fmt->code_tag_mask;
     out->if_code_tagged = fmt->code_tag_mask != 0;

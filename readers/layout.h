@@ -109,6 +109,7 @@ struct py_layout {
     int8_t if_instr_is_current;     /* 1 when if_instr points at the current instruction (3.13+) */
     int8_t if_owner_cstack;         /* owner value of C-stack shim frames to skip, -1 if none */
     int8_t if_owner_interpreter;    /* owner value of interpreter-owned shim frames (3.14+), -1 */
+    int8_t if_owner_generator;      /* owner value of a generator's own frame (3.11+), -1 */
     int8_t if_code_tagged;          /* f_executable is a tagged _PyStackRef (3.14+) */
     int8_t if_code_tag_mask;        /* low bits to clear from a tagged f_executable (3 in 3.14), 0 */
     int32_t if_is_entry;            /* bool: first frame of a C-level eval call (3.11 only) */

@@ -22,6 +22,9 @@
 #include "readers/pyobj.h"
 #include "util/err.h"
 
+/* 3.11–3.12: cframes besides the last one a thread's top frame is read through (readers/stack.h). */
+#define PY_CFRAME_ALTS 2
+
 struct py_version {
     int major, minor, micro;
     uint32_t hex;              /* PY_VERSION_HEX when known, else 0 */
@@ -62,6 +65,8 @@ struct py_proc {
      * prefetch syscall (stack_stage()); what it was staged with, to check before using it. */
     struct py_stage {
         uint64_t tstate, chunk, old_chunk, cf, guard;
+        /* through the other cframes (0: not read) */
+        uint64_t cframe_alt[PY_CFRAME_ALTS], cf_alt[PY_CFRAME_ALTS], guard_alt[PY_CFRAME_ALTS];
         uint64_t cf_planned;   /* 3.12: the frame pointer's address, when the prefetch's plan
                                 * reads it (with the entry frame beside it), else 0 */
         uint32_t copylen, old_len;

@@ -411,13 +411,45 @@ static void walk_frame_objects(struct py_proc *p, struct py_snapshot *s, struct 
     }
     if (!t->bad && !t->truncated && !depth_fits(p, t, depth))
         t->bad = true;   /* read again (walk_threads retries), or lost */
+    /* A generator's frame gets its f_back when resumed and loses it when it yields: one found at
+     * the bottom while the thread state counts more levels than were walked yielded while we
+     * read — its callers are lost, not absent (a stack of the generator alone, seen in 3–14% of
+     * a generator loop's samples before this check). One run from C with nothing below (a
+     * thread whose target is a generator's __next__) has no such surplus. */
+    if (!t->bad && !t->truncated && t->nframes && depth > 0) {
+        const struct py_code *bottom = s->frames[s->nframes - 1].code;
+        if (bottom && bottom->generator && depth - (int32_t)t->nframes > SURPLUS_SLACK)
+            t->bad = true;
+    }
     if (!t->bad && !t->truncated)
         remember_stack(p, s, t, backs, depth);
 }
 
-/* Interpreter frames (3.11+): previous chain; C-stack shim frames are skipped. */
+/* Whether the thread state in ts shows frames on its data stack (3.11+). The root chunk's first
+ * slot is never used (CPython skips it so that popping the last frame never frees the chunk), and
+ * a newer chunk is current only while it holds a frame: a used part past 24-byte header + one
+ * slot means at least one frame is running. */
+static bool data_stack_used(const struct py_layout *L, const uint8_t *ts)
+{
+    if (L->ts_datastack_chunk < 0 || L->ts_datastack_top < 0)
+        return false;
+    uint64_t chunk = u64_at(ts, L->ts_datastack_chunk), top = u64_at(ts, L->ts_datastack_top);
+    return chunk && top > chunk + 32;
+}
+
+/*
+ * Interpreter frames (3.11+): previous chain; C-stack shim frames are skipped. frames_below: the
+ * thread's data stack held frames when its state was read. A generator's frame is linked to its
+ * caller only while it runs (CPython clears previous when it yields): one found with no previous
+ * while frames are running below is a generator that yielded while we read, and was maybe resumed
+ * again by the time the top is checked — 3.11 has no shim frame that would tell, and without this
+ * a `"".join(genexpr)` loop gave the genexpr alone as a whole stack in ~8% of its samples. Such a
+ * frame's link is read again, up to GEN_REREADS times: the caller it then shows is one the
+ * generator had after the instant of the copy, which the top's check after the walk accepts.
+ */
+#define GEN_REREADS 3
 static void walk_interp_frames(struct py_proc *p, struct py_snapshot *s, struct py_thread *t,
-                               uint64_t frame, struct window *w)
+                               uint64_t frame, struct window *w, bool frames_below)
 {
     const struct py_layout *L = &p->layout;
     uint8_t buf[512];
@@ -476,9 +508,20 @@ static void walk_interp_frames(struct py_proc *p, struct py_snapshot *s, struct 
                 s->frames[s->nframes - 1].entry = fb[L->if_is_entry] != 0;
         }
         uint64_t prev = u64_at(fb, L->if_previous);
+        /* A generator read outside the copy between a yield and its next resume: a few
+         * microseconds later it most likely runs again, linked to the same caller. */
+        for (int k = 0; k < GEN_REREADS && !prev && fb == buf && frames_below &&
+                        owner == L->if_owner_generator; k++) {
+            if (mem_read_fresh(p->mem, frame + (uint64_t)L->if_previous, &prev, 8) != 0)
+                prev = 0;
+        }
         /* From 3.12 every chain ends in a shim frame (C-stack entry, or 3.14's base frame): a
          * Python frame with no previous one is a generator that yielded while we read. */
         if (!prev && !shim && (L->if_owner_cstack >= 0 || L->if_owner_interpreter >= 0)) {
+            t->bad = true;
+            return;
+        }
+        if (!prev && frames_below && owner == L->if_owner_generator) {
             t->bad = true;
             return;
         }
@@ -526,8 +569,13 @@ static int read_top(struct py_proc *p, uint64_t tstate, uint64_t cframe_seen, ui
             {tstate + (uint64_t)L->ts_cframe, &cframe, 8},
             {cframe_seen + (uint64_t)L->cf_current_frame, frame, 8},
         };
-        if (mem_readv_fresh(p->mem, iov, 2) != 2 || cframe != cframe_seen)
-            return -1;   /* another C-level frame now: the stack moved on */
+        if (mem_readv_fresh(p->mem, iov, 2) != 2)
+            return -1;
+        /* Another C-level eval call now (a generator resumed from C, or back from one): the top
+         * is where the new cframe says. */
+        if (cframe != cframe_seen)
+            return cframe ? mem_read_fresh(p->mem, cframe + (uint64_t)L->cf_current_frame, frame, 8)
+                          : -1;
         return 0;
     }
     return mem_read_fresh(p->mem, tstate + (uint64_t)L->ts_frame, frame, 8);
@@ -593,6 +641,18 @@ static bool one_call_apart(const struct py_layout *L, const struct window *w, ui
            (frame && links_to(L, w, frame, guard));
 }
 
+/*
+ * The guard is a frame outside the copy (a generator's or coroutine's, on the heap) and the first
+ * read one inside it: between the two the thread resumed a generator (or called from one into
+ * the data stack). No link in the copy can tell; the walk from the guard reads the generator's
+ * own link to its caller, and the top is checked again after it (misses > 0).
+ */
+static bool heap_top(const struct window *w, uint64_t frame, uint64_t guard)
+{
+    uint64_t v;
+    return guard && frame && from_window(w, guard, &v, 8) != from_window(w, frame, &v, 8);
+}
+
 /* Walks the frames of the thread whose state is in ts; marks t bad when torn. */
 void stack_walk(struct py_proc *p, struct py_snapshot *s, struct py_thread *t, const uint8_t *ts,
                 size_t need, struct fast_read *fr)
@@ -604,14 +664,20 @@ void stack_walk(struct py_proc *p, struct py_snapshot *s, struct py_thread *t, c
         const struct py_prev_stack *ps = stack_prev(p, t->tstate, false);
         uint64_t chunk = u64_at(ts, L->ts_datastack_chunk), top = u64_at(ts, L->ts_datastack_top);
         uint64_t cframe = L->ts_cframe >= 0 ? u64_at(ts, L->ts_cframe) : 0;
+        int alt = -1;   /* which other cframe the thread state shows, if one */
+        for (int i = 0; i < PY_CFRAME_ALTS && cframe && alt < 0; i++)
+            if (cframe == fr->cframe_alt[i])
+                alt = i;
         if (ps && chunk == ps->chunk && top > chunk && top - chunk <= ps->copylen &&
-            cframe == (L->ts_cframe >= 0 ? ps->cframe : 0)) {
-            frame = L->ts_cframe >= 0 ? fr->cf_frame : u64_at(ts, L->ts_current_frame);
+            (cframe == (L->ts_cframe >= 0 ? ps->cframe : 0) || alt >= 0)) {
+            frame = L->ts_cframe < 0 ? u64_at(ts, L->ts_current_frame)
+                                     : alt >= 0 ? fr->cf_alt[alt] : fr->cf_frame;
+            uint64_t guard = alt >= 0 ? fr->guard_alt[alt] : fr->guard;
             /* The whole copy, not just up to the top the thread state showed: a frame pushed
              * between that read and the cframe's (both before the copy) is in it. */
             struct window w = {chunk, ps->copylen, fr->stack, 0, false, fr->old_base,
                                fr->old_len, fr->old_len ? fr->old_stack : NULL};
-            if (!one_call_apart(L, &w, frame, fr->guard)) {
+            if (!one_call_apart(L, &w, frame, guard) && !heap_top(&w, frame, guard)) {
                 t->bad = true;   /* the stack changed below its top while it was copied */
                 stack_remember_data(p, t->tstate, ts, &w);
                 return;
@@ -621,14 +687,15 @@ void stack_walk(struct py_proc *p, struct py_snapshot *s, struct py_thread *t, c
              * from the first pointer instead shows a caller frozen at its call instruction
              * whenever it called during the copy, and loses the callee: short calls came out
              * a fifth too rare against interrupt-time samplers (--blocking, --ebpf). */
-            frame = fr->guard;
+            frame = guard;
             if (frame)
-                walk_interp_frames(p, s, t, frame, &w);
+                walk_interp_frames(p, s, t, frame, &w, data_stack_used(L, ts));
             /* Frames outside the copy (generators, older chunks) were read afterwards, or come
              * from the round's prefetch: check the top again. */
             uint64_t now_top = 0;
             if (!t->bad && w.misses &&
-                (read_top(p, t->tstate, cframe, &now_top) != 0 || now_top != frame))
+                (read_top(p, t->tstate, cframe, &now_top) != 0 ||
+                 (now_top != frame && !walked(s, t, now_top))))
                 t->bad = true;
             stack_remember_data(p, t->tstate, ts, &w);
             return;
@@ -660,7 +727,7 @@ void stack_walk(struct py_proc *p, struct py_snapshot *s, struct py_thread *t, c
     if (!frame)
         return;
     if (L->frame_model == PY_FRAMES_INTERP)
-        walk_interp_frames(p, s, t, frame, &w);
+        walk_interp_frames(p, s, t, frame, &w, data_stack_used(L, ts));
     else
         walk_frame_objects(p, s, t, frame,
                            L->ts_recursion_depth >= 0 ? i32_at(ts, L->ts_recursion_depth) : 0, fr);

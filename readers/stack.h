@@ -113,6 +113,8 @@ struct fast_read {
     uint64_t sc0;            /* mem_syscalls() before the thread state was read */
     const uint8_t *stack;    /* the data-stack copy (p->stackbuf) */
     uint64_t guard;          /* the frame pointer read again after the copy */
+    /* 3.11–3.12: other cframes both were also read through (0: none) */
+    uint64_t cframe_alt[PY_CFRAME_ALTS], cf_alt[PY_CFRAME_ALTS], guard_alt[PY_CFRAME_ALTS];
     uint64_t old_base;       /* the older chunk's copy (old_len 0: none), read before the stack */
     uint32_t old_len;
     const uint8_t *old_stack;

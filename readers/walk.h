@@ -114,6 +114,12 @@ struct py_prev_stack {
     bool seen;                   /* walked this time (stacks of threads that are gone are freed) */
     /* 3.11+: where this thread's frames were last time, to read them with its state at once. */
     uint64_t chunk, cframe;
+    uint64_t cframe_alt[PY_CFRAME_ALTS];   /* 3.11–3.12: other cframes seen lately, latest first
+                                  * (0: none). A loop that resumes generators from C (join, list(),
+                                  * any for loop over one in 3.11) switches between a few all the
+                                  * time: the top frame is read through each. */
+    uint32_t cframe_same;        /* walks since the cframe last changed (the others are forgotten
+                                  * after CFRAME_ALT_KEEP: an iovec each, maybe a page) */
     uint32_t copylen;
     uint64_t copy_long_ns;       /* when the stack last needed the copy's length (or it changed) */
     uint32_t copy_long_rounds;   /* walks since then */

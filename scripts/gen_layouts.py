@@ -176,6 +176,7 @@ OFFSETS = [
 PROBES = [
     ("hexversion", [rng((2, 7), HI, "PY_VERSION_HEX")]),
     ("if_owner_cstack", [rng((3, 12), HI, "FRAME_OWNED_BY_CSTACK")]),
+    ("if_owner_generator", [rng((3, 11), HI, "FRAME_OWNED_BY_GENERATOR")]),
     ("uni27_wide", [rng((2, 7), (2, 7), "Py_UNICODE_SIZE == 4")]),
     # Bit position of state.kind = width of the interned bitfield that precedes it.
     ("uni_kind_shift", [rng((3, 3), HI, "layout_kind_shift()")]),
@@ -297,6 +298,7 @@ def version_facts(ver, m):
         "if_instr_is_current": 1 if ver >= (3, 13) else 0,
         "if_owner_cstack": m.get("if_owner_cstack", -1),
         "if_owner_interpreter": -1,
+        "if_owner_generator": m.get("if_owner_generator", -1),
         "if_code_tagged": 0,
         "if_code_tag_mask": 0,
         "uni_state_interned_bits": m.get("uni_kind_shift", 0),
@@ -309,7 +311,7 @@ def version_facts(ver, m):
 
 # Where the facts go among the offsets, so each entry reads in struct py_layout order.
 FACTS_AFTER = {
-    "if_size": ["if_instr_is_current", "if_owner_cstack", "if_owner_interpreter",
+    "if_size": ["if_instr_is_current", "if_owner_cstack", "if_owner_interpreter", "if_owner_generator",
                 "if_code_tagged", "if_code_tag_mask"],
     "uni_legacy_data": ["uni_state_interned_bits", "uni27_wide"],
     "int27_ival": ["idict_model"],

@@ -35,6 +35,7 @@
     X(fo_back) X(fo_code) X(fo_lasti) X(fo_lineno) X(fo_localsplus) X(fo_size)                  \
     X(if_code) X(if_previous) X(if_instr) X(if_owner) X(if_localsplus) X(if_size)               \
     X(if_instr_is_current) X(if_owner_cstack) X(if_owner_interpreter) X(if_code_tagged)         \
+    X(if_owner_generator)                                                                       \
     X(if_code_tag_mask)                                                                         \
     X(co_argcount) X(co_posonlyargcount) X(co_kwonlyargcount) X(co_nlocals) X(co_flags)         \
     X(co_firstlineno) X(co_code) X(co_code_adaptive) X(co_varnames) X(co_cellvars)              \
@@ -179,6 +180,7 @@ static void test_tables_pin_per_version_facts(void **state)
         assert_int_equal(l->if_instr_is_current, m >= 13);
         assert_int_equal(l->if_owner_cstack, m >= 12 ? 3 : -1);
         assert_int_equal(l->if_owner_interpreter, -1);
+        assert_int_equal(l->if_owner_generator, m >= 11 ? 1 : -1);
         assert_int_equal(l->if_code_tagged, 0);
         assert_int_equal(l->rt_size >= 0 && l->is_id >= 0 && l->gil_locked >= 0, m >= 7);
         assert_int_equal(l->rt_gilstate_current >= 0 && l->rt_gil >= 0, m >= 7 && m <= 11);
@@ -395,6 +397,7 @@ static void test_synthetic_314_image_parses_to_expected_fields(void **state)
     assert_int_equal(l.if_instr_is_current, 1);
     assert_int_equal(l.if_owner_cstack, 4);
     assert_int_equal(l.if_owner_interpreter, 3);
+    assert_int_equal(l.if_owner_generator, 1);
     assert_int_equal(l.if_code_tagged, 1);
     assert_int_equal(l.if_code_tag_mask, 3);
     assert_int_equal(l.co_size, 224);
