@@ -27,6 +27,16 @@ def info(path):
     return json.loads(r.stdout.decode())
 
 
+def _samples(path):
+    """The samples of a trace, as `export -f ndjson` gives them."""
+    r = run_pytrace("export", path, "-f", "ndjson", "-o", "-")
+    assert r.returncode == 0, r.stderr.decode()
+    for line in r.stdout.decode().splitlines():
+        o = json.loads(line)
+        if o.get("type") == "sample":
+            yield o
+
+
 def py3_params():
     return [p for p in interpreter_params() if "2.7" not in p.id]
 
@@ -282,13 +292,8 @@ def test_recursion_is_walked_at_its_full_depth(start_target, python, rate, tmp_p
     out = str(tmp_path / "d.pytrace")
     r = run_pytrace("attach", target.pid, "-q", "-r", rate, "-d", "2", "-o", out)
     assert r.returncode == 0, r.stderr.decode()
-    r = run_pytrace("export", out, "-f", "ndjson", "-o", "-")
-    assert r.returncode == 0, r.stderr.decode()
     depths, bad, total = collections.Counter(), 0, 0
-    for line in r.stdout.decode().splitlines():
-        o = json.loads(line)
-        if o.get("type") != "sample":
-            continue
+    for o in _samples(out):
         total += 1
         if o.get("bad"):
             bad += 1
@@ -327,13 +332,8 @@ def test_generator_frames_keep_their_callers(start_target, python, tmp_path):
     out = str(tmp_path / "g.pytrace")
     r = run_pytrace("attach", target.pid, "-q", "-r", 1000, "-d", "3", "-o", out)
     assert r.returncode == 0, r.stderr.decode()
-    r = run_pytrace("export", out, "-f", "ndjson", "-o", "-")
-    assert r.returncode == 0, r.stderr.decode()
     in_gen, rootless, bad, total = 0, [], 0, 0
-    for line in r.stdout.decode().splitlines():
-        o = json.loads(line)
-        if o.get("type") != "sample":
-            continue
+    for o in _samples(out):
         total += 1
         if o.get("bad"):
             bad += 1

@@ -6,6 +6,7 @@
  * replaced, or that was freed, is noticed then.
  */
 #include "fake_world.h"
+#include "per_layout.h"
 
 static size_t code_size(void)
 {
@@ -169,13 +170,5 @@ int main(void)
         WT(cache_trusts_entries_until_tick_then_sees_a_replaced_code_object),
         WT(freed_code_object_is_noticed_after_tick),
     };
-    int failed = 0;
-    for (size_t i = 0; i < py_layouts_gen_count; i++) {
-        char group[32];
-        cur = &py_layouts_gen[i];
-        snprintf(group, sizeof group, "codecache_cpython_%d.%d", cur->major, cur->minor);
-        print_message("[ LAYOUT   ] CPython %d.%d (group %s)\n", cur->major, cur->minor, group);
-        failed += cmocka_run_group_tests_name(group, tests, NULL, NULL);
-    }
-    return failed ? 1 : 0;
+    return PER_LAYOUT_RUN("codecache", tests, cur);
 }

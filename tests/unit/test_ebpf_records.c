@@ -24,6 +24,7 @@
 #include "readers/walk.h"
 
 #include "fakepy.c"
+#include "per_layout.h"
 
 #define MS 1000000ULL
 #define PID 4321
@@ -335,13 +336,5 @@ int main(void)
         WT(a_wait_is_filled_once_not_again_as_a_gap),
         WT(unchanged_root_frames_keep_names_and_changed_ones_are_resolved),
     };
-    int failed = 0;
-    for (size_t i = 0; i < py_layouts_gen_count; i++) {
-        char group[40];
-        cur = &py_layouts_gen[i];
-        snprintf(group, sizeof group, "ebpf_records_cpython_%d.%d", cur->major, cur->minor);
-        print_message("[ LAYOUT   ] CPython %d.%d (group %s)\n", cur->major, cur->minor, group);
-        failed += cmocka_run_group_tests_name(group, tests, NULL, NULL);
-    }
-    return failed ? 1 : 0;
+    return PER_LAYOUT_RUN("ebpf_records", tests, cur);
 }

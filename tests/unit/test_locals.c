@@ -21,6 +21,7 @@
 #include "util/rules.h"
 
 #include "fakepy.c"
+#include "per_layout.h"
 
 #define HEAP (1u << 20)
 
@@ -474,12 +475,5 @@ int main(void)
         T(frame_variables_by_name_with_args_cells_and_redaction),
         T(unreadable_names_fail_the_frame),
     };
-    int failed = 0;
-    for (size_t i = 0; i < py_layouts_gen_count; i++) {
-        char group[32];
-        cur = &py_layouts_gen[i];
-        snprintf(group, sizeof group, "locals_cpython_%d.%d", cur->major, cur->minor);
-        failed += cmocka_run_group_tests_name(group, tests, NULL, NULL);
-    }
-    return failed ? 1 : 0;
+    return PER_LAYOUT_RUN("locals", tests, cur);
 }

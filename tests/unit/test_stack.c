@@ -6,6 +6,7 @@
  * the target calls and returns while it is read, and the 3.11+ data-stack copies.
  */
 #include "fake_world.h"
+#include "per_layout.h"
 #include "readers/stack.h"
 
 #define HEAP_DEEP (4u << 20)
@@ -623,13 +624,5 @@ int main(void)
         WT(copy_stays_long_for_some_walks_after_the_stack_got_shallower),
         WT(stack_that_moved_to_a_new_chunk_is_found_again),
     };
-    int failed = 0;
-    for (size_t i = 0; i < py_layouts_gen_count; i++) {
-        char group[32];
-        cur = &py_layouts_gen[i];
-        snprintf(group, sizeof group, "stack_cpython_%d.%d", cur->major, cur->minor);
-        print_message("[ LAYOUT   ] CPython %d.%d (group %s)\n", cur->major, cur->minor, group);
-        failed += cmocka_run_group_tests_name(group, tests, NULL, NULL);
-    }
-    return failed ? 1 : 0;
+    return PER_LAYOUT_RUN("stack", tests, cur);
 }

@@ -7,6 +7,7 @@
  * again, and (3.11–3.12) that a thread switching between cframes keeps its one-syscall read.
  */
 #include "fake_world.h"
+#include "per_layout.h"
 #include "readers/stack.h"
 
 #define CO_GENERATOR 0x20
@@ -202,13 +203,5 @@ int main(void)
         WT(a_generator_found_suspended_is_read_again_and_keeps_its_callers),
         WT(a_thread_switching_between_cframes_keeps_its_one_read),
     };
-    int failed = 0;
-    for (size_t i = 0; i < py_layouts_gen_count; i++) {
-        char group[32];
-        cur = &py_layouts_gen[i];
-        snprintf(group, sizeof group, "stack_gen_cpython_%d.%d", cur->major, cur->minor);
-        print_message("[ LAYOUT   ] CPython %d.%d (group %s)\n", cur->major, cur->minor, group);
-        failed += cmocka_run_group_tests_name(group, tests, NULL, NULL);
-    }
-    return failed ? 1 : 0;
+    return PER_LAYOUT_RUN("stack_gen", tests, cur);
 }

@@ -7,6 +7,7 @@
  * thread's frame walk itself is test_stack.c's; the code cache's read economy, test_codecache.c's.
  */
 #include "fake_world.h"
+#include "per_layout.h"
 
 #include <sys/wait.h>
 #include <unistd.h>
@@ -646,13 +647,5 @@ int main(void)
         WT(unreadable_interpreter_list_fails_or_reports_exit),
         WT(steady_state_walk_does_not_reallocate),
     };
-    int failed = 0;
-    for (size_t i = 0; i < py_layouts_gen_count; i++) {
-        char group[32];
-        cur = &py_layouts_gen[i];
-        snprintf(group, sizeof group, "walk_cpython_%d.%d", cur->major, cur->minor);
-        print_message("[ LAYOUT   ] CPython %d.%d (group %s)\n", cur->major, cur->minor, group);
-        failed += cmocka_run_group_tests_name(group, tests, NULL, NULL);
-    }
-    return failed ? 1 : 0;
+    return PER_LAYOUT_RUN("walk", tests, cur);
 }
