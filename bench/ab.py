@@ -9,7 +9,8 @@ commit) and the candidate (build/pytrace) alternately on the same target process
     /usr/bin/python3 bench/ab.py --baseline /tmp/base/build/pytrace            # about 4 minutes
     /usr/bin/python3 bench/ab.py --baseline OLD --versions 3.12 --depths 50,200 --pairs 5
 
-Target: ../shared/workloads/cpu_bound.py --depth D. Per run: `pytrace attach PID -r HZ -d S`,
+Target: ../shared/workloads/cpu_bound.py --depth D, or with --script any program that runs until
+killed (tests/integration/targets/generators.py: generators resumed all the time). Per run: `pytrace attach PID -r HZ -d S`,
 its CPU from wait4 (the kernel's accounting of that process alone) over its samples, its achieved
 rate and its work per round (the trailer's busy_ns). Writes bench/results/ab.json.
 """
@@ -44,13 +45,15 @@ def main():
     ap.add_argument("--versions", default=",".join(pl.VERSIONS))
     ap.add_argument("--depths", default="50")
     ap.add_argument("--rates", default="1000,10000,100000")
+    ap.add_argument("--script", help="run this program (until killed) instead of cpu_bound.py; "
+                    "--depths is then ignored")
     ap.add_argument("--pairs", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=2.0)
     ap.add_argument("--json", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                                    "results", "ab.json"))
     a = ap.parse_args()
     rates = [int(r) for r in a.rates.split(",")]
-    depths = [int(d) for d in a.depths.split(",")]
+    depths = [int(d) for d in a.depths.split(",")] if not a.script else ["-"]
     headers = ["Python", "depth", "asked Hz", "achieved Hz A / B", "CPU µs/sample A / B",
                "B/A CPU per sample (pairs)", "work µs/round A / B", "errors % A / B"]
     rows, out = [], []
@@ -63,7 +66,8 @@ def main():
                     rows.append([version, depth, "skipped: not found at %s"
                                  % pl.python_pattern(version)])
                     continue
-                target = pl.start_cpu_bound(python, depth)
+                target = (pl.start_script(python, a.script) if a.script
+                          else pl.start_cpu_bound(python, depth))
                 try:
                     for rate in rates:
                         runs = {"A": [], "B": []}
@@ -97,14 +101,16 @@ def main():
                                          f(med(runs["B"], "error_pct"), "%.2f"))])
                 finally:
                     pl.kill(target)
-    print("## A = %s, B = %s\n" % (a.baseline, a.candidate))
+    print("## A = %s, B = %s; target %s\n" % (a.baseline, a.candidate,
+                                                a.script or "cpu_bound.py"))
     pl.table(headers, rows)
     load1 = pl.loadavg()
     print("%d pairs of %.1f s per row, interleaved (A B, B A, ...); medians. Load average "
           "(1/5/15 min): %s at start, %s at end." % (a.pairs, a.seconds, load0, load1))
     os.makedirs(os.path.dirname(a.json), exist_ok=True)
     with open(a.json, "w") as fh:
-        json.dump({"baseline": a.baseline, "candidate": a.candidate, "rows": out,
+        json.dump({"baseline": a.baseline, "candidate": a.candidate, "script": a.script,
+                   "rows": out,
                    "load": [load0, load1]}, fh, indent=1)
     print("wrote", a.json)
 

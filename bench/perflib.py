@@ -174,6 +174,13 @@ def start_cpu_bound(python, depth, seconds=3600):
     return p
 
 
+def start_script(python, script):
+    """Any program that runs until killed; given a second for start-up and imports."""
+    p = spawn([python, script])
+    time.sleep(1.0)
+    return p
+
+
 # --- output -----------------------------------------------------------------------------------
 
 def fmt(x, spec="%.1f"):
