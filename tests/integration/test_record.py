@@ -330,7 +330,7 @@ def test_generator_frames_keep_their_callers(start_target, python, tmp_path):
     require(python)
     target = start_target([python, "-c", WRAPPER, os.path.join(TARGETS, "generators.py")])
     out = str(tmp_path / "g.pytrace")
-    r = run_pytrace("attach", target.pid, "-q", "-r", 1000, "-d", "3", "-o", out)
+    r = run_pytrace("attach", target.pid, "-q", "-r", 1000, "-d", "2", "-o", out)
     assert r.returncode == 0, r.stderr.decode()
     in_gen, rootless, bad, total = 0, [], 0, 0
     for o in _samples(out):
