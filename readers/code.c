@@ -271,6 +271,7 @@ static int decode(struct py_code *c, struct code_cache *cc, struct mem_src *mem,
         memcpy(&i32, head + L->co_flags, 4);
         c->generator = (i32 & PY_CO_GENERATOR_FLAGS) != 0;
     }
+    c->trampoline = L->if_owner_cstack >= 0 && strcmp(c->name, "<interpreter trampoline>") == 0;
     /* The line table: a bytes object. A malformed one leaves every line at firstlineno. */
     static __thread uint8_t tab[CODE_LT_MAX];
     size_t len = 0;

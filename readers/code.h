@@ -40,6 +40,8 @@ struct py_code {
     int32_t nlocals;
     bool generator;             /* a generator's, coroutine's or async generator's code: its frame
                                    is linked to a caller only while it runs */
+    bool trampoline;            /* 3.12+'s "<interpreter trampoline>", the code of C-stack entry
+                                   frames (never a Python frame of its own) */
     struct lt_range *lines;
     uint32_t nlines;
     bool bad_linetable;         /* the table was malformed: lines are firstlineno */

@@ -23,7 +23,7 @@
 #include "util/err.h"
 
 /* 3.11–3.12: cframes besides the last one a thread's top frame is read through (readers/stack.h). */
-#define PY_CFRAME_ALTS 2
+#define PY_CFRAME_ALTS 3
 
 struct py_version {
     int major, minor, micro;

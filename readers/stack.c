@@ -443,11 +443,10 @@ static bool data_stack_used(const struct py_layout *L, const uint8_t *ts)
  * caller only while it runs (CPython clears previous when it yields): one found with no previous
  * while frames are running below is a generator that yielded while we read, and was maybe resumed
  * again by the time the top is checked — 3.11 has no shim frame that would tell, and without this
- * a `"".join(genexpr)` loop gave the genexpr alone as a whole stack in ~8% of its samples. Such a
- * frame's link is read again, up to GEN_REREADS times: the caller it then shows is one the
- * generator had after the instant of the copy, which the top's check after the walk accepts.
+ * a `"".join(genexpr)` loop gave the genexpr alone as a whole stack in ~8% of its samples. (Its
+ * link read again, once it ran again, gave fewer torn samples but wrong ones: by then the frame's
+ * memory could hold another generator, freed and allocated again in the same place.)
  */
-#define GEN_REREADS 3
 static void walk_interp_frames(struct py_proc *p, struct py_snapshot *s, struct py_thread *t,
                                uint64_t frame, struct window *w, bool frames_below)
 {
@@ -504,17 +503,18 @@ static void walk_interp_frames(struct py_proc *p, struct py_snapshot *s, struct 
                 lasti = (int64_t)(instr - start);
             if (add_frame(p, s, t, frame, code, lasti, slots, nslots) != 0)
                 return;
+            /* 3.12+'s C-stack entry frames run the "<interpreter trampoline>" code: one not
+             * owned by the C stack is an entry frame read after its C call returned (the stack
+             * slot reused), not a Python frame. */
+            const struct py_code *c = s->frames[s->nframes - 1].code;
+            if (c && c->trampoline) {
+                t->bad = true;
+                return;
+            }
             if (L->if_is_entry >= 0 && (size_t)L->if_is_entry < need)
                 s->frames[s->nframes - 1].entry = fb[L->if_is_entry] != 0;
         }
         uint64_t prev = u64_at(fb, L->if_previous);
-        /* A generator read outside the copy between a yield and its next resume: a few
-         * microseconds later it most likely runs again, linked to the same caller. */
-        for (int k = 0; k < GEN_REREADS && !prev && fb == buf && frames_below &&
-                        owner == L->if_owner_generator; k++) {
-            if (mem_read_fresh(p->mem, frame + (uint64_t)L->if_previous, &prev, 8) != 0)
-                prev = 0;
-        }
         /* From 3.12 every chain ends in a shim frame (C-stack entry, or 3.14's base frame): a
          * Python frame with no previous one is a generator that yielded while we read. */
         if (!prev && !shim && (L->if_owner_cstack >= 0 || L->if_owner_interpreter >= 0)) {
@@ -596,7 +596,10 @@ static bool walked(const struct py_snapshot *s, const struct py_thread *t, uint6
  * before they did, and a returned frame keeps its code and back link), or was called by one of
  * them (its f_back is set when it starts running). Only a top on another branch is torn.
  * Rejecting returns too would retry exactly the samples that land in short calls, and make them
- * rarer than they are (a fifth too rare for a ~100 ns call on 3.8, against --blocking).
+ * rarer than they are (a fifth too rare for a ~100 ns call on 3.8, against --blocking). (3.11+
+ * keeps the strict check: accepting the same there let heap frames of generators, freed and
+ * reused at the same address within microseconds, make 1-5% of a generator chain's samples
+ * wrong.)
  */
 static bool still_below(struct py_proc *p, const struct py_snapshot *s,
                         const struct py_thread *t, uint64_t top)
@@ -642,15 +645,16 @@ static bool one_call_apart(const struct py_layout *L, const struct window *w, ui
 }
 
 /*
- * The guard is a frame outside the copy (a generator's or coroutine's, on the heap) and the first
- * read one inside it: between the two the thread resumed a generator (or called from one into
- * the data stack). No link in the copy can tell; the walk from the guard reads the generator's
- * own link to its caller, and the top is checked again after it (misses > 0).
+ * The first frame-pointer read or the guard is a frame outside the copy (a generator's or
+ * coroutine's, on the heap): between the two the thread resumed a generator, or one yielded, or
+ * called from one into the data stack. No link in the copy can tell; the walk from the guard
+ * reads the heap frames' own links to their callers, and the top is checked again after it
+ * (misses > 0).
  */
 static bool heap_top(const struct window *w, uint64_t frame, uint64_t guard)
 {
     uint64_t v;
-    return guard && frame && from_window(w, guard, &v, 8) != from_window(w, frame, &v, 8);
+    return guard && frame && !(from_window(w, guard, &v, 8) && from_window(w, frame, &v, 8));
 }
 
 /* Walks the frames of the thread whose state is in ts; marks t bad when torn. */
@@ -695,7 +699,7 @@ void stack_walk(struct py_proc *p, struct py_snapshot *s, struct py_thread *t, c
             uint64_t now_top = 0;
             if (!t->bad && w.misses &&
                 (read_top(p, t->tstate, cframe, &now_top) != 0 ||
-                 (now_top != frame && !walked(s, t, now_top))))
+                 now_top != frame))
                 t->bad = true;
             stack_remember_data(p, t->tstate, ts, &w);
             return;

@@ -3,8 +3,8 @@
  * fake_world.h, once per layout in py_layouts_gen[]. A generator's frame is linked to its caller
  * only while it runs: read between a yield and the next resume it looks like a whole stack of
  * one frame. Pins that such a read is torn when the thread has frames running below (and a whole
- * stack when it has none: a generator run from C), that a generator found suspended is read
- * again, and (3.11–3.12) that a thread switching between cframes keeps its one-syscall read.
+ * stack when it has none: a generator run from C), that a sample torn so is read again, and
+ * (3.11–3.12) that a thread switching between cframes keeps its one-syscall read.
  */
 #include "fake_world.h"
 #include "per_layout.h"
@@ -134,8 +134,8 @@ static void resume(void *ctx)
     fakepy_put64(&r->w->fp, fakepy_frame_back_addr(&r->w->fp, r->gen), r->caller);
 }
 
-/* 3.11+: the generator is read suspended, and resumed by its caller right after: its link read
- * again shows the caller, and the sample is the whole stack — without walking it all again. */
+/* 3.11+: the generator is read suspended, and resumed by its caller right after: the walk is
+ * torn, read again at once (walk_threads' retry), and the sample is the whole stack. */
 static void a_generator_found_suspended_is_read_again_and_keeps_its_callers(void **state)
 {
     struct world *w = *state;
@@ -157,7 +157,7 @@ static void a_generator_found_suspended_is_read_again_and_keeps_its_callers(void
     assert_int_equal(py_thread_frame(&w->s, t, 0)->addr, g.gen);
     assert_int_equal(py_thread_frame(&w->s, t, 1)->addr, g.main);
     assert_int_equal(py_thread_frame(&w->s, t, 2)->addr, g.mod);
-    assert_int_equal(copies(spy, g.chunk), 1);   /* in one walk, not a whole re-read */
+    assert_int_equal(copies(spy, g.chunk), 2);   /* the first walk's, and the retry's */
 }
 
 /*
@@ -194,6 +194,24 @@ static void a_thread_switching_between_cframes_keeps_its_one_read(void **state)
     }
 }
 
+/* 3.12+: an entry frame whose C call returned, its stack slot reused (the owner byte no longer
+ * says C stack), still shows the trampoline's code: torn, not a frame named so. */
+static void a_dead_entry_frame_is_torn_not_a_trampoline_frame(void **state)
+{
+    struct world *w = *state;
+    if (cur->frame_model != PY_FRAMES_INTERP || cur->if_owner_cstack < 0)
+        skip();
+    struct gen_world g;
+    build_gen_world(w, &g);
+    clear_below(w, &g);
+    uint64_t tramp = fakepy_code(&w->fp, "<interpreter trampoline>", "<interpreter trampoline>",
+                                 "<interpreter trampoline>", 0);
+    uint64_t dead = fakepy_frame(&w->fp, tramp, g.main, 0);   /* owner: thread, not C stack */
+    fakepy_put64(&w->fp, fakepy_frame_back_addr(&w->fp, g.gen), dead);
+    world_walk(w);
+    assert_true(w->s.threads[0].bad);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -202,6 +220,7 @@ int main(void)
         WT(a_short_stack_ending_in_plain_code_is_not_taken_for_a_generator),
         WT(a_generator_found_suspended_is_read_again_and_keeps_its_callers),
         WT(a_thread_switching_between_cframes_keeps_its_one_read),
+        WT(a_dead_entry_frame_is_torn_not_a_trampoline_frame),
     };
     return PER_LAYOUT_RUN("stack_gen", tests, cur);
 }
