@@ -125,112 +125,6 @@ static int read_frame(struct py_proc *p, struct window *w, uint64_t frame, uint8
     return mem_read(p->mem, frame, buf, need) == 0 ? 0 : -1;
 }
 
-void py_prev_stacks_free(struct py_proc *p)
-{
-    for (uint32_t i = 0; i < p->n_prev; i++) {
-        free(p->prev[i].frames);
-        free(p->prev[i].backs);
-        free(p->prev[i].index);
-    }
-    free(p->prev);
-    p->prev = NULL;
-    p->n_prev = p->cap_prev = 0;
-}
-
-struct py_prev_stack *stack_prev(struct py_proc *p, uint64_t tstate, bool create)
-{
-    for (uint32_t i = 0; i < p->n_prev; i++)
-        if (p->prev[i].tstate == tstate)
-            return &p->prev[i];
-    if (!create)
-        return NULL;
-    for (uint32_t i = 0; i < p->n_prev; i++) {
-        if (!p->prev[i].tstate) {   /* a slot freed by a thread that is gone */
-            p->prev[i].tstate = tstate;
-            p->prev[i].n = 0;
-            p->prev[i].pending = INT32_MIN;
-            return &p->prev[i];
-        }
-    }
-    if (p->n_prev == p->cap_prev) {
-        uint32_t cap = p->cap_prev ? p->cap_prev * 2 : 8;
-        struct py_prev_stack *n = realloc(p->prev, cap * sizeof *n);
-        if (!n)
-            return NULL;
-        p->prev = n;
-        p->cap_prev = cap;
-    }
-    struct py_prev_stack *ps = &p->prev[p->n_prev++];
-    memset(ps, 0, sizeof *ps);
-    ps->tstate = tstate;
-    ps->pending = INT32_MIN;
-    return ps;
-}
-
-static uint32_t index_slot(uint64_t addr, uint32_t mask)
-{
-    return (uint32_t)((addr * 0x9e3779b97f4a7c15ULL) >> 40) & mask;
-}
-
-/* Position of the frame at addr in the previous stack, or -1: one probe or two, where a scan of
- * the whole stack for every frame walked was a third of a 55-frame sample's instructions. */
-static int64_t prev_position(const struct py_prev_stack *ps, uint64_t addr)
-{
-    if (!ps->index || !ps->n)
-        return -1;
-    uint32_t mask = 2 * ps->cap - 1;
-    for (uint32_t h = index_slot(addr, mask);; h = (h + 1) & mask) {
-        uint32_t v = ps->index[h];
-        if (!v)
-            return -1;
-        if (ps->frames[v - 1].addr == addr)
-            return v - 1;
-    }
-}
-
-/* Keeps this walk's stack of t (and each frame's caller) for the next walk; depth is the thread
- * state's recursion_depth read with it (≤ 0: unknown). */
-static void remember_stack(struct py_proc *p, const struct py_snapshot *s, const struct py_thread *t,
-                           const uint64_t *backs, int32_t depth)
-{
-    struct py_prev_stack *ps = stack_prev(p, t->tstate, true);
-    if (!ps)
-        return;
-    ps->seen = true;
-    ps->surplus = depth > 0 ? depth - (int32_t)t->nframes : INT32_MIN;
-    ps->pending = INT32_MIN;
-    if (t->nframes > ps->cap || !ps->index) {
-        uint32_t cap = ps->cap ? ps->cap : 64;
-        while (cap < t->nframes)
-            cap *= 2;
-        struct py_frame *f = realloc(ps->frames, cap * sizeof *f);
-        if (f)
-            ps->frames = f;
-        uint64_t *b = realloc(ps->backs, cap * sizeof *b);
-        if (b)
-            ps->backs = b;
-        uint32_t *x = realloc(ps->index, 2 * cap * sizeof *x);   /* cap is a power of two */
-        if (x)
-            ps->index = x;
-        if (!f || !b || !x) {
-            ps->n = 0;
-            return;
-        }
-        ps->cap = cap;
-    }
-    memcpy(ps->frames, &s->frames[t->first], t->nframes * sizeof *ps->frames);
-    memcpy(ps->backs, backs, t->nframes * sizeof *backs);
-    ps->n = t->nframes;
-    uint32_t mask = 2 * ps->cap - 1;
-    memset(ps->index, 0, 2 * ps->cap * sizeof *ps->index);
-    for (uint32_t j = ps->n; j-- > 0;) {   /* the innermost of equal addresses wins, as a scan */
-        uint32_t h = index_slot(ps->frames[j].addr, mask);
-        while (ps->index[h] && ps->frames[ps->index[h] - 1].addr != ps->frames[j].addr)
-            h = (h + 1) & mask;
-        ps->index[h] = j + 1;
-    }
-}
-
 /*
  * Appends the frames below position j of the previous stack: frame j is unchanged (same address,
  * code, offset and caller), and a frame that is still executing a call keeps its callers, so
@@ -256,68 +150,6 @@ static int reuse_below(struct py_proc *p, struct py_snapshot *s, struct py_threa
         backs[t->nframes++] = ps->backs[k];
     }
     return 0;
-}
-
-/* recursion_depth moves by one around a call without the frame count (it is raised before the
- * frame becomes the thread's, and a C type's call holds a level while it runs): differences up
- * to this are not a sign of a torn walk. */
-#define SURPLUS_SLACK 1
-
-/*
- * Whether the callers of the current walk's last frame can be the previous walk's below its
- * frame j. Same address, code, offset and caller is not enough: CPython recycles frame objects,
- * and a recursion that unwinds and comes back can put each level in the frame object of the level
- * below it last time, with the same caller relation one level up. The thread state's
- * recursion_depth tells (one per Python frame, plus C-level recursion, which the two walks must
- * then share): the stack the reuse would give must be as much deeper as the count is.
- */
-static bool reuse_fits(const struct py_prev_stack *ps, uint32_t j, const struct py_thread *t,
-                       int32_t depth)
-{
-    if (depth <= 0 || ps->surplus == INT32_MIN)
-        return true;   /* no count (2.7-3.10 fakes, or a thread state that has none yet) */
-    if (ps->surplus < -SURPLUS_SLACK)
-        return false;   /* a reference with more frames than levels is no reference */
-    int64_t n = (int64_t)t->nframes + (int64_t)ps->n - (int64_t)j - 1;
-    return llabs((int64_t)depth - n - ps->surplus) <= SURPLUS_SLACK;
-}
-
-/*
- * Whether a walk read to its root (f_back NULL) has the depth the thread state's recursion_depth
- * says, given the C-level surplus the thread had at its last walk. Frames read one at a time
- * while the thread unwinds and calls again can be freed and recycled under the walk: a frame
- * just freed has no f_back, and the walk ends there, several levels short, with a top frame
- * that is again where it was. A surplus that changed is believed when the next walk (the retry,
- * a few microseconds later, or the next sample) shows the same: C-level recursion changes it
- * for real.
- */
-static bool depth_fits(struct py_proc *p, const struct py_thread *t, int32_t depth)
-{
-    if (depth <= 0)
-        return true;
-    int32_t surplus = depth - (int32_t)t->nframes;
-    /* Each Python frame holds a level, so more frames than levels (beyond the moment between
-     * the two updates) is a walk that ran into recycled frames: never believed, not even in a
-     * thread's first walk (one believed would be the reference the next walks reuse from). */
-    if (surplus < -SURPLUS_SLACK)
-        return false;
-    struct py_prev_stack *ps = stack_prev(p, t->tstate, false);
-    if (ps && ps->n && ps->surplus != INT32_MIN) {
-        if (abs(surplus - ps->surplus) <= SURPLUS_SLACK)
-            return true;
-    } else {
-        /* No reference: the thread's first walk. A level or two more than frames is a C call
-         * holding one; more is C-level recursion, or a walk cut short on a frame freed under
-         * it, which, believed, would become the reference the next walks reuse callers from. */
-        if (surplus <= SURPLUS_SLACK)
-            return true;
-        if (!ps && !(ps = stack_prev(p, t->tstate, true)))
-            return true;
-    }
-    if (surplus == ps->pending)
-        return true;
-    ps->pending = surplus;
-    return false;
 }
 
 /*
@@ -397,9 +229,9 @@ static void walk_frame_objects(struct py_proc *p, struct py_snapshot *s, struct 
             /* The arguments tell a recursion's levels apart: the frame object of level n, now
              * holding level n + 1's call, has other objects in its argument slots. */
             if (pf->code_addr == code && pf->lasti == cf->lasti && ps->backs[j] == back &&
-                pf->argsig == cf->argsig && reuse_fits(ps, j, t, depth)) {
+                pf->argsig == cf->argsig && stack_reuse_fits(ps, j, t, depth)) {
                 if (reuse_below(p, s, t, ps, j, backs) == 0 && !t->bad && !t->truncated)
-                    remember_stack(p, s, t, backs, depth);
+                    stack_remember(p, s, t, backs, depth);
                 return;
             }
         }
@@ -409,7 +241,7 @@ static void walk_frame_objects(struct py_proc *p, struct py_snapshot *s, struct 
         }
         frame = back;
     }
-    if (!t->bad && !t->truncated && !depth_fits(p, t, depth))
+    if (!t->bad && !t->truncated && !stack_depth_fits(p, t, depth))
         t->bad = true;   /* read again (walk_threads retries), or lost */
     /* A generator's frame gets its f_back when resumed and loses it when it yields: one found at
      * the bottom while the thread state counts more levels than were walked yielded while we
@@ -422,7 +254,7 @@ static void walk_frame_objects(struct py_proc *p, struct py_snapshot *s, struct 
             t->bad = true;
     }
     if (!t->bad && !t->truncated)
-        remember_stack(p, s, t, backs, depth);
+        stack_remember(p, s, t, backs, depth);
 }
 
 /* Whether the thread state in ts shows frames on its data stack (3.11+). The root chunk's first

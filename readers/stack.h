@@ -1,9 +1,10 @@
 /*
- * stack.h — inside the readers: one thread's stack, and what walk.c, stack.c and datastack.c
- * share. Not an API: walk.c walks interpreters and thread lists and calls stack_read_thread() /
- * stack_walk() for each thread; stack.c holds the two frame walkers (frame objects up to 3.10,
- * interpreter frames from 3.11) and the previous-stack reuse; datastack.c the 3.11+ data-stack
- * copy and the guarded read.
+ * stack.h — inside the readers: one thread's stack, and what walk.c, stack.c, prevstack.c and
+ * datastack.c share. Not an API: walk.c walks interpreters and thread lists and calls
+ * stack_read_thread() / stack_walk() for each thread; stack.c holds the two frame walkers (frame
+ * objects up to 3.10, interpreter frames from 3.11); prevstack.c what is kept of each thread's
+ * last walk and when its callers may be reused; datastack.c the 3.11+ data-stack copy and the
+ * guarded read.
  */
 #ifndef PT_STACK_H
 #define PT_STACK_H
@@ -127,6 +128,48 @@ struct fast_read {
 /* Before a round: stages the guarded read of thread tstate (3.11+, where the previous walk
  * found its stack) into the round's prefetch syscall; stack_read_thread() then uses it. */
 void stack_stage(struct py_proc *p, uint64_t tstate, size_t need);
+
+/* ---- the previous walk's stack of each thread (prevstack.c) ---------------------------------- */
+
+/* recursion_depth moves by one around a call without the frame count (it is raised before the
+ * frame becomes the thread's, and a C type's call holds a level while it runs): differences up
+ * to this are not a sign of a torn walk. */
+#define SURPLUS_SLACK 1
+
+static inline uint32_t index_slot(uint64_t addr, uint32_t mask)
+{
+    return (uint32_t)((addr * 0x9e3779b97f4a7c15ULL) >> 40) & mask;
+}
+
+/* Position of the frame at addr in the previous stack, or -1: one probe or two, where a scan of
+ * the whole stack for every frame walked was a third of a 55-frame sample's instructions. */
+static inline int64_t prev_position(const struct py_prev_stack *ps, uint64_t addr)
+{
+    if (!ps->index || !ps->n)
+        return -1;
+    uint32_t mask = 2 * ps->cap - 1;
+    for (uint32_t h = index_slot(addr, mask);; h = (h + 1) & mask) {
+        uint32_t v = ps->index[h];
+        if (!v)
+            return -1;
+        if (ps->frames[v - 1].addr == addr)
+            return v - 1;
+    }
+}
+
+/* Keeps this walk's stack of t (and each frame's caller, backs) for the next walk; depth is the
+ * thread state's recursion_depth read with it (≤ 0: unknown). */
+void stack_remember(struct py_proc *p, const struct py_snapshot *s, const struct py_thread *t,
+                    const uint64_t *backs, int32_t depth);
+
+/* Whether the callers of the current walk's last frame can be the previous walk's below its
+ * frame j, by the recursion counts (frame objects are recycled one level off). */
+bool stack_reuse_fits(const struct py_prev_stack *ps, uint32_t j, const struct py_thread *t,
+                      int32_t depth);
+
+/* Whether a walk read to its root has the depth recursion_depth says (a surplus that changed is
+ * believed when the next walk shows it again). */
+bool stack_depth_fits(struct py_proc *p, const struct py_thread *t, int32_t depth);
 
 /* This thread's state from the previous walk (created when create and missing), or NULL. */
 struct py_prev_stack *stack_prev(struct py_proc *p, uint64_t tstate, bool create);
