@@ -37,6 +37,21 @@ def _samples(path):
             yield o
 
 
+def _attach_stacks(pid, rate, out, seconds=2):
+    """Records pid for `seconds` at `rate`; returns (function names of each good sample,
+    outermost first; torn samples; all samples)."""
+    r = run_pytrace("attach", pid, "-q", "-r", rate, "-d", seconds, "-o", out)
+    assert r.returncode == 0, r.stderr.decode()
+    stacks, bad, total = [], 0, 0
+    for o in _samples(out):
+        total += 1
+        if o.get("bad"):
+            bad += 1
+        else:
+            stacks.append([f["function"] for f in o.get("stack", [])])
+    return stacks, bad, total
+
+
 def py3_params():
     return [p for p in interpreter_params() if "2.7" not in p.id]
 
@@ -289,16 +304,9 @@ def test_recursion_is_walked_at_its_full_depth(start_target, python, rate, tmp_p
     all samples are good."""
     require(python)
     target = start_target([python, "-c", WRAPPER, CPU_BOUND, "--depth", "50", "--seconds", "60"])
-    out = str(tmp_path / "d.pytrace")
-    r = run_pytrace("attach", target.pid, "-q", "-r", rate, "-d", "2", "-o", out)
-    assert r.returncode == 0, r.stderr.decode()
-    depths, bad, total = collections.Counter(), 0, 0
-    for o in _samples(out):
-        total += 1
-        if o.get("bad"):
-            bad += 1
-            continue
-        names = [f["function"] for f in o.get("stack", [])]
+    stacks, bad, total = _attach_stacks(target.pid, rate, str(tmp_path / "d.pytrace"))
+    depths = collections.Counter()
+    for names in stacks:
         if names and names[-1] in ("kernel", "small"):
             first = names.index("descend") if "descend" in names else 0
             rooted = names[0] == "<module>" and first > 0 and names[first - 1] == "main"
@@ -329,16 +337,9 @@ def test_generator_frames_keep_their_callers(start_target, python, tmp_path):
     of the samples in generators rootless on <= 3.11; torn now 1-5% on a quiet machine."""
     require(python)
     target = start_target([python, "-c", WRAPPER, os.path.join(TARGETS, "generators.py")])
-    out = str(tmp_path / "g.pytrace")
-    r = run_pytrace("attach", target.pid, "-q", "-r", 1000, "-d", "2", "-o", out)
-    assert r.returncode == 0, r.stderr.decode()
-    in_gen, rootless, bad, total = 0, [], 0, 0
-    for o in _samples(out):
-        total += 1
-        if o.get("bad"):
-            bad += 1
-            continue
-        names = [f["function"] for f in o.get("stack", [])]
+    stacks, bad, total = _attach_stacks(target.pid, 1000, str(tmp_path / "g.pytrace"))
+    in_gen, rootless = 0, []
+    for names in stacks:
         if not any(n in GENERATOR_FUNCS for n in names):
             continue
         in_gen += 1
