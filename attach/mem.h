@@ -85,8 +85,9 @@ const uint8_t *mem_round_peek(struct mem_src *src, uint64_t addr, size_t len);
  * such reads does not prefetch them again for nothing. */
 void mem_round_plan(struct mem_src *src, bool on);
 /* Plan the whole 4 KiB page around each small miss (heap objects such as frame objects: their
- * successors are usually allocated in the same pools). */
-void mem_round_pages(struct mem_src *src, bool on);
+ * successors are usually allocated in the same pools); such a page stays planned a few rounds
+ * after its last use. Returns the previous setting. */
+bool mem_round_pages(struct mem_src *src, bool on);
 /* Stop serving from this round's prefetch (a torn stack is being read again). A read that misses
  * the prefetch does the same (the data read later must not be older), until: */
 void mem_round_drop(struct mem_src *src);
@@ -100,8 +101,9 @@ int mem_readv_fresh(struct mem_src *src, const struct mem_iov *iov, int n);
 uint64_t mem_syscalls(struct mem_src *src);
 /*
  * Reads iov (at most MEM_ROUND_STAGE_MAX, into the caller's buffers, which must stay valid) in the
- * next mem_round_begin()'s syscall, after the plan: one syscall for the round's prefetch and a
- * reader's own fresh read that it knows in advance (3.11+: the first thread's guarded read).
+ * next mem_round_begin()'s syscall, after the plan (before its paged regions: see memround.c): one
+ * syscall for the round's prefetch and a reader's own fresh read that it knows in advance (3.11+:
+ * the first thread's guarded read).
  * mem_round_staged(src, key) then says how many of them were read (leading iovs, as mem_readv
  * returns), or -1 when nothing was staged under key or no round began since; it clears the stage.
  */
@@ -114,10 +116,18 @@ bool mem_round_planned(struct mem_src *src, uint64_t addr, size_t len);
  * reading it now (a reader that reads it some other way this round, and would rather have the
  * prefetch read it: beside a region already planned it costs no iovec of its own). */
 void mem_round_want(struct mem_src *src, uint64_t addr, size_t len);
+/* During a round: plan the page around addr as mem_round_pages() plans a small miss's (a reader
+ * that learned from what it read that it was a heap object). */
+void mem_round_want_page(struct mem_src *src, uint64_t addr);
 int mem_round_staged(struct mem_src *src, uint64_t key);
 /* During a round: reads the whole plan again, with the round's misses, in one syscall, and serves
  * reads from that newer copy (a walk starts over from it). 0, or -1 when not all of it was read. */
 int mem_round_refetch(struct mem_src *src);
+/* A fresh readv of iov (at most MEM_ROUND_STAGE_MAX). When the round's prefetch was set aside (a
+ * retried walk), the plan is read again in the same syscall, just before iov, so the walk that
+ * follows has its other regions (3.11+: generators' and coroutines' frames on the heap) from the
+ * same instant instead of a syscall each. Returns as mem_readv. */
+int mem_round_refetch_with(struct mem_src *src, const struct mem_iov *iov, int n);
 /* Whether a read of this round missed the prefetch and set it aside (reads go to the target). */
 bool mem_round_dropped(struct mem_src *src);
 /* Reads served from prefetches, prefetch syscalls made, regions in the current plan. */

@@ -32,6 +32,7 @@ struct round_region {
     bool ok;                 /* read by this round's prefetch */
     bool used;               /* served a read this round */
     uint8_t idle;            /* rounds since it last served a read */
+    bool paged;              /* a page planned for a small miss (heap objects come back to it) */
     uint32_t ulo, uhi;       /* the bytes [ulo, uhi) of it that served reads this round */
 };
 
@@ -53,11 +54,12 @@ struct mem_round {
     struct round_region plan[ROUND_MAX_REGIONS];
     uint32_t nplan;
     /* Regions read by syscall this round (misses), to add to the next plan. */
-    struct { uint64_t addr; uint32_t len; } miss[ROUND_MAX_REGIONS];
+    struct { uint64_t addr; uint32_t len; bool paged; } miss[ROUND_MAX_REGIONS];
     uint32_t nmiss;
     uint8_t *buf;
     size_t cap;
     struct mem_iov iov[ROUND_MAX_REGIONS + MEM_ROUND_STAGE_MAX];
+    int16_t which[ROUND_MAX_REGIONS + MEM_ROUND_STAGE_MAX];   /* read_plan()'s iov order */
     uint64_t hits, prefetches, refetches;
     /* Which plan region served a page last (a hint: checked before use). */
     struct page_hint { uint64_t page; uint32_t idx; } hints[1u << ROUND_HINT_BITS];
@@ -129,11 +131,12 @@ static bool round_hit(struct mem_round *m, uint64_t addr, void *buf, size_t len)
 
 #define ROUND_PAGE 4096u
 
-static void round_note_miss(struct mem_round *m, uint64_t addr, size_t len)
+static void note_miss(struct mem_round *m, uint64_t addr, size_t len, bool page)
 {
     if (!m->active || m->unplanned || len == 0 || len > ROUND_MAX_REGION)
         return;
-    if (m->page_misses && len <= ROUND_PAGE / 8 && (addr & (ROUND_PAGE - 1)) + len <= ROUND_PAGE) {
+    bool paged = page && len <= ROUND_PAGE / 8 && (addr & (ROUND_PAGE - 1)) + len <= ROUND_PAGE;
+    if (paged) {
         /* Objects of one size class share pymalloc pools: the next round's new frame object is
          * most likely in a page this round already touched. The page is mapped: we just read it. */
         addr &= ~(uint64_t)(ROUND_PAGE - 1);
@@ -143,11 +146,17 @@ static void round_note_miss(struct mem_round *m, uint64_t addr, size_t len)
         if (m->miss[i].addr == addr) {
             if (len > m->miss[i].len)
                 m->miss[i].len = (uint32_t)len;
+            m->miss[i].paged |= paged;
             return;
         }
     }
     if (m->nmiss < ROUND_MAX_REGIONS)
-        m->miss[m->nmiss++] = (typeof(m->miss[0])){addr, (uint32_t)len};
+        m->miss[m->nmiss++] = (typeof(m->miss[0])){addr, (uint32_t)len, paged};
+}
+
+static void round_note_miss(struct mem_round *m, uint64_t addr, size_t len)
+{
+    note_miss(m, addr, len, m->page_misses);
 }
 
 /*
@@ -231,6 +240,46 @@ struct mem_src *mem_round_new(struct mem_src *inner)
     return &m->base;
 }
 
+/*
+ * One syscall: the plan's regions, with lead (a reader's own fresh read: 3.11+, a thread's
+ * guarded read, whose last iovec is the sample's instant) among them: after the plan's other
+ * regions (a 3.12 thread's first frame-pointer read, planned beside its entry frame on the C
+ * stack, must come before it), before its paged ones. What a walk reaches through pointers from
+ * lead (generators' and coroutines' frames on the heap) is then read no earlier than those
+ * pointers, and the walk's re-check of the top afterwards covers it; read before them, a frame
+ * freed and reused in between came out as another call's. process_vm_readv stops at the first
+ * region that fails (unmapped since): the ones before it are good, the rest are read on demand.
+ * Returns how many of lead were read; *plan_ok, whether all of the plan was.
+ */
+static int read_plan(struct mem_round *m, const struct mem_iov *lead, int nlead, bool *plan_ok)
+{
+    int np = (int)m->nplan, n = 0, lead_at = -1;
+    int16_t *which = m->which;   /* iov k reads plan region which[k], or lead for -1 */
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < np; i++) {
+            struct round_region *r = &m->plan[i];
+            if (r->paged != (pass == 1))
+                continue;
+            r->ok = false;
+            which[n] = (int16_t)i;
+            m->iov[n++] = (struct mem_iov){r->addr, m->buf + r->off, r->len};
+        }
+        if (pass == 0) {
+            lead_at = n;
+            for (int i = 0; i < nlead; i++) {
+                which[n] = -1;
+                m->iov[n++] = lead[i];
+            }
+        }
+    }
+    int got = n ? mem_readv(m->inner, m->iov, n) : 0;
+    for (int k = 0; k < got; k++)
+        if (which[k] >= 0)
+            m->plan[which[k]].ok = true;
+    *plan_ok = got == n;
+    return got <= lead_at ? 0 : got - lead_at < nlead ? got - lead_at : nlead;
+}
+
 void mem_round_begin(struct mem_src *src)
 {
     struct mem_round *m = as_round(src);
@@ -239,24 +288,16 @@ void mem_round_begin(struct mem_src *src)
     m->active = true;
     m->dropped = false;
     m->nmiss = 0;
-    for (uint32_t i = 0; i < m->nplan; i++) {
-        m->plan[i].ok = m->plan[i].used = false;
-        m->iov[i] = (struct mem_iov){m->plan[i].addr, m->buf + m->plan[i].off, m->plan[i].len};
-    }
-    int n = (int)m->nplan;
-    for (int i = 0; i < m->nstaged; i++)
-        m->iov[n++] = m->staged[i];
-    if (n == 0)
+    for (uint32_t i = 0; i < m->nplan; i++)
+        m->plan[i].used = false;
+    if (m->nplan == 0 && m->nstaged == 0)
         return;
-    /* process_vm_readv stops at the first region that fails (unmapped since): the ones before
-     * it are good, the rest are simply read on demand this round (and a staged read that was
-     * not reached is made by its reader, fresh). */
-    int got = mem_readv(m->inner, m->iov, n);
+    /* A staged read that was not all made is made again by its reader, fresh. */
+    bool plan_ok;
+    int got = read_plan(m, m->staged, m->nstaged, &plan_ok);
     m->prefetches++;
-    for (int i = 0; i < got && i < (int)m->nplan; i++)
-        m->plan[i].ok = true;
     if (m->nstaged)
-        m->staged_got = got > (int)m->nplan ? got - (int)m->nplan : 0;
+        m->staged_got = got;
 }
 
 void mem_round_stage(struct mem_src *src, uint64_t key, const struct mem_iov *iov, int n)
@@ -290,6 +331,13 @@ void mem_round_want(struct mem_src *src, uint64_t addr, size_t len)
         round_note_miss(m, addr, len);
 }
 
+void mem_round_want_page(struct mem_src *src, uint64_t addr)
+{
+    struct mem_round *m = as_round(src);
+    if (m && m->active)
+        note_miss(m, addr, 1, true);
+}
+
 int mem_round_staged(struct mem_src *src, uint64_t key)
 {
     struct mem_round *m = as_round(src);
@@ -311,6 +359,7 @@ static void region_merge(struct round_region *into, const struct round_region *r
     into->addr = lo;
     into->len = (uint32_t)(hi - lo);
     into->idle = r->idle < into->idle ? r->idle : into->idle;
+    into->paged = into->paged || r->paged;
 }
 
 /* Whether reading a and b as one region [lo, hi) pins no page that reading them apart would not,
@@ -410,11 +459,11 @@ void mem_round_end(struct mem_src *src)
         if (!r->used) {
             /* Only the churning heap of frame objects comes back to idle pages; elsewhere an
              * unused region is a one-off and goes at once. */
-            if (!m->page_misses || r->idle > ROUND_KEEP_IDLE || r->len > ROUND_IDLE_REGION ||
+            if (!(m->page_misses || r->paged) || r->idle > ROUND_KEEP_IDLE || r->len > ROUND_IDLE_REGION ||
                 idle_bytes + r->len > ROUND_IDLE_BYTES)
                 continue;
             idle_bytes += r->len;
-        } else if (!m->page_misses && pages(r->addr + r->ulo, r->uhi - r->ulo) < pages(r->addr, r->len)) {
+        } else if (!(m->page_misses || r->paged) && pages(r->addr + r->ulo, r->uhi - r->ulo) < pages(r->addr, r->len)) {
             /* Pages of it that served no read this round go (a region merged with a one-off
              * read next to it would otherwise keep the one-off's pages for good); within a
              * page, the bytes are free. */
@@ -434,7 +483,8 @@ void mem_round_end(struct mem_src *src)
             dup = m->plan[j].addr == m->miss[i].addr && m->plan[j].len >= m->miss[i].len;
         if (dup)
             continue;
-        m->plan[n] = (struct round_region){m->miss[i].addr, m->miss[i].len, bytes, false, false, 0, 0, 0};
+        m->plan[n] = (struct round_region){m->miss[i].addr, m->miss[i].len, bytes, false, false, 0,
+                                           m->miss[i].paged, 0, 0};
         bytes += m->miss[i].len;
         n++;
     }
@@ -462,33 +512,45 @@ void mem_round_end(struct mem_src *src)
  * again in one syscall: a newer single instant the walk can start over from. Not when the buffer
  * would have to grow (pointers from mem_round_peek() must stay valid): the round's end grows it.
  */
-int mem_round_refetch(struct mem_src *src)
+/* The plan, with this round's misses, read again with extra in one syscall (read_plan).
+ * Returns how many of extra were read, or -1 when the plan itself was not all read. */
+static int refetch(struct mem_round *m, const struct mem_iov *extra, int nextra)
 {
-    struct mem_round *m = as_round(src);
-    if (!m || !m->active || !m->nplan)
-        return -1;
     uint32_t n = m->nplan;
     uint32_t bytes = m->plan[n - 1].off + m->plan[n - 1].len;
     for (uint32_t i = 0; i < m->nmiss && n < ROUND_MAX_REGIONS; i++) {
         if (bytes + m->miss[i].len > m->cap)
             continue;   /* next round's plan has it */
         m->plan[n++] = (struct round_region){m->miss[i].addr, m->miss[i].len, bytes, false, true,
-                                             0, 0, m->miss[i].len};
+                                             0, m->miss[i].paged, 0, m->miss[i].len};
         bytes += m->miss[i].len;
         m->miss[i--] = m->miss[--m->nmiss];
     }
     m->nplan = n;
-    for (uint32_t i = 0; i < n; i++) {
-        m->plan[i].ok = false;
-        m->iov[i] = (struct mem_iov){m->plan[i].addr, m->buf + m->plan[i].off, m->plan[i].len};
-    }
-    int got = mem_readv(m->inner, m->iov, (int)n);
+    bool plan_ok;
+    int got = read_plan(m, extra, nextra, &plan_ok);
     m->refetches++;
-    for (int i = 0; i < got; i++)
-        m->plan[i].ok = true;
     /* Partly read: the walk reads afresh, as after any miss, rather than from two instants. */
-    m->dropped = got != (int)n;
-    return got == (int)n ? 0 : -1;
+    m->dropped = !plan_ok;
+    return m->dropped ? -1 : got;
+}
+
+int mem_round_refetch(struct mem_src *src)
+{
+    struct mem_round *m = as_round(src);
+    if (!m || !m->active || !m->nplan)
+        return -1;
+    return refetch(m, NULL, 0) == 0 ? 0 : -1;
+}
+
+int mem_round_refetch_with(struct mem_src *src, const struct mem_iov *iov, int n)
+{
+    struct mem_round *m = as_round(src);
+    if (!m || !m->active || !m->dropped || !m->nplan || n > MEM_ROUND_STAGE_MAX)
+        return mem_readv_fresh(src, iov, n);
+    src->reads++;
+    int got = refetch(m, iov, n);
+    return got >= 0 ? got : mem_readv_fresh(src, iov, n);
 }
 
 bool mem_round_dropped(struct mem_src *src)
@@ -511,11 +573,14 @@ void mem_round_plan(struct mem_src *src, bool on)
         m->unplanned = !on;
 }
 
-void mem_round_pages(struct mem_src *src, bool on)
+bool mem_round_pages(struct mem_src *src, bool on)
 {
     struct mem_round *m = as_round(src);
-    if (m)
-        m->page_misses = on;
+    if (!m)
+        return false;
+    bool was = m->page_misses;
+    m->page_misses = on;
+    return was;
 }
 
 void mem_round_resume(struct mem_src *src)

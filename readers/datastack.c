@@ -45,7 +45,7 @@ void stack_copy_data(struct py_proc *p, const uint8_t *ts, struct window *w)
     /* Read now, after the frame pointer: never an older copy from the round's prefetch. */
     p->stackbuf_used = true;
     if (mem_read_fresh(p->mem, chunk, p->stackbuf, len) == 0)
-        *w = (struct window){chunk, len, p->stackbuf, 0, false, 0, 0, NULL};
+        *w = (struct window){chunk, len, p->stackbuf, 0, false, 0, 0, NULL, 0, 0, 0};
 }
 
 /* The slow path: the older chunk below the copy in w, when stack_remember_data() found one, read
@@ -223,7 +223,9 @@ void stack_stage(struct py_proc *p, uint64_t tstate, size_t need)
         return;
     /* 3.12: the entry frame beside the cframe on the C stack is in the plan (the walk reads it
      * every round), and with it the first frame-pointer read, made before the thread state's
-     * in the same syscall: in time before the copy, which is all that read must be. */
+     * in the same syscall: in time before the copy, which is all that read must be. (Only the
+     * plan's paged regions, heap objects' pages, are read after a staged read; the C stack is
+     * never one.) */
     uint64_t cf_at = p->layout.ts_cframe >= 0 ? guard_addr(&p->layout, ps, tstate) : 0;
     if (cf_at && !mem_round_planned(p->mem, cf_at, 8))
         cf_at = 0;
@@ -301,7 +303,8 @@ static int guarded_read(struct py_proc *p, struct py_prev_stack *ps, uint64_t ts
     alt_cframes(&p->layout, ps, fr->cframe_alt);
     struct guard_alt alt = {fr->cframe_alt, fr->cf_alt, fr->guard_alt};
     int n = guard_iovs(p, ps, tstate, ts, need, &fr->cf_frame, &fr->guard, &alt, iov);
-    int got = mem_readv_fresh(p->mem, iov, n);
+    /* A retry (the round's prefetch set aside): with the plan again, in the same syscall. */
+    int got = mem_round_refetch_with(p->mem, iov, n);
     if (got == n) {
         fr->ok = true;
         return 0;
@@ -319,7 +322,7 @@ bool stack_reseek(struct py_proc *p, uint64_t tstate, const uint8_t *ts)
     uint8_t hdr[24];   /* _PyStackChunk: previous, size, top */
     if (!chunk || top <= chunk || mem_read_fresh(p->mem, chunk, hdr, sizeof hdr) != 0)
         return false;
-    struct window w = {chunk, sizeof hdr, hdr, 0, false, 0, 0, NULL};
+    struct window w = {chunk, sizeof hdr, hdr, 0, false, 0, 0, NULL, 0, 0, 0};
     stack_remember_data(p, tstate, ts, &w);
     return fast_prev(p, tstate) != NULL;
 }

@@ -302,12 +302,25 @@ static void walk_interp_frames(struct py_proc *p, struct py_snapshot *s, struct 
         if (in) {
             /* In the copy: read in place (the common case, every frame of a steady stack). */
             fb = in;
+            if (w->last_miss && !w->junction) {
+                w->junction = frame;
+                w->j_code = u64_at(fb, L->if_code);
+                w->j_instr = u64_at(fb, L->if_instr);
+            }
             w->last_miss = false;
             nslots = L->if_localsplus >= 0 ? ARG_SLOTS : 0;
             if (nslots)
                 memcpy(slots, fb + L->if_localsplus, sizeof slots);
         } else {
+            uint64_t sc = mem_syscalls(p->mem);
             nslots = read_frame(p, w, frame, buf, sizeof buf, need, L->if_localsplus, slots);
+            /* A generator's or coroutine's frame, in its object on the heap, that the round's
+             * prefetch did not have: its whole page is planned, as frame objects' are up to
+             * 3.10. The next such objects come from the same pymalloc pools, and are then read
+             * with the round's one syscall instead of one each. */
+            if (nslots >= 0 && mem_syscalls(p->mem) != sc &&
+                (int8_t)buf[L->if_owner] == L->if_owner_generator)
+                mem_round_want_page(p->mem, frame);
         }
         if (nslots < 0) {
             t->bad = true;
@@ -385,32 +398,44 @@ static int top_frame(struct py_proc *p, const uint8_t *ts, uint64_t *frame)
 }
 
 /* The thread's top frame, read afresh from its thread state: one syscall (3.11-3.12 read the
- * cframe pointer and, speculatively through the cframe seen first, its frame in one readv). */
-static int read_top(struct py_proc *p, uint64_t tstate, uint64_t cframe_seen, uint64_t *frame)
+ * cframe pointer and, speculatively through the cframe seen first, its frame in one readv).
+ * extra, when not NULL, is read in the same syscall, after the top; -1 when it was not. */
+static int read_top_with(struct py_proc *p, uint64_t tstate, uint64_t cframe_seen, uint64_t *frame,
+                         const struct mem_iov *extra)
 {
     const struct py_layout *L = &p->layout;
-    if (L->ts_current_frame >= 0)
-        return mem_read_fresh(p->mem, tstate + (uint64_t)L->ts_current_frame, frame, 8);
-    if (L->ts_cframe >= 0) {
-        uint64_t cframe = 0;
-        *frame = 0;
+    struct mem_iov iov[3];
+    int n = 0;
+    uint64_t cframe = 0;
+    *frame = 0;
+    if (L->ts_current_frame >= 0) {
+        iov[n++] = (struct mem_iov){tstate + (uint64_t)L->ts_current_frame, frame, 8};
+    } else if (L->ts_cframe >= 0) {
+        iov[n++] = (struct mem_iov){tstate + (uint64_t)L->ts_cframe, &cframe, 8};
+        if (cframe_seen)
+            iov[n++] = (struct mem_iov){cframe_seen + (uint64_t)L->cf_current_frame, frame, 8};
+    } else {
+        iov[n++] = (struct mem_iov){tstate + (uint64_t)L->ts_frame, frame, 8};
+    }
+    if (extra)
+        iov[n++] = *extra;
+    if (mem_readv_fresh(p->mem, iov, n) != n)
+        return -1;
+    if (L->ts_current_frame < 0 && L->ts_cframe >= 0) {
         if (!cframe_seen)
-            return mem_read_fresh(p->mem, tstate + (uint64_t)L->ts_cframe, &cframe, 8) == 0 && !cframe
-                       ? 0 : -1;
-        struct mem_iov iov[2] = {
-            {tstate + (uint64_t)L->ts_cframe, &cframe, 8},
-            {cframe_seen + (uint64_t)L->cf_current_frame, frame, 8},
-        };
-        if (mem_readv_fresh(p->mem, iov, 2) != 2)
-            return -1;
+            return cframe ? -1 : 0;
         /* Another C-level eval call now (a generator resumed from C, or back from one): the top
          * is where the new cframe says. */
         if (cframe != cframe_seen)
             return cframe ? mem_read_fresh(p->mem, cframe + (uint64_t)L->cf_current_frame, frame, 8)
                           : -1;
-        return 0;
     }
-    return mem_read_fresh(p->mem, tstate + (uint64_t)L->ts_frame, frame, 8);
+    return 0;
+}
+
+static int read_top(struct py_proc *p, uint64_t tstate, uint64_t cframe_seen, uint64_t *frame)
+{
+    return read_top_with(p, tstate, cframe_seen, frame, NULL);
 }
 
 /* Whether addr is one of the frames this walk recorded for t. */
@@ -489,6 +514,29 @@ static bool heap_top(const struct window *w, uint64_t frame, uint64_t guard)
     return guard && frame && !(from_window(w, guard, &v, 8) && from_window(w, frame, &v, 8));
 }
 
+/*
+ * The re-check of a walk that read frames outside the copy: the top read again (it must be the
+ * frame walked from), and with it the junction frame (see struct window), which must still run
+ * the code at the instruction the copy showed. Heap frames are read after the copy; the copy's
+ * frames below them may be older than they are (a call returned and another took its slot: a
+ * generator loop's caller in place of a "".join's, whose freed generator's frame was reused).
+ */
+static bool recheck_holds(struct py_proc *p, const struct py_thread *t, uint64_t cframe,
+                          uint64_t frame, const struct window *w)
+{
+    const struct py_layout *L = &p->layout;
+    uint8_t hdr[256];
+    size_t len = (size_t)(L->if_code > L->if_instr ? L->if_code : L->if_instr) + 8;
+    struct mem_iov j = {w->junction, hdr, len};
+    bool junction = w->junction && len <= sizeof hdr;
+    uint64_t now_top = 0;
+    if (read_top_with(p, t->tstate, cframe, &now_top, junction ? &j : NULL) != 0 ||
+        now_top != frame)
+        return false;
+    return !junction ||
+           (u64_at(hdr, L->if_code) == w->j_code && u64_at(hdr, L->if_instr) == w->j_instr);
+}
+
 /* Walks the frames of the thread whose state is in ts; marks t bad when torn. */
 void stack_walk(struct py_proc *p, struct py_snapshot *s, struct py_thread *t, const uint8_t *ts,
                 size_t need, struct fast_read *fr)
@@ -512,7 +560,7 @@ void stack_walk(struct py_proc *p, struct py_snapshot *s, struct py_thread *t, c
             /* The whole copy, not just up to the top the thread state showed: a frame pushed
              * between that read and the cframe's (both before the copy) is in it. */
             struct window w = {chunk, ps->copylen, fr->stack, 0, false, fr->old_base,
-                               fr->old_len, fr->old_len ? fr->old_stack : NULL};
+                               fr->old_len, fr->old_len ? fr->old_stack : NULL, 0, 0, 0};
             if (!one_call_apart(L, &w, frame, guard) && !heap_top(&w, frame, guard)) {
                 t->bad = true;   /* the stack changed below its top while it was copied */
                 stack_remember_data(p, t->tstate, ts, &w);
@@ -528,10 +576,7 @@ void stack_walk(struct py_proc *p, struct py_snapshot *s, struct py_thread *t, c
                 walk_interp_frames(p, s, t, frame, &w, data_stack_used(L, ts));
             /* Frames outside the copy (generators, older chunks) were read afterwards, or come
              * from the round's prefetch: check the top again. */
-            uint64_t now_top = 0;
-            if (!t->bad && w.misses &&
-                (read_top(p, t->tstate, cframe, &now_top) != 0 ||
-                 now_top != frame))
+            if (!t->bad && w.misses && !recheck_holds(p, t, cframe, frame, &w))
                 t->bad = true;
             stack_remember_data(p, t->tstate, ts, &w);
             return;
@@ -554,7 +599,7 @@ void stack_walk(struct py_proc *p, struct py_snapshot *s, struct py_thread *t, c
         t->bad = true;
         return;
     }
-    struct window w = {0, 0, NULL, 0, false, 0, 0, NULL};
+    struct window w = {0, 0, NULL, 0, false, 0, 0, NULL, 0, 0, 0};
     if (L->frame_model == PY_FRAMES_INTERP) {
         stack_copy_data(p, ts, &w);
         stack_remember_data(p, t->tstate, ts, &w);

@@ -65,6 +65,9 @@ struct window {
     bool last_miss;         /* the last frame read was outside it */
     uint64_t base2, len2;   /* the older chunk's copy, len2 0 when none */
     const uint8_t *bytes2;
+    /* The first frame in the copy that the walk reached from one outside it (a generator's
+     * caller), with its code and instruction words as the copy had them; junction 0: none. */
+    uint64_t junction, j_code, j_instr;
 };
 
 static inline const uint8_t *region_at(uint64_t base, uint64_t rlen, const uint8_t *bytes, uint64_t addr,

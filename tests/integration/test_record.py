@@ -326,6 +326,9 @@ def test_recursion_is_walked_at_its_full_depth(start_target, python, rate, tmp_p
 
 
 GENERATOR_FUNCS = ("<genexpr>", "numbers", "relay")
+# generators.py's call structure: each function's one caller.
+GENERATOR_CALLER = {"<genexpr>": "rows", "numbers": "relay", "relay": "consume", "rows": "main",
+                    "consume": "main"}
 
 
 @pytest.mark.parametrize("python", interpreter_params())
@@ -338,15 +341,23 @@ def test_generator_frames_keep_their_callers(start_target, python, tmp_path):
     require(python)
     target = start_target([python, "-c", WRAPPER, os.path.join(TARGETS, "generators.py")])
     stacks, bad, total = _attach_stacks(target.pid, 1000, str(tmp_path / "g.pytrace"))
-    in_gen, rootless = 0, []
+    in_gen, rootless, wrong = 0, [], []
     for names in stacks:
+        if any(names[i] in GENERATOR_CALLER and names[i - 1] != GENERATOR_CALLER[names[i]]
+               for i in range(1, len(names))):
+            wrong.append(names)
         if not any(n in GENERATOR_FUNCS for n in names):
             continue
         in_gen += 1
         if names[0] != "<module>" or "main" not in names:
             rootless.append(names)
-    print("%d samples in generators, %d rootless; %d of %d torn" % (in_gen, len(rootless), bad,
-                                                                   total))
+    print("%d samples in generators, %d rootless, %d with a wrong caller; %d of %d torn"
+          % (in_gen, len(rootless), len(wrong), bad, total))
     assert in_gen > 0.3 * total, (in_gen, total)
     assert not rootless, rootless[:5]
+    # A frame whose caller is not the program's (main -> consume -> <genexpr>: a freed
+    # generator's frame reused, read with a copy of the data stack older than it): 0.1-0.8% of
+    # the samples on 3.11-3.13 before session 13 (2-16 here), 0 in 90,000 after it on a quiet
+    # machine, and once 1 in a full run.
+    assert len(wrong) <= 3, wrong[:5]
     assert bad <= max(3, 0.15 * total), "%d of %d samples torn" % (bad, total)

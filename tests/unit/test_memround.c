@@ -419,6 +419,123 @@ static void regions_join_only_when_no_page_is_added(void **state)
     assert_true(mem_round_planned(f->round, 0x30f80, 0x388));
 }
 
+/* A source that logs the addresses it reads, in order, over the fixture's fake (not owned). */
+struct orderlog {
+    struct mem_src base;
+    struct mem_src *inner;
+    uint64_t addr[32];
+    int n;
+};
+
+static int ol_read(struct mem_src *src, uint64_t addr, void *buf, size_t len)
+{
+    struct orderlog *o = (struct orderlog *)src;
+    src->reads++;
+    if (o->n < 32)
+        o->addr[o->n++] = addr;
+    return mem_read(o->inner, addr, buf, len);
+}
+
+static int ol_readv(struct mem_src *src, const struct mem_iov *iov, int n)
+{
+    struct orderlog *o = (struct orderlog *)src;
+    src->reads++;
+    for (int i = 0; i < n; i++) {
+        if (o->n < 32)
+            o->addr[o->n++] = iov[i].addr;
+        if (mem_read(o->inner, iov[i].addr, iov[i].buf, iov[i].len) != 0)
+            return i;
+    }
+    return n;
+}
+
+static void ol_close(struct mem_src *src)
+{
+    (void)src;
+}
+
+static const struct mem_ops ol_ops = {ol_read, ol_readv, ol_close};
+
+/*
+ * 3.11+: a generator's frame that missed the prefetch plans its page (mem_round_want_page), as
+ * frame objects' pages are planned up to 3.10; the next object on that page comes from the
+ * prefetch, and the page stays planned a few idle rounds. It is read after the staged read
+ * (whose last iovec is the sample's instant): a frame read before the pointer to it could be
+ * another call's, freed and reused in between. Other regions come before it, as before.
+ */
+static void heap_pages_are_read_after_the_staged_read(void **state)
+{
+    struct fixture *f = *state;
+    static uint8_t heap[4096];
+    memset(heap, 0x44, sizeof heap);
+    assert_int_equal(mem_fake_add(f->inner, 0x60000, heap, sizeof heap), 0);
+    struct orderlog o = {.base.ops = &ol_ops, .inner = f->inner};
+    struct mem_src *round = mem_round_new(&o.base);
+    assert_non_null(round);
+    uint64_t v;
+    mem_round_begin(round);
+    assert_int_equal(mem_read_ptr(round, 0x9000, &v), 0);
+    assert_int_equal(mem_read_ptr(round, 0x60100, &v), 0);   /* a generator's frame */
+    mem_round_want_page(round, 0x60100);
+    mem_round_end(round);
+    uint8_t st[16];
+    const struct mem_iov iov[1] = {{0x1000, st, sizeof st}};
+    mem_round_stage(round, 9, iov, 1);
+    o.n = 0;
+    mem_round_begin(round);
+    assert_int_equal(mem_round_staged(round, 9), 1);
+    assert_int_equal(o.n, 3);
+    assert_int_equal(o.addr[0], 0x9000);
+    assert_int_equal(o.addr[1], 0x1000);    /* the staged read */
+    assert_int_equal(o.addr[2], 0x60000);   /* the heap page, after it */
+    uint64_t before = mem_syscalls(round);
+    assert_int_equal(mem_read_ptr(round, 0x60800, &v), 0);   /* another object on the page */
+    assert_int_equal(mem_syscalls(round), before);
+    assert_int_equal(v & 0xff, 0x44);
+    mem_round_end(round);
+    for (int i = 0; i < 3; i++) {   /* rounds that do not touch it */
+        mem_round_begin(round);
+        assert_int_equal(mem_read_ptr(round, 0x9000, &v), 0);
+        mem_round_end(round);
+    }
+    assert_true(mem_round_planned(round, 0x60000, 4096));
+    mem_close(round);
+}
+
+/*
+ * A retried walk's fresh read (3.11+: the guarded read again) takes the plan with it, in the same
+ * syscall, when the round's prefetch was set aside: the walk's other regions are then as new as
+ * the read, not a syscall each. While the prefetch is in use, it is a fresh read alone.
+ */
+static void a_retried_fresh_read_takes_the_plan_with_it(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t x[64];
+    uint64_t y, g = 0;
+    read_round(f, x, &y);
+    read_round(f, x, &y);
+    mem_round_begin(f->round);
+    f->a[0x10] = 0x5a;   /* the target moves on */
+    const struct mem_iov iov[1] = {{0x9010, &g, 8}};
+    uint64_t before = mem_syscalls(f->round);
+    assert_int_equal(mem_round_refetch_with(f->round, iov, 1), 1);
+    assert_int_equal(mem_syscalls(f->round) - before, 1);
+    assert_int_equal(g & 0xff, 0x22);
+    assert_int_equal(mem_read(f->round, 0x1010, x, 64), 0);
+    assert_int_equal(x[0], 0x11);   /* still the round's copy */
+    mem_round_drop(f->round);
+    before = mem_syscalls(f->round);
+    assert_int_equal(mem_round_refetch_with(f->round, iov, 1), 1);
+    assert_false(mem_round_dropped(f->round));
+    assert_int_equal(mem_read(f->round, 0x1010, x, 64), 0);
+    assert_int_equal(x[0], 0x5a);   /* the plan, read again with it */
+    assert_int_equal(mem_syscalls(f->round) - before, 1);
+    mem_round_end(f->round);
+    before = mem_syscalls(f->round);
+    assert_int_equal(mem_round_refetch_with(f->round, iov, 1), 1);   /* outside a round */
+    assert_int_equal(mem_syscalls(f->round) - before, 1);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -439,6 +556,8 @@ int main(void)
         T(wanted_region_joins_its_neighbour_next_round),
         T(small_regions_on_one_page_are_one_iovec),
         T(regions_join_only_when_no_page_is_added),
+        T(heap_pages_are_read_after_the_staged_read),
+        T(a_retried_fresh_read_takes_the_plan_with_it),
         cmocka_unit_test(non_round_sources_ignore_round_calls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -4,7 +4,8 @@
  * only while it runs: read between a yield and the next resume it looks like a whole stack of
  * one frame. Pins that such a read is torn when the thread has frames running below (and a whole
  * stack when it has none: a generator run from C), that a sample torn so is read again, and
- * (3.11–3.12) that a thread switching between cframes keeps its one-syscall read.
+ * (3.11–3.12) that a thread switching between cframes keeps its one-syscall read, and (3.11+)
+ * that a generator's caller replaced in its data-stack slot after the copy is not believed.
  */
 #include "fake_world.h"
 #include "per_layout.h"
@@ -212,6 +213,49 @@ static void a_dead_entry_frame_is_torn_not_a_trampoline_frame(void **state)
     assert_true(w->s.threads[0].bad);
 }
 
+struct replace {
+    struct world *w;
+    uint64_t frame, code;
+};
+
+static void replace_code(void *ctx)
+{
+    struct replace *r = ctx;
+    fakepy_put64(&r->w->fp, r->frame + (uint64_t)cur->if_code, r->code);
+}
+
+/*
+ * 3.11+: the generator runs, called by main, and is read from the heap after the data stack was
+ * copied; right after that read, main's slot on the data stack holds another call (main returned
+ * and the loop called consume, whose generator took the freed one's memory). The top is still
+ * the generator's address, but the copy's main is older than the generator read: the re-check
+ * reads main again with the top, sees other code, and the sample is read again whole.
+ */
+static void a_generator_caller_replaced_after_the_copy_is_read_again(void **state)
+{
+    struct world *w = *state;
+    if (cur->frame_model != PY_FRAMES_INTERP)
+        skip();
+    skip_without_generator_facts();
+    struct gen_world g;
+    build_gen_world(w, &g);
+    fakepy_put64(&w->fp, fakepy_frame_back_addr(&w->fp, g.gen), g.main);   /* running */
+    uint64_t consume = fakepy_code(&w->fp, "consume", "consume", "/srv/app.py", 30);
+    w->p = fakepy_proc(&w->fp);
+    struct spy *spy = spy_install(w->p);
+    struct replace r = {w, g.main, consume};
+    spy->after_read = replace_code;
+    spy->ctx = &r;
+    spy->after_addr = g.gen;
+    world_walk(w);
+    const struct py_thread *t = &w->s.threads[0];
+    assert_false(t->bad);
+    assert_int_equal(t->nframes, 3);
+    assert_int_equal(py_thread_frame(&w->s, t, 1)->addr, g.main);
+    assert_string_equal(py_thread_frame(&w->s, t, 1)->code->name, "consume");
+    assert_int_equal(copies(spy, g.chunk), 2);   /* the first walk's, and the retry's */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -221,6 +265,7 @@ int main(void)
         WT(a_generator_found_suspended_is_read_again_and_keeps_its_callers),
         WT(a_thread_switching_between_cframes_keeps_its_one_read),
         WT(a_dead_entry_frame_is_torn_not_a_trampoline_frame),
+        WT(a_generator_caller_replaced_after_the_copy_is_read_again),
     };
     return PER_LAYOUT_RUN("stack_gen", tests, cur);
 }
