@@ -4,11 +4,14 @@
  * of a 3.12 sample in one readv) against the same 7 regions read one call each, and one pread of
  * /proc/PID/task/TID/stat. The target is a forked child that sleeps. Also what one wake-up of a
  * sleeping sampler costs, with nothing read: clock_nanosleep to absolute deadlines 1 ms and
- * 100 µs apart, as attach/sampler.c sleeps (timer slack 1 ns). Prints one JSON object:
+ * 100 µs apart, as attach/sampler.c sleeps (timer slack 1 ns), and 1 ms apart with a busy core
+ * (timer_wake_1khz_busy_core), and what one trap to the hypervisor costs (vm_exit_cpuid, wall
+ * µs). Prints one JSON object:
  * {method: microseconds per call (CPU time of this process, user + system)}. Used by
  * bench/run.py's `reads` section; `readcost --wake` prints the wake-up figures alone (`sampling`).
  */
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -42,6 +45,62 @@ static double wake_cost_us(long period_ns, int wakes)
     return us / wakes;
 }
 
+/* Wall µs per CPUID instruction: an x86 guest cannot run it without a trap to its hypervisor
+ * (a VM exit and re-entry), so this is what one exit costs here; tens of ns on bare metal. -1
+ * elsewhere. A sleeping sampler's wake-up is made of several exits (the timer armed, the idle
+ * halt, the interrupt delivered): timer_wake_* over this is about how many. */
+static double vm_exit_us(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    struct timespec a, b;
+    unsigned eax = 0, ebx, ecx = 0, edx;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    for (int i = 0; i < ITER; i++)
+        __asm__ volatile("cpuid" : "+a"(eax), "=b"(ebx), "+c"(ecx), "=d"(edx)::"memory");
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    (void)ebx;
+    (void)edx;
+    return ((double)(b.tv_sec - a.tv_sec) * 1e9 + (double)(b.tv_nsec - a.tv_nsec)) / 1e3 / ITER;
+#else
+    return -1;
+#endif
+}
+
+/* The 1 kHz wake-up again, with a spinning child pinned to this process's CPU: the core never
+ * idles between wakes (no halt, no idle exit), as when the sampler shares its core with work. */
+static double wake_cost_busy_core_us(void)
+{
+    cpu_set_t was, one;
+    if (sched_getaffinity(0, sizeof was, &was) != 0)
+        return -1;
+    CPU_ZERO(&one);
+    CPU_SET(sched_getcpu() < 0 ? 0 : sched_getcpu(), &one);
+    if (sched_setaffinity(0, sizeof one, &one) != 0)
+        return -1;
+    pid_t spin = fork();
+    if (spin == 0) {
+        for (;;)
+            __asm__ volatile("" ::: "memory");
+    }
+    double us = spin > 0 ? wake_cost_us(1000000, 2000) : -1;
+    if (spin > 0) {
+        kill(spin, SIGKILL);
+        waitpid(spin, NULL, 0);
+    }
+    sched_setaffinity(0, sizeof was, &was);
+    return us;
+}
+
+/* The wake-up figures: idle core at 1 kHz and 10 kHz, busy core at 1 kHz, one VM exit. */
+static void print_wake(void)
+{
+    prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
+    printf("\"timer_wake_1khz\": %.3f, \"timer_wake_10khz\": %.3f", wake_cost_us(1000000, 2000),
+           wake_cost_us(100000, 10000));
+    printf(", \"timer_wake_1khz_busy_core\": %.3f, \"vm_exit_cpuid\": %.3f",
+           wake_cost_busy_core_us(), vm_exit_us());
+}
+
 static double cpu_us(void)
 {
     struct rusage ru;
@@ -58,9 +117,9 @@ static const size_t shape_len[7] = {8, 392, 16, 288, 8, 104, 12236};
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "--wake") == 0) {   /* the wake-up figures alone */
-        prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
-        printf("{\"timer_wake_1khz\": %.3f, \"timer_wake_10khz\": %.3f}\n",
-               wake_cost_us(1000000, 2000), wake_cost_us(100000, 10000));
+        printf("{");
+        print_wake();
+        printf("}\n");
         return 0;
     }
     static uint8_t buf[1 << 16] __attribute__((aligned(4096))), out[1 << 16];
@@ -134,9 +193,8 @@ int main(int argc, char **argv)
     }
     MEASURE("round_floor", process_vm_readv(child, nl, 4, nr, 4, 0));
     MEASURE("proc_task_stat_pread", if (pread(statfd, out, 1023, 0) < 0) return 1);
-    prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
-    printf(", \"timer_wake_1khz\": %.3f", wake_cost_us(1000000, 2000));
-    printf(", \"timer_wake_10khz\": %.3f", wake_cost_us(100000, 10000));
+    printf(", ");
+    print_wake();
     printf("}\n");
     kill(child, SIGKILL);
     waitpid(child, NULL, 0);

@@ -512,7 +512,11 @@ def bench_reads(quick, tmp):
           "(4 iovecs: the least a consistent 3.12 sample reads).")
     print("timer_wake_*: CPU per wake-up of a loop that only sleeps (clock_nanosleep to absolute "
           "deadlines 1 ms / 100 µs apart, timer slack 1 ns, as pytrace sleeps between samples): "
-          "the least any sampler that sleeps between samples pays per sample on this machine.")
+          "the least any sampler that sleeps between samples pays per sample on this machine. "
+          "timer_wake_1khz_busy_core: the same at 1 kHz with a spinning process on the same core "
+          "(the core never idles between wakes). vm_exit_cpuid: wall µs of one CPUID, which a "
+          "virtual machine's guest cannot run without a trap to its hypervisor: one VM exit "
+          "(tens of ns on bare metal); a wake-up costs a few of them here.")
     print()
     return {"costs_us": costs}
 
