@@ -124,6 +124,31 @@ static int copies(const struct spy *spy, uint64_t chunk)
     return n;
 }
 
+/* Walks w once, with fn(ctx) run right after the first read of after_addr (the target moving on
+ * in the middle of the walk); returns the spy that logged the reads. */
+static struct spy *walk_changing(struct world *w, uint64_t after_addr, void (*fn)(void *),
+                                 void *ctx)
+{
+    w->p = fakepy_proc(&w->fp);
+    struct spy *spy = spy_install(w->p);
+    spy->after_read = fn;
+    spy->ctx = ctx;
+    spy->after_addr = after_addr;
+    world_walk(w);
+    return spy;
+}
+
+/* The walk gave gen_world's whole stack, good: the generator, main, <module>. */
+static void assert_whole_stack(const struct world *w, const struct gen_world *g)
+{
+    const struct py_thread *t = &w->s.threads[0];
+    assert_false(t->bad);
+    assert_int_equal(t->nframes, 3);
+    assert_int_equal(py_thread_frame(&w->s, t, 0)->addr, g->gen);
+    assert_int_equal(py_thread_frame(&w->s, t, 1)->addr, g->main);
+    assert_int_equal(py_thread_frame(&w->s, t, 2)->addr, g->mod);
+}
+
 struct resume {
     struct world *w;
     uint64_t gen, caller;
@@ -145,19 +170,9 @@ static void a_generator_found_suspended_is_read_again_and_keeps_its_callers(void
     skip_without_generator_facts();
     struct gen_world g;
     build_gen_world(w, &g);
-    w->p = fakepy_proc(&w->fp);
-    struct spy *spy = spy_install(w->p);
     struct resume r = {w, g.gen, g.main};
-    spy->after_read = resume;
-    spy->ctx = &r;
-    spy->after_addr = g.gen;
-    world_walk(w);
-    const struct py_thread *t = &w->s.threads[0];
-    assert_false(t->bad);
-    assert_int_equal(t->nframes, 3);
-    assert_int_equal(py_thread_frame(&w->s, t, 0)->addr, g.gen);
-    assert_int_equal(py_thread_frame(&w->s, t, 1)->addr, g.main);
-    assert_int_equal(py_thread_frame(&w->s, t, 2)->addr, g.mod);
+    struct spy *spy = walk_changing(w, g.gen, resume, &r);
+    assert_whole_stack(w, &g);
     assert_int_equal(copies(spy, g.chunk), 2);   /* the first walk's, and the retry's */
 }
 
@@ -241,18 +256,10 @@ static void a_generator_caller_replaced_after_the_copy_is_read_again(void **stat
     build_gen_world(w, &g);
     fakepy_put64(&w->fp, fakepy_frame_back_addr(&w->fp, g.gen), g.main);   /* running */
     uint64_t consume = fakepy_code(&w->fp, "consume", "consume", "/srv/app.py", 30);
-    w->p = fakepy_proc(&w->fp);
-    struct spy *spy = spy_install(w->p);
     struct replace r = {w, g.main, consume};
-    spy->after_read = replace_code;
-    spy->ctx = &r;
-    spy->after_addr = g.gen;
-    world_walk(w);
-    const struct py_thread *t = &w->s.threads[0];
-    assert_false(t->bad);
-    assert_int_equal(t->nframes, 3);
-    assert_int_equal(py_thread_frame(&w->s, t, 1)->addr, g.main);
-    assert_string_equal(py_thread_frame(&w->s, t, 1)->code->name, "consume");
+    struct spy *spy = walk_changing(w, g.gen, replace_code, &r);
+    assert_whole_stack(w, &g);
+    assert_string_equal(py_thread_frame(&w->s, &w->s.threads[0], 1)->code->name, "consume");
     assert_int_equal(copies(spy, g.chunk), 2);   /* the first walk's, and the retry's */
 }
 
