@@ -124,10 +124,13 @@ int mem_round_staged(struct mem_src *src, uint64_t key);
  * reads from that newer copy (a walk starts over from it). 0, or -1 when not all of it was read. */
 int mem_round_refetch(struct mem_src *src);
 /* A fresh readv of iov (at most MEM_ROUND_STAGE_MAX). When the round's prefetch was set aside (a
- * retried walk), the plan is read again in the same syscall, just before iov, so the walk that
- * follows has its other regions (3.11+: generators' and coroutines' frames on the heap) from the
- * same instant instead of a syscall each. Returns as mem_readv. */
-int mem_round_refetch_with(struct mem_src *src, const struct mem_iov *iov, int n);
+ * retried walk), the plan is read again in the same syscall, around iov as a round's prefetch is
+ * (its paged regions after it), so the walk that follows has its other regions (3.11+:
+ * generators' and coroutines' frames on the heap) from that instant instead of a syscall each.
+ * heap: the reader will read heap objects' pages after iov: the plan's paged regions are read
+ * again after it even when the prefetch is in use (a thread other than the staged one). Returns
+ * as mem_readv. */
+int mem_round_refetch_with(struct mem_src *src, const struct mem_iov *iov, int n, bool heap);
 /* Whether a read of this round missed the prefetch and set it aside (reads go to the target). */
 bool mem_round_dropped(struct mem_src *src);
 /* Reads served from prefetches, prefetch syscalls made, regions in the current plan. */

@@ -249,16 +249,18 @@ struct mem_src *mem_round_new(struct mem_src *inner)
  * pointers, and the walk's re-check of the top afterwards covers it; read before them, a frame
  * freed and reused in between came out as another call's. process_vm_readv stops at the first
  * region that fails (unmapped since): the ones before it are good, the rest are read on demand.
- * Returns how many of lead were read; *plan_ok, whether all of the plan was.
+ * paged_only: the other regions are neither read nor touched (they keep the round's first read).
+ * Returns how many of lead were read; *plan_ok, whether all of what was asked was.
  */
-static int read_plan(struct mem_round *m, const struct mem_iov *lead, int nlead, bool *plan_ok)
+static int read_plan(struct mem_round *m, const struct mem_iov *lead, int nlead, bool paged_only,
+                     bool *plan_ok)
 {
     int np = (int)m->nplan, n = 0, lead_at = -1;
     int16_t *which = m->which;   /* iov k reads plan region which[k], or lead for -1 */
     for (int pass = 0; pass < 2; pass++) {
         for (int i = 0; i < np; i++) {
             struct round_region *r = &m->plan[i];
-            if (r->paged != (pass == 1))
+            if (r->paged != (pass == 1) || (paged_only && !r->paged))
                 continue;
             r->ok = false;
             which[n] = (int16_t)i;
@@ -294,7 +296,7 @@ void mem_round_begin(struct mem_src *src)
         return;
     /* A staged read that was not all made is made again by its reader, fresh. */
     bool plan_ok;
-    int got = read_plan(m, m->staged, m->nstaged, &plan_ok);
+    int got = read_plan(m, m->staged, m->nstaged, false, &plan_ok);
     m->prefetches++;
     if (m->nstaged)
         m->staged_got = got;
@@ -528,7 +530,7 @@ static int refetch(struct mem_round *m, const struct mem_iov *extra, int nextra)
     }
     m->nplan = n;
     bool plan_ok;
-    int got = read_plan(m, extra, nextra, &plan_ok);
+    int got = read_plan(m, extra, nextra, false, &plan_ok);
     m->refetches++;
     /* Partly read: the walk reads afresh, as after any miss, rather than from two instants. */
     m->dropped = !plan_ok;
@@ -543,12 +545,26 @@ int mem_round_refetch(struct mem_src *src)
     return refetch(m, NULL, 0) == 0 ? 0 : -1;
 }
 
-int mem_round_refetch_with(struct mem_src *src, const struct mem_iov *iov, int n)
+static bool has_paged(const struct mem_round *m)
+{
+    for (uint32_t i = 0; i < m->nplan; i++)
+        if (m->plan[i].paged)
+            return true;
+    return false;
+}
+
+int mem_round_refetch_with(struct mem_src *src, const struct mem_iov *iov, int n, bool heap)
 {
     struct mem_round *m = as_round(src);
-    if (!m || !m->active || !m->dropped || !m->nplan || n > MEM_ROUND_STAGE_MAX)
+    if (!m || !m->active || !m->nplan || n > MEM_ROUND_STAGE_MAX ||
+        !(m->dropped || (heap && has_paged(m))))
         return mem_readv_fresh(src, iov, n);
     src->reads++;
+    if (!m->dropped) {
+        /* The prefetch is in use, but its heap pages are older than iov: read again after it. */
+        bool paged_ok;
+        return read_plan(m, iov, n, true, &paged_ok);
+    }
     int got = refetch(m, iov, n);
     return got >= 0 ? got : mem_readv_fresh(src, iov, n);
 }

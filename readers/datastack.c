@@ -89,6 +89,7 @@ static void remember_older_chunk(struct py_proc *p, struct py_prev_stack *ps, ui
 }
 
 #define CFRAME_ALT_KEEP 64   /* walks on one cframe before the others are forgotten */
+#define HEAP_KEEP_ROUNDS 16   /* walks without heap frames before a thread is read as having none */
 
 /* Remembers where this thread's data stack and cframe are, for stack_read_thread() next time. The
  * copy length leaves room for the stack to grow, within the chunk (its size is in its header). */
@@ -100,6 +101,11 @@ void stack_remember_data(struct py_proc *p, uint64_t tstate, const uint8_t *ts,
     if (!ps)
         return;
     ps->seen = true;
+    /* Walks that ended early (torn) count as without heap frames: a few rounds of grace. */
+    if (w->misses)
+        ps->heap_rounds = HEAP_KEEP_ROUNDS;
+    else if (ps->heap_rounds)
+        ps->heap_rounds--;
     uint64_t chunk = u64_at(ts, L->ts_datastack_chunk), top = u64_at(ts, L->ts_datastack_top);
     uint64_t was = ps->chunk;
     ps->chunk = 0;
@@ -303,8 +309,10 @@ static int guarded_read(struct py_proc *p, struct py_prev_stack *ps, uint64_t ts
     alt_cframes(&p->layout, ps, fr->cframe_alt);
     struct guard_alt alt = {fr->cframe_alt, fr->cf_alt, fr->guard_alt};
     int n = guard_iovs(p, ps, tstate, ts, need, &fr->cf_frame, &fr->guard, &alt, iov);
-    /* A retry (the round's prefetch set aside): with the plan again, in the same syscall. */
-    int got = mem_round_refetch_with(p->mem, iov, n);
+    /* A retry (the round's prefetch set aside): with the plan again, in the same syscall. A
+     * thread whose last walk read heap frames, read after the round's prefetch (not the staged
+     * thread): with the heap pages again, after its frame pointer. */
+    int got = mem_round_refetch_with(p->mem, iov, n, ps->heap_rounds > 0);
     if (got == n) {
         fr->ok = true;
         return 0;

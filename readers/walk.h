@@ -121,6 +121,8 @@ struct py_prev_stack {
     uint32_t cframe_same;        /* walks since the cframe last changed (the others are forgotten
                                   * after CFRAME_ALT_KEEP: an iovec each, maybe a page) */
     uint32_t copylen;
+    uint8_t heap_rounds;         /* > 0: a walk lately read frames outside the data stack (a
+                                  * generator's or coroutine's, on the heap) */
     uint64_t copy_long_ns;       /* when the stack last needed the copy's length (or it changed) */
     uint32_t copy_long_rounds;   /* walks since then */
     uint64_t old_chunk;          /* the chunk below it when the stack spans two, and its used bytes */

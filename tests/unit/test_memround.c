@@ -503,6 +503,53 @@ static void heap_pages_are_read_after_the_staged_read(void **state)
 }
 
 /*
+ * A thread read after the round's prefetch (not the staged one) whose walks read heap frames: its
+ * fresh read takes the plan's heap pages with it, after it, in one syscall; the plan's other
+ * regions keep the prefetch's bytes. Without heap frames it is a fresh read alone.
+ */
+static void a_later_threads_read_takes_the_heap_pages_after_it(void **state)
+{
+    struct fixture *f = *state;
+    static uint8_t heap[4096];
+    memset(heap, 0x44, sizeof heap);
+    assert_int_equal(mem_fake_add(f->inner, 0x60000, heap, sizeof heap), 0);
+    uint8_t *live = mem_fake_region(f->inner, 0x60000);
+    struct orderlog o = {.base.ops = &ol_ops, .inner = f->inner};
+    struct mem_src *round = mem_round_new(&o.base);
+    assert_non_null(round);
+    uint64_t v, g = 0;
+    for (int i = 0; i < 2; i++) {
+        mem_round_begin(round);
+        assert_int_equal(mem_read_ptr(round, 0x9000, &v), 0);
+        assert_int_equal(mem_read_ptr(round, 0x60100, &v), 0);
+        if (i == 0)
+            mem_round_want_page(round, 0x60100);
+        mem_round_end(round);
+    }
+    mem_round_begin(round);
+    live[0x100] = 0x5b;   /* the target moves on after the prefetch */
+    f->b[0] = 0x23;
+    const struct mem_iov iov[1] = {{0x1000, &g, 8}};
+    uint64_t before = mem_syscalls(round);
+    o.n = 0;
+    assert_int_equal(mem_round_refetch_with(round, iov, 1, true), 1);
+    assert_int_equal(mem_syscalls(round) - before, 1);
+    assert_int_equal(o.n, 2);
+    assert_int_equal(o.addr[0], 0x1000);
+    assert_int_equal(o.addr[1], 0x60000);
+    assert_int_equal(mem_read_ptr(round, 0x60100, &v), 0);
+    assert_int_equal(v & 0xff, 0x5b);   /* the heap page, as new as the read */
+    assert_int_equal(mem_read_ptr(round, 0x9000, &v), 0);
+    assert_int_equal(v & 0xff, 0x22);   /* the rest, as the prefetch had it */
+    assert_int_equal(mem_syscalls(round) - before, 1);
+    o.n = 0;
+    assert_int_equal(mem_round_refetch_with(round, iov, 1, false), 1);
+    assert_int_equal(o.n, 1);
+    mem_round_end(round);
+    mem_close(round);
+}
+
+/*
  * A retried walk's fresh read (3.11+: the guarded read again) takes the plan with it, in the same
  * syscall, when the round's prefetch was set aside: the walk's other regions are then as new as
  * the read, not a syscall each. While the prefetch is in use, it is a fresh read alone.
@@ -518,21 +565,21 @@ static void a_retried_fresh_read_takes_the_plan_with_it(void **state)
     f->a[0x10] = 0x5a;   /* the target moves on */
     const struct mem_iov iov[1] = {{0x9010, &g, 8}};
     uint64_t before = mem_syscalls(f->round);
-    assert_int_equal(mem_round_refetch_with(f->round, iov, 1), 1);
+    assert_int_equal(mem_round_refetch_with(f->round, iov, 1, false), 1);
     assert_int_equal(mem_syscalls(f->round) - before, 1);
     assert_int_equal(g & 0xff, 0x22);
     assert_int_equal(mem_read(f->round, 0x1010, x, 64), 0);
     assert_int_equal(x[0], 0x11);   /* still the round's copy */
     mem_round_drop(f->round);
     before = mem_syscalls(f->round);
-    assert_int_equal(mem_round_refetch_with(f->round, iov, 1), 1);
+    assert_int_equal(mem_round_refetch_with(f->round, iov, 1, false), 1);
     assert_false(mem_round_dropped(f->round));
     assert_int_equal(mem_read(f->round, 0x1010, x, 64), 0);
     assert_int_equal(x[0], 0x5a);   /* the plan, read again with it */
     assert_int_equal(mem_syscalls(f->round) - before, 1);
     mem_round_end(f->round);
     before = mem_syscalls(f->round);
-    assert_int_equal(mem_round_refetch_with(f->round, iov, 1), 1);   /* outside a round */
+    assert_int_equal(mem_round_refetch_with(f->round, iov, 1, false), 1);   /* outside a round */
     assert_int_equal(mem_syscalls(f->round) - before, 1);
 }
 
@@ -558,6 +605,7 @@ int main(void)
         T(regions_join_only_when_no_page_is_added),
         T(heap_pages_are_read_after_the_staged_read),
         T(a_retried_fresh_read_takes_the_plan_with_it),
+        T(a_later_threads_read_takes_the_heap_pages_after_it),
         cmocka_unit_test(non_round_sources_ignore_round_calls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
