@@ -12,69 +12,15 @@
  * Consistency: the prefetched bytes are all read by one syscall at the start of the round, which
  * is as close together as a read of target memory can be. A reader that must see the target's
  * state *after* the round began (a torn-stack re-check) uses mem_read_fresh(), and a reader that
- * starts over after finding a torn stack calls mem_round_drop() first.
+ * starts over after finding a torn stack calls mem_round_drop() first. What the next round's plan
+ * keeps (and merges, and leaves idle) is memplan.c's.
  */
-#include "attach/mem.h"
+#include "attach/memround_priv.h"
 
-#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define ROUND_MAX_REGIONS 256
-#define ROUND_MAX_REGION (1u << 20)   /* larger reads are never prefetched */
-#define ROUND_MAX_BYTES (4u << 20)    /* total prefetched per round */
-#define ROUND_HINT_BITS 6
 
-struct round_region {
-    uint64_t addr;
-    uint32_t len;
-    uint32_t off;            /* into buf */
-    bool ok;                 /* read by this round's prefetch */
-    bool used;               /* served a read this round */
-    uint8_t idle;            /* rounds since it last served a read */
-    bool paged;              /* a page planned for a small miss (heap objects come back to it) */
-    uint32_t ulo, uhi;       /* the bytes [ulo, uhi) of it that served reads this round */
-};
-
-/* An unused region stays planned this many rounds: a stack that churns (frame objects freed and
- * reallocated every call) comes back to the same pages every few rounds. Regions of up to
- * ROUND_IDLE_REGION (a few pages merged side by side: one pymalloc pool's neighbours), within
- * ROUND_IDLE_BYTES in all: a prefetched byte nobody reads is not free. Keeping only single pages
- * dropped merged ones at once, and 3.10 read 7.5 times a round instead of 2.5. */
-#define ROUND_KEEP_IDLE 16
-#define ROUND_IDLE_BYTES (64u << 10)
-#define ROUND_IDLE_REGION (4 * 4096u)
-
-struct mem_round {
-    struct mem_src base;
-    struct mem_src *inner;
-    bool active, dropped;
-    bool page_misses;        /* plan the whole page of each small miss (see mem_round_pages) */
-    bool unplanned;          /* misses now are one-offs (mem_round_plan(false)): not planned */
-    struct round_region plan[ROUND_MAX_REGIONS];
-    uint32_t nplan;
-    /* Regions read by syscall this round (misses), to add to the next plan. */
-    struct { uint64_t addr; uint32_t len; bool paged; } miss[ROUND_MAX_REGIONS];
-    uint32_t nmiss;
-    uint8_t *buf;
-    size_t cap;
-    struct mem_iov iov[ROUND_MAX_REGIONS + MEM_ROUND_STAGE_MAX];
-    int16_t which[ROUND_MAX_REGIONS + MEM_ROUND_STAGE_MAX];   /* read_plan()'s iov order */
-    uint64_t hits, prefetches, refetches;
-    /* Which plan region served a page last (a hint: checked before use). */
-    struct page_hint { uint64_t page; uint32_t idx; } hints[1u << ROUND_HINT_BITS];
-    /* mem_round_stage(): read after the plan in the round's one syscall. */
-    struct mem_iov staged[MEM_ROUND_STAGE_MAX];
-    int nstaged, staged_got;   /* staged_got -1: no round read them yet */
-    uint64_t staged_key;
-};
-
-static const struct mem_ops round_ops;
-
-static struct mem_round *as_round(struct mem_src *src)
-{
-    return src && src->ops == &round_ops ? (struct mem_round *)src : NULL;
-}
 
 static void region_use(struct round_region *r, uint64_t addr, size_t len)
 {
@@ -128,8 +74,6 @@ static bool round_hit(struct mem_round *m, uint64_t addr, void *buf, size_t len)
         memcpy(buf, m->buf + r->off + (addr - r->addr), len);
     return r != NULL;
 }
-
-#define ROUND_PAGE 4096u
 
 static void note_miss(struct mem_round *m, uint64_t addr, size_t len, bool page)
 {
@@ -228,14 +172,14 @@ static void round_close(struct mem_src *src)
     free(m);
 }
 
-static const struct mem_ops round_ops = {round_read, round_readv, round_close};
+const struct mem_ops mem_round_ops = {round_read, round_readv, round_close};
 
 struct mem_src *mem_round_new(struct mem_src *inner)
 {
     struct mem_round *m = calloc(1, sizeof *m);
     if (!m)
         return NULL;
-    m->base.ops = &round_ops;
+    m->base.ops = &mem_round_ops;
     m->inner = inner;
     return &m->base;
 }
@@ -351,169 +295,6 @@ int mem_round_staged(struct mem_src *src, uint64_t key)
     return got;
 }
 
-/* Regions closer than this are read as one: the kernel's cost is per iovec and per page, and the
- * bytes between two regions this close are on pages that are mapped already (theirs). */
-#define ROUND_COALESCE_GAP 512u
-
-static void region_merge(struct round_region *into, const struct round_region *r, uint64_t lo,
-                         uint64_t hi)
-{
-    into->addr = lo;
-    into->len = (uint32_t)(hi - lo);
-    into->idle = r->idle < into->idle ? r->idle : into->idle;
-    into->paged = into->paged || r->paged;
-}
-
-/* Whether reading a and b as one region [lo, hi) pins no page that reading them apart would not,
- * and copies at most a page: then one iovec does for both. */
-static bool merge_is_free(const struct round_region *a, const struct round_region *b, uint64_t lo,
-                          uint64_t hi)
-{
-    if (!a->len || !b->len || hi - lo > ROUND_PAGE)
-        return false;
-    uint64_t a0 = a->addr / ROUND_PAGE, a1 = (a->addr + a->len - 1) / ROUND_PAGE;
-    uint64_t b0 = b->addr / ROUND_PAGE, b1 = (b->addr + b->len - 1) / ROUND_PAGE;
-    uint64_t both = (a1 - a0 + 1) + (b1 - b0 + 1);
-    uint64_t o0 = a0 > b0 ? a0 : b0, o1 = a1 < b1 ? a1 : b1;
-    if (o0 <= o1)
-        both -= o1 - o0 + 1;   /* pages they share */
-    return (hi - 1) / ROUND_PAGE - lo / ROUND_PAGE + 1 <= both;
-}
-
-/* How many regions back a region may join one that takes it in without another page. */
-#define ROUND_JOIN_LOOKBACK 8
-
-/*
- * Merges each region into the one before it when they overlap or nearly touch (frames side by side
- * in an older data-stack chunk, walked one after the other), so a deep stack is a handful of
- * iovecs rather than one per frame. The plan is NOT sorted: process_vm_readv copies iovecs in
- * order, and first-use order is what keeps a round consistent — a thread state and its frame
- * pointer are read before the data stack they point into, so a frame pushed in between is in
- * the copy rather than missing from it (or, worse, stale in it). The one exception: a region
- * that one up to ROUND_JOIN_LOOKBACK earlier takes in without another page joins it. Recomputes
- * offsets.
- */
-static uint32_t round_coalesce(struct round_region *plan, uint32_t n, uint32_t *bytes)
-{
-    uint32_t out = 0;
-    for (uint32_t i = 0; i < n; i++) {
-        struct round_region *last = out ? &plan[out - 1] : NULL;
-        uint64_t new_end = plan[i].addr + plan[i].len;
-        if (last) {
-            uint64_t lo = plan[i].addr < last->addr ? plan[i].addr : last->addr;
-            uint64_t end = last->addr + last->len;
-            uint64_t hi = new_end > end ? new_end : end;
-            bool near = plan[i].addr <= end + ROUND_COALESCE_GAP &&
-                        last->addr <= new_end + ROUND_COALESCE_GAP;
-            if (near && hi - lo <= ROUND_MAX_REGION) {
-                region_merge(last, &plan[i], lo, hi);
-                continue;
-            }
-        }
-        /* A small region that one a little earlier in the plan can take in without pinning
-         * another page joins it: the C stack of a 3.12 thread running nested eval loops (an
-         * entry frame per loop, and the frame pointer beside the innermost: within a page, or
-         * across the boundary of two) is then one iovec, not one each. Read a few iovecs earlier
-         * within the same syscall, which is all the order it gives up. */
-        struct round_region *same = NULL;
-        for (uint32_t k = out; k > 0 && out - k < ROUND_JOIN_LOOKBACK && !same; k--) {
-            struct round_region *o = &plan[k - 1];
-            uint64_t lo = plan[i].addr < o->addr ? plan[i].addr : o->addr;
-            uint64_t end = o->addr + o->len, hi = new_end > end ? new_end : end;
-            if (merge_is_free(o, &plan[i], lo, hi))
-                same = o;
-        }
-        if (same) {
-            uint64_t end = same->addr + same->len;
-            region_merge(same, &plan[i], plan[i].addr < same->addr ? plan[i].addr : same->addr,
-                         new_end > end ? new_end : end);
-            continue;
-        }
-        plan[out++] = plan[i];
-    }
-    uint32_t off = 0;
-    for (uint32_t i = 0; i < out; i++) {
-        plan[i].off = off;
-        off += plan[i].len;
-    }
-    *bytes = off;
-    return out;
-}
-
-static uint64_t pages(uint64_t addr, uint64_t len)
-{
-    return len ? ((addr + len - 1) / ROUND_PAGE) - (addr / ROUND_PAGE) + 1 : 0;
-}
-
-/* Next plan = this round's used prefetched regions, then its misses, in first-use order as far as
- * cheap (prefetched ones first: they were the stable part). Grows buf only when the plan grows. */
-void mem_round_end(struct mem_src *src)
-{
-    struct mem_round *m = as_round(src);
-    if (!m || !m->active)
-        return;
-    m->active = false;
-    m->nstaged = 0;   /* a stage is for one round: its reader did not come */
-    uint32_t n = 0, bytes = 0, idle_bytes = 0;
-    for (uint32_t i = 0; i < m->nplan; i++) {
-        struct round_region *r = &m->plan[i];
-        r->idle = r->used ? 0 : (uint8_t)(r->idle + 1);
-        if (!r->used) {
-            /* Only the churning heap of frame objects comes back to idle pages; elsewhere an
-             * unused region is a one-off and goes at once. */
-            if (!(m->page_misses || r->paged) || r->idle > ROUND_KEEP_IDLE || r->len > ROUND_IDLE_REGION ||
-                idle_bytes + r->len > ROUND_IDLE_BYTES)
-                continue;
-            idle_bytes += r->len;
-        } else if (!(m->page_misses || r->paged) && pages(r->addr + r->ulo, r->uhi - r->ulo) < pages(r->addr, r->len)) {
-            /* Pages of it that served no read this round go (a region merged with a one-off
-             * read next to it would otherwise keep the one-off's pages for good); within a
-             * page, the bytes are free. */
-            r->addr += r->ulo;
-            r->len = r->uhi - r->ulo;
-        }
-        m->plan[n] = *r;
-        m->plan[n].off = bytes;
-        bytes += m->plan[n].len;
-        n++;
-    }
-    for (uint32_t i = 0; i < m->nmiss && n < ROUND_MAX_REGIONS; i++) {
-        if (bytes + m->miss[i].len > ROUND_MAX_BYTES)
-            continue;
-        bool dup = false;
-        for (uint32_t j = 0; j < n && !dup; j++)
-            dup = m->plan[j].addr == m->miss[i].addr && m->plan[j].len >= m->miss[i].len;
-        if (dup)
-            continue;
-        m->plan[n] = (struct round_region){m->miss[i].addr, m->miss[i].len, bytes, false, false, 0,
-                                           m->miss[i].paged, 0, 0};
-        bytes += m->miss[i].len;
-        n++;
-    }
-    n = round_coalesce(m->plan, n, &bytes);
-    if (bytes > m->cap) {
-        size_t cap = m->cap ? m->cap : 16384;
-        while (cap < bytes)
-            cap *= 2;
-        uint8_t *b = realloc(m->buf, cap);
-        if (!b) {
-            m->nplan = 0;
-            return;
-        }
-        m->buf = b;
-        m->cap = cap;
-    }
-    m->nplan = n;
-}
-
-/*
- * A walk that ran into a region the prefetch did not hold (a frame object in a page the last round
- * did not touch) would otherwise read the rest of its stack one syscall per frame, each a little
- * later than the one before: on a recursion that unwinds and comes back every ~100 µs, 45 syscalls
- * and a stack that moved under them. Instead the whole plan, with this round's misses, is read
- * again in one syscall: a newer single instant the walk can start over from. Not when the buffer
- * would have to grow (pointers from mem_round_peek() must stay valid): the round's end grows it.
- */
 /* The plan, with this round's misses, read again with extra in one syscall (read_plan).
  * Returns how many of extra were read, or -1 when the plan itself was not all read. */
 static int refetch(struct mem_round *m, const struct mem_iov *extra, int nextra)
@@ -537,6 +318,14 @@ static int refetch(struct mem_round *m, const struct mem_iov *extra, int nextra)
     return m->dropped ? -1 : got;
 }
 
+/*
+ * A walk that ran into a region the prefetch did not hold (a frame object in a page the last round
+ * did not touch) would otherwise read the rest of its stack one syscall per frame, each a little
+ * later than the one before: on a recursion that unwinds and comes back every ~100 µs, 45 syscalls
+ * and a stack that moved under them. Instead the whole plan, with this round's misses, is read
+ * again in one syscall: a newer single instant the walk can start over from. Not when the buffer
+ * would have to grow (pointers from mem_round_peek() must stay valid): the round's end grows it.
+ */
 int mem_round_refetch(struct mem_src *src)
 {
     struct mem_round *m = as_round(src);
