@@ -1,10 +1,10 @@
 /*
- * stack.h — inside the readers: one thread's stack, and what walk.c, stack.c, prevstack.c and
- * datastack.c share. Not an API: walk.c walks interpreters and thread lists and calls
- * stack_read_thread() / stack_walk() for each thread; stack.c holds the two frame walkers (frame
- * objects up to 3.10, interpreter frames from 3.11); prevstack.c what is kept of each thread's
- * last walk and when its callers may be reused; datastack.c the 3.11+ data-stack copy and the
- * guarded read.
+ * stack.h — inside the readers: one thread's stack, and what walk.c, stack.c, stackcheck.c,
+ * prevstack.c and datastack.c share. Not an API: walk.c walks interpreters and thread lists and
+ * calls stack_read_thread() / stack_walk() for each thread; stack.c holds the two frame walkers
+ * (frame objects up to 3.10, interpreter frames from 3.11); stackcheck.c whether a walk saw one
+ * instant; prevstack.c what is kept of each thread's last walk and when its callers may be
+ * reused; datastack.c the 3.11+ data-stack copy and the guarded read.
  */
 #ifndef PT_STACK_H
 #define PT_STACK_H
@@ -131,6 +131,25 @@ struct fast_read {
 /* Before a round: stages the guarded read of thread tstate (3.11+, where the previous walk
  * found its stack) into the round's prefetch syscall; stack_read_thread() then uses it. */
 void stack_stage(struct py_proc *p, uint64_t tstate, size_t need);
+
+/* ---- whether a walk saw one instant (stackcheck.c) ------------------------------------------ */
+
+/* Top frame of a thread state whose bytes are in ts (3.11–3.12: through its cframe, one read). */
+int stack_top_frame(struct py_proc *p, const uint8_t *ts, uint64_t *frame);
+/* The thread's top frame read afresh (one syscall; cframe_seen: the cframe the walk went by). */
+int stack_read_top(struct py_proc *p, uint64_t tstate, uint64_t cframe_seen, uint64_t *frame);
+/* The top now is a frame this walk recorded, or its caller is (the thread only returned). */
+bool stack_still_below(struct py_proc *p, const struct py_snapshot *s, const struct py_thread *t,
+                       uint64_t top);
+/* The frame pointers before (frame) and after (guard) the copy are one call apart in it. */
+bool stack_one_call_apart(const struct py_layout *L, const struct window *w, uint64_t frame,
+                          uint64_t guard);
+/* One of them is outside the copy (a generator's or coroutine's frame, on the heap). */
+bool stack_heap_top(const struct window *w, uint64_t frame, uint64_t guard);
+/* After a walk that read frames outside the copy: the top is still frame, and the junction frame
+ * (struct window) still runs what the copy showed; one syscall. */
+bool stack_recheck_holds(struct py_proc *p, const struct py_thread *t, uint64_t cframe,
+                         uint64_t frame, const struct window *w);
 
 /* ---- the previous walk's stack of each thread (prevstack.c) ---------------------------------- */
 
