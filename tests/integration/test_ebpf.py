@@ -218,17 +218,19 @@ def test_agreement_with_ptrace(ebpf, start_target, python, workload, tmp_path):
     while --blocking (the target stopped for each sample: the exact mode) and --ebpf (the thread
     interrupted) agree. So there the 2% is held against --blocking, with --ebpf recorded alone
     (a concurrent ptrace sampler's reads shift the eBPF samples too), and the non-blocking
-    sampler is held to 8%. phases.py's calls are long: both samplers record at once and the 2%
+    sampler is held to 15%. phases.py's calls are long: both samplers record at once and the 2%
     is held against the non-blocking one."""
     require(python)
     if workload == "cpu_bound":
         tv, tv_nb, detail = agreement_cpu_bound(start_target, python, tmp_path)
         print("agreement cpu_bound: TV %.4f against --blocking (target 0.02), %.4f against "
-              "non-blocking (0.08)" % (tv, tv_nb))
-        # The non-blocking sampler's own bias on these 80 ns calls (docs/ebpf.md) reached 5.4
-        # points on 3.8 once (it never sees <lambda> as the leaf there, old build or new): it is
-        # held to 8%, as a check that it has not gone wrong altogether.
-        assert tv <= 0.02 and tv_nb <= 0.08, "TV %.4f / %.4f: %s" % (tv, tv_nb, detail)
+              "non-blocking (0.15)" % (tv, tv_nb))
+        # The non-blocking sampler's own bias on these 80 ns calls (docs/ebpf.md) varies from
+        # run to run on this VM: 0.005-0.109 on 3.11 and 3.13, with session 12's build and
+        # session 13's alike (it failed CI at 0.09 and 0.11 against the 8% this held before).
+        # It is held to 15%, as a check that it has not gone wrong altogether (a lost frame or a
+        # wrong leaf moves 30% or more).
+        assert tv <= 0.02 and tv_nb <= 0.15, "TV %.4f / %.4f: %s" % (tv, tv_nb, detail)
     else:
         tv, detail = agreement_phases(start_target, python, tmp_path)
         print("agreement phases: TV %.4f (target 0.02)" % tv)
