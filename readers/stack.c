@@ -318,7 +318,7 @@ static void walk_interp_frames(struct py_proc *p, struct py_snapshot *s, struct 
              * prefetch did not have: its whole page is planned, as frame objects' are up to
              * 3.10. The next such objects come from the same pymalloc pools, and are then read
              * with the round's one syscall instead of one each. */
-            if (nslots >= 0 && mem_syscalls(p->mem) != sc &&
+            if (nslots >= 0 && mem_syscalls(p->mem) != sc && L->if_owner_generator >= 0 &&
                 (int8_t)buf[L->if_owner] == L->if_owner_generator)
                 mem_round_want_page(p->mem, frame);
         }

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "readers/loops.h"
+#include "fixture_text.h"
 
 #ifndef PT_SOURCE_ROOT
 #error "build with -DPT_SOURCE_ROOT=\"<repo root>\" so that fixtures can be found"
@@ -51,25 +52,6 @@ struct fx_file {
     struct fx_code *codes;
     size_t n;
 };
-
-static inline char *fx_token(char **cursor)
-{
-    return strtok_r(NULL, " \t\n", cursor);
-}
-
-static inline uint8_t *fx_unhex(const char *hex, size_t *len)
-{
-    size_t n = strlen(hex) / 2;
-    uint8_t *out = malloc(n ? n : 1);
-    assert_non_null(out);
-    for (size_t i = 0; i < n; i++) {
-        unsigned v;
-        assert_int_equal(sscanf(hex + 2 * i, "%2x", &v), 1);
-        out[i] = (uint8_t)v;
-    }
-    *len = n;
-    return out;
-}
 
 /* Reads the rest of a line as unsigned numbers ("-" is none); returns a malloc'd array. */
 static inline uint32_t *fx_numbers(char **cursor, size_t *n)

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "readers/linetable.h"
+#include "fixture_text.h"
 
 #ifndef PT_SOURCE_ROOT
 #error "build with -DPT_SOURCE_ROOT=\"<repo root>\" so that fixtures can be found"
@@ -35,30 +36,6 @@ struct fx_code {
     size_t tablen;
     int32_t *want;          /* expected line at every byte offset [0, codelen) */
 };
-
-/* One whitespace-separated token per call, from a line read by getline(). */
-static char *fx_token(char **cursor)
-{
-    return strtok_r(NULL, " \t\n", cursor);
-}
-
-static uint8_t *fx_unhex(const char *hex, size_t *len)
-{
-    if (strcmp(hex, "-") == 0) {
-        *len = 0;
-        return malloc(1);
-    }
-    size_t n = strlen(hex) / 2;
-    uint8_t *out = malloc(n ? n : 1);
-    assert_non_null(out);
-    for (size_t i = 0; i < n; i++) {
-        unsigned v;
-        assert_int_equal(sscanf(hex + 2 * i, "%2x", &v), 1);
-        out[i] = (uint8_t)v;
-    }
-    *len = n;
-    return out;
-}
 
 /* Expands "runs <start> <line> ..." into one expected line per byte. */
 static void fx_expand_runs(struct fx_code *c, char **cursor)
