@@ -50,7 +50,7 @@ struct ebpf_target {
     struct ebpf_thread *th;
     uint32_t nth, cap;
     uint64_t last_refresh;
-    uint32_t last_nthreads;
+    uint64_t last_thread_sig;    /* py_thread_set_sig at the last name read */
     uint64_t last_names;         /* when thread names were last read */
     uint8_t name_tries;          /* refreshes left to name a thread that had none yet */
 };

@@ -92,22 +92,23 @@ int ebpf_refresh(struct ebpf_sampler *e, struct ebpf_target *t, uint64_t now)
         return 0;
     if (has_new_thread(t) && py_walk(t->p, &t->walk, 0, &err) != PT_OK)
         return 0;
-    /* Names as the ptrace sampler reads them (on a new thread count, and every second), and
+    /* Names as the ptrace sampler reads them (when the threads change, and every second), and
      * again at the next refreshes while a thread has none: a thread is mapped as soon as it
      * runs, often before threading has entered it in its table. */
-    bool count_changed = t->walk.nthreads != t->last_nthreads;
-    if (count_changed || t->name_tries || now - t->last_names >= EBPF_NAMES_NS) {
+    uint64_t sig = py_thread_set_sig(&t->walk);
+    bool threads_changed = sig != t->last_thread_sig;
+    if (threads_changed || t->name_tries || now - t->last_names >= EBPF_NAMES_NS) {
         py_thread_names(t->p, &t->walk);
         bool unnamed = false;
         for (uint32_t i = 0; i < t->walk.nthreads; i++)
             unnamed |= !t->walk.threads[i].name[0] || t->walk.threads[i].name_os;
         if (!unnamed)
             t->name_tries = 0;
-        else if (count_changed)
+        else if (threads_changed)
             t->name_tries = EBPF_NAME_TRIES;
         else if (t->name_tries)
             t->name_tries--;
-        t->last_nthreads = t->walk.nthreads;
+        t->last_thread_sig = sig;
         t->last_names = now;
     }
     int fd = bpf_map__fd(e->skel->maps.threads);

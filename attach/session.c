@@ -48,7 +48,7 @@ struct target {
     uint32_t open_tries;
     uint64_t exe_hash;               /* not yet Python: the image last seen, to notice an exec */
     uint64_t exec_ns;                /* when it was seen to change (or the target was found) */
-    uint32_t last_nthreads;
+    uint64_t last_thread_sig;        /* py_thread_set_sig at the last name read */
     uint64_t last_names_ns;
     uint32_t name_tries;             /* walks left to read names again soon (NAME_RETRY_NS) */
     uint64_t last_codes_ns;
@@ -265,8 +265,9 @@ static void sample_target(struct session *S, struct target *t, uint64_t tick)
         states_apply(t, nprev, prev_tids);
     bool native = rc == PT_OK && t->native && t->ptraced &&
                   native_sample(t->native, &t->ptg, &t->py->tids, &t->nsnap, &err) == PT_OK;
-    bool count_changed = t->snap.nthreads != t->last_nthreads;
-    if (rc == PT_OK && (count_changed || tick - t->last_names_ns >= NAMES_NS ||
+    uint64_t sig = rc == PT_OK ? py_thread_set_sig(&t->snap) : 0;
+    bool threads_changed = rc == PT_OK && sig != t->last_thread_sig;
+    if (rc == PT_OK && (threads_changed || tick - t->last_names_ns >= NAMES_NS ||
                         (t->name_tries && tick - t->last_names_ns >= NAME_RETRY_NS))) {
         /* New threads (or time to refresh): resolve names while the target is still paused. A
          * thread that threading starts is in the list before threading enters it in _active,
@@ -276,8 +277,8 @@ static void sample_target(struct session *S, struct target *t, uint64_t tick)
         bool os_named = false;
         for (uint32_t i = 0; i < t->snap.nthreads; i++)
             os_named |= t->snap.threads[i].name_os;
-        t->name_tries = !os_named ? 0 : count_changed ? NAME_TRIES : t->name_tries ? t->name_tries - 1 : 0;
-        t->last_nthreads = t->snap.nthreads;
+        t->name_tries = !os_named ? 0 : threads_changed ? NAME_TRIES : t->name_tries ? t->name_tries - 1 : 0;
+        t->last_thread_sig = sig;
         t->last_names_ns = tick;
     }
     if (t->ptraced)

@@ -144,4 +144,10 @@ void py_frame_resolve(struct py_proc *p, struct py_frame *f);
 /* Fills t->name for every thread from the threading module (threadname.c). */
 void py_thread_names(struct py_proc *p, struct py_snapshot *s);
 
+/* Which threads s holds, as one number that changes when one comes, goes or takes its own ids:
+ * up to 3.11 a thread state is in the list before its thread runs, with its creator's thread id
+ * (and so its creator's name) until the thread sets its own. Callers read names again when it
+ * changes, not only when the thread count does. */
+uint64_t py_thread_set_sig(const struct py_snapshot *s);
+
 #endif
