@@ -66,6 +66,7 @@ static void code_clear(struct py_code *c)
     c->loops = NULL;
     c->nloops = 0;
     c->loops_known = false;
+    c->body = false;
 }
 
 void code_cache_free(struct code_cache *cc)
@@ -270,6 +271,7 @@ static int decode(struct py_code *c, struct code_cache *cc, struct mem_src *mem,
     if (L->co_flags >= 0) {
         memcpy(&i32, head + L->co_flags, 4);
         c->generator = (i32 & PY_CO_GENERATOR_FLAGS) != 0;
+        c->body = !(i32 & PY_CO_OPTIMIZED);
     }
     c->trampoline = L->if_owner_cstack >= 0 && strcmp(c->name, "<interpreter trampoline>") == 0;
     /* The line table: a bytes object. A malformed one leaves every line at firstlineno. */
@@ -299,7 +301,7 @@ uint32_t code_cache_epoch(const struct code_cache *cc)
 
 const struct py_code *code_cache_get(struct code_cache *cc, struct mem_src *mem,
                                      const struct py_layout *L, const struct py_types *types,
-                                     uint64_t addr)
+                                     uint64_t addr, uint64_t frame)
 {
     uint8_t head[CODE_HEAD_MAX];
     uint64_t fp[4];
@@ -309,7 +311,7 @@ const struct py_code *code_cache_get(struct code_cache *cc, struct mem_src *mem,
     while (cc->slots[s] && cc->slots[s]->addr != addr)
         s = (s + 1) & (cc->cap - 1);
     struct py_code *c = cc->slots[s];
-    if (c && c->epoch == cc->epoch)
+    if (c && c->epoch == cc->epoch && !(c->body && frame && frame != c->frame))
         return c;
     errno = 0;
     if (read_fingerprint(mem, L, types, addr, head, fp) != 0) {
@@ -319,13 +321,14 @@ const struct py_code *code_cache_get(struct code_cache *cc, struct mem_src *mem,
     }
     if (c && memcmp(c->fp, fp, sizeof fp) == 0) {
         mark_checked(cc, c);
+        c->frame = frame;
         return c;
     }
     if (!c) {
         if ((cc->count + 1) * 2 > cc->cap) {
             if (grow(cc) != 0)
                 return NULL;
-            return code_cache_get(cc, mem, L, types, addr);
+            return code_cache_get(cc, mem, L, types, addr, frame);
         }
         c = calloc(1, sizeof *c);
         if (!c)
@@ -339,6 +342,7 @@ const struct py_code *code_cache_get(struct code_cache *cc, struct mem_src *mem,
         c->id = ++cc->next_id;
     }
     c->addr = addr;
+    c->frame = frame;
     memcpy(c->fp, fp, sizeof fp);
     c->epoch = cc->epoch;
     if (decode(c, cc, mem, L, types, head) != 0) {

@@ -42,6 +42,9 @@ struct py_code {
                                    is linked to a caller only while it runs */
     bool trampoline;            /* 3.12+'s "<interpreter trampoline>", the code of C-stack entry
                                    frames (never a Python frame of its own) */
+    bool body;                  /* not a function's (no CO_OPTIMIZED): a module's or class's body,
+                                   exec'd or eval'd code */
+    uint64_t frame;             /* the frame that last asked for it (code_cache_get) */
     struct lt_range *lines;
     uint32_t nlines;
     bool bad_linetable;         /* the table was malformed: lines are firstlineno */
@@ -56,8 +59,9 @@ struct py_code {
 };
 
 /* co_flags: CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR, the same bits 3.6–3.14 (2.7 has
- * only the first, and leaves the other two unused). */
+ * only the first, and leaves the other two unused); CO_OPTIMIZED, a function's, 2.7–3.14. */
 #define PY_CO_GENERATOR_FLAGS 0x2a0
+#define PY_CO_OPTIMIZED 0x1
 
 struct code_cache;
 
@@ -78,13 +82,16 @@ void code_cache_recheck(struct code_cache *cc, struct mem_src *mem, const struct
                         const struct py_types *types);
 
 /*
- * The decoded code object at addr, from cache or decoded now. types->code, when known, is checked
- * against the object's type. Returns NULL when the object cannot be read or is not a code object
- * (a torn read: the caller marks its sample bad).
+ * The decoded code object at addr, from cache or decoded now, for the frame at `frame` (0:
+ * unknown). types->code, when known, is checked against the object's type. Returns NULL when the
+ * object cannot be read or is not a code object (a torn read: the caller marks its sample bad).
+ * A body's code (a module's, at start-up) runs in one frame and is freed as it ends, and its
+ * address is soon another code object's: an entry of a body's code asked for by another frame
+ * is re-checked whatever its epoch (a function's is trusted for the epoch).
  */
 const struct py_code *code_cache_get(struct code_cache *cc, struct mem_src *mem,
                                      const struct py_layout *L, const struct py_types *types,
-                                     uint64_t addr);
+                                     uint64_t addr, uint64_t frame);
 
 /* Source line of byte offset `off` in code: firstlineno when off < 0 or the table is empty, -1
  * when the table gives the offset no line (as CPython's PyCode_Addr2Line does). */

@@ -107,11 +107,15 @@ struct py_proc {
 
     /* Frames seen lately, by (frame, code, offset): their code entry and line without a cache
      * lookup or a line-table search (stack.c). A frame still there still runs its code object,
-     * so a hit needs no re-validation; epoch records when the entry was made. */
+     * so a hit needs no re-validation — if it is still there: the entry was used in this walk or
+     * the one before (gen against memo_gen, which each py_walk() counts up). An older entry may
+     * describe a frame and a code object both freed since, their addresses reused by others (up
+     * to 3.10 a code object's frame is allocated with it, so both come back together). */
+    uint32_t memo_gen;
     struct py_frame_memo {
         uint64_t frame, code_addr;
         int64_t lasti;
-        uint32_t epoch;
+        uint32_t gen;
         int32_t line;
         const struct py_code *code;
         uint32_t code_key;

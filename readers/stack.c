@@ -44,9 +44,9 @@ static uint64_t arg_signature(const struct py_code *code, const uint64_t *slots,
 /*
  * Code object, line and code key of the frame at `frame` running code_addr at byte offset lasti,
  * into f. Most frames of a sample were in the previous one, at the same place: a frame that is
- * still there (same frame, code and offset) still runs that code object, which therefore cannot
- * have been freed — no re-validation needed. New frames go through the cache, which re-validates
- * entries after each tick. The key comes in registers, not from f, which the caller has just
+ * still there (same frame, code and offset as in this walk or the one before) still runs that code
+ * object, which therefore cannot have been freed — no re-validation needed. New frames, and frames
+ * not seen in the last walk, go through the cache, which re-validates entries after each tick. The key comes in registers, not from f, which the caller has just
  * written: reading it back made every frame wait on its own stores.
  */
 static inline __attribute__((always_inline)) void
@@ -55,19 +55,21 @@ resolve(struct py_proc *p, struct py_frame *f, uint64_t frame, uint64_t code_add
     struct py_frame_memo *m =
         &p->frame_memo[((frame ^ (code_addr << 7) ^ ((uint64_t)(int64_t)lasti << 17)) *
                         0x9e3779b97f4a7c15ull) >> 56];
-    if (m->frame == frame && m->code_addr == code_addr && m->lasti == lasti && m->code) {
+    if (m->frame == frame && m->code_addr == code_addr && m->lasti == lasti && m->code &&
+        p->memo_gen - m->gen <= 1) {
+        m->gen = p->memo_gen;
         f->code = m->code;
         f->line = m->line;
         f->code_key = m->code_key;
         return;
     }
     mem_round_plan(p->mem, false);   /* code objects are read once, not every round */
-    f->code = code_cache_get(p->codes, p->mem, &p->layout, &p->types, code_addr);
+    f->code = code_cache_get(p->codes, p->mem, &p->layout, &p->types, code_addr, frame);
     mem_round_plan(p->mem, true);
     f->line = f->code ? code_line(f->code, lasti) : -1;
     f->code_key = f->code ? f->code->id + 1 : 0;
     if (f->code)
-        *m = (struct py_frame_memo){frame, code_addr, lasti, code_cache_epoch(p->codes), f->line,
+        *m = (struct py_frame_memo){frame, code_addr, lasti, p->memo_gen, f->line,
                                     f->code, f->code_key};
 }
 

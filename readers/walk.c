@@ -184,6 +184,17 @@ static void fill_os_state(struct py_proc *p, const struct py_snapshot *s, struct
     }
 }
 
+/* Forgets the threads from number k on (and their frames). */
+static void drop_threads_from(struct py_snapshot *s, uint32_t k)
+{
+    if (k >= s->nthreads)
+        return;
+    for (uint32_t r = k; r < s->nthreads; r++)
+        s->bad_threads -= s->threads[r].bad ? 1 : 0;
+    s->nframes = s->threads[k].first;
+    s->nthreads = k;
+}
+
 /*
  * A cyclic list is only noticed after Brent's detector has gone round once: drop the threads
  * pushed since `start` from the first one whose thread state repeats an earlier one (rare path).
@@ -193,13 +204,39 @@ static void drop_repeats(struct py_snapshot *s, uint32_t start)
     for (uint32_t k = start; k < s->nthreads; k++) {
         for (uint32_t j = start; j < k; j++) {
             if (s->threads[j].tstate == s->threads[k].tstate) {
-                for (uint32_t r = k; r < s->nthreads; r++)
-                    s->bad_threads -= s->threads[r].bad ? 1 : 0;
-                s->nframes = s->threads[k].first;
-                s->nthreads = k;
+                drop_threads_from(s, k);
                 return;
             }
         }
+    }
+}
+
+/*
+ * Up to 3.11 a thread state is made and put first in the list by the thread that starts it, with
+ * that thread's ids, and takes its own when its thread runs. Until then, to a caller it would look
+ * like a second copy of its creator: a sample with no stack, or (read from an older copy of the
+ * thread state than its frames) the new thread's stack, either one ending the creator's calls.
+ * Drops, from the threads pushed since `start`, each one whose thread id a later one (older:
+ * threads are put first) has, with its frames.
+ */
+static void drop_unstarted(struct py_snapshot *s, uint32_t start)
+{
+    for (uint32_t k = start; k < s->nthreads; k++) {
+        const struct py_thread *t = &s->threads[k];
+        bool later = false;
+        for (uint32_t j = k + 1; j < s->nthreads && !later && t->thread_id; j++)
+            later = s->threads[j].thread_id == t->thread_id;
+        if (!later)
+            continue;
+        uint32_t first = t->first, n = t->nframes;
+        s->bad_threads -= t->bad ? 1 : 0;
+        memmove(&s->frames[first], &s->frames[first + n], (s->nframes - first - n) * sizeof *s->frames);
+        s->nframes -= n;
+        memmove(&s->threads[k], &s->threads[k + 1], (s->nthreads - k - 1) * sizeof *s->threads);
+        s->nthreads--;
+        for (uint32_t j = k; j < s->nthreads; j++)
+            s->threads[j].first -= n;
+        k--;
     }
 }
 
@@ -210,15 +247,77 @@ static size_t ts_need(const struct py_layout *L)
     return need > 4096 || need < 64 ? 4096 : need;
 }
 
+/* The stack of thread t (thread state tstate, just read into ts as fr says), read again at once
+ * when torn, and its OS state. */
+static void walk_stack(struct py_proc *p, struct py_snapshot *s, struct py_thread *t,
+                       uint64_t tstate, uint8_t *ts, size_t need, struct fast_read *fr,
+                       uint64_t interp, uint64_t gil, unsigned flags, bool cpu_round)
+{
+    const struct py_layout *L = &p->layout;
+    int rd;
+    t->holds_gil = gil && gil == tstate;
+    t->first = s->nframes;
+    if (!t->bad && !(flags & PY_WALK_NO_STACKS))
+        stack_walk(p, s, t, ts, need, fr);
+    /* A torn stack is read again at once (a few microseconds later), up to twice: the
+     * sample moves a little in time rather than being lost. Frame objects: from the round's
+     * whole plan read again in one syscall (mem_round_refetch(), or already by the walk when
+     * it missed the prefetch), not frame by frame. */
+    for (int retry = 0; retry < WALK_RETRIES && t->bad && !t->truncated &&
+                        !(flags & PY_WALK_NO_STACKS); retry++) {
+        bool copy = fr->refetched;
+        if (!copy && L->frame_model == PY_FRAMES_OBJECTS && fr->refetches_left > 0) {
+            fr->refetches_left--;
+            copy = mem_round_refetch(p->mem) == 0;
+        }
+        fr->refetched = false;
+        if (!copy)
+            mem_round_drop(p->mem);   /* read the target again, not the round's prefetch */
+        s->nframes = t->first;
+        t->nframes = 0;
+        t->bad = false;
+        /* 3.11+: the guarded read again (one syscall), where the stack was just found. */
+        fr->retries_left = WALK_RETRIES - 1 - retry;
+        fr->sc0 = mem_syscalls(p->mem);
+        rd = copy ? mem_read(p->mem, tstate, ts, need)
+                  : stack_read_thread(p, tstate, ts, need, fr);
+        if (rd != 0 || u64_at(ts, L->ts_interp) != interp)
+            t->bad = true;
+        else
+            stack_walk(p, s, t, ts, need, fr);
+    }
+    if (flags & PY_WALK_OS_STATE)
+        fill_os_state(p, s, t, cpu_round);
+    if (t->bad) {
+        s->bad_threads++;
+        /* The thread lives on: its last good stack stays the reference its next walk is
+         * checked against (forgotten, that walk would be believed whatever its depth). */
+        struct py_prev_stack *ps = stack_prev(p, tstate, false);
+        if (ps)
+            ps->seen = true;
+    }
+}
+
+/* How a walk of one interpreter's thread list ended. */
+enum walk_end {
+    WALK_DONE,          /* read to its end (or as far as it could be: s->complete says) */
+    WALK_HEAD_MOVED,    /* check_head: the first thread state is no longer the list's head */
+    WALK_TORN,          /* a thread state in it is no longer this interpreter's */
+};
+
 /*
  * Walks the thread list from tstate. With check_head (the interpreter's fields came from
- * p->icache), returns false without recording anything when the first thread state is no longer
- * the list's head: a thread started since (it is put first, and the old head's prev points at
- * it), or the head was freed (the allocator writes over prev) or belongs elsewhere.
+ * p->icache), returns WALK_HEAD_MOVED without recording anything when the first thread state is
+ * no longer the list's head: a thread started since (it is put first, and the old head's prev
+ * points at it), or the head was freed (the allocator writes over prev) or belongs elsewhere.
+ * A thread state further on that no longer names this interpreter was freed or reused while the
+ * list was read (a thread ended or started): its ids and its next link are garbage. Unless
+ * last_try, the walk then records nothing and returns WALK_TORN (the caller reads the list
+ * again); on the last try the list ends there, incomplete.
  */
-static bool walk_threads(struct py_proc *p, struct py_snapshot *s, uint64_t interp,
-                         int64_t interp_id, uint64_t tstate, uint64_t gil, unsigned flags,
-                         bool cpu_round, bool check_head)
+static enum walk_end walk_threads(struct py_proc *p, struct py_snapshot *s, uint64_t interp,
+                                  int64_t interp_id, uint64_t tstate, uint64_t gil,
+                                  unsigned flags, bool cpu_round, bool check_head, bool last_try)
 {
     uint32_t start = s->nthreads;
     const struct py_layout *L = &p->layout;
@@ -236,11 +335,16 @@ static bool walk_threads(struct py_proc *p, struct py_snapshot *s, uint64_t inte
                                            : stack_read_thread(p, tstate, ts, need, &fr);
         if (n == 0 && check_head &&
             (rd != 0 || u64_at(ts, L->ts_prev) != 0 || u64_at(ts, L->ts_interp) != interp))
-            return false;
-        if (rd != 0) {
+            return WALK_HEAD_MOVED;
+        if (rd == 0 && u64_at(ts, L->ts_interp) != interp && !last_try) {
+            drop_threads_from(s, start);
+            return WALK_TORN;
+        }
+        if (rd != 0 || u64_at(ts, L->ts_interp) != interp) {
             s->bad_threads++;
             s->complete = false;
-            return true;
+            drop_unstarted(s, start);
+            return WALK_DONE;
         }
         struct py_thread *t = push_thread(s);
         if (!t) {
@@ -257,60 +361,28 @@ static bool walk_threads(struct py_proc *p, struct py_snapshot *s, uint64_t inte
             t->native_id = (int64_t)u64_at(ts, L->ts_native_thread_id);
         else
             t->native_id = py_proc_tid_of(p, t->thread_id);
-        t->holds_gil = gil && gil == tstate;
-        if (u64_at(ts, L->ts_interp) != interp)
-            t->bad = true;   /* torn: this thread state belongs elsewhere or is being freed */
-        t->first = s->nframes;
-        if (!t->bad && !(flags & PY_WALK_NO_STACKS))
-            stack_walk(p, s, t, ts, need, &fr);
-        /* A torn stack is read again at once (a few microseconds later), up to twice: the
-         * sample moves a little in time rather than being lost. Frame objects: from the round's
-         * whole plan read again in one syscall (mem_round_refetch(), or already by the walk when
-         * it missed the prefetch), not frame by frame. */
-        for (int retry = 0; retry < WALK_RETRIES && t->bad && !t->truncated &&
-                            !(flags & PY_WALK_NO_STACKS); retry++) {
-            bool copy = fr.refetched;
-            if (!copy && L->frame_model == PY_FRAMES_OBJECTS && fr.refetches_left > 0) {
-                fr.refetches_left--;
-                copy = mem_round_refetch(p->mem) == 0;
-            }
-            fr.refetched = false;
-            if (!copy)
-                mem_round_drop(p->mem);   /* read the target again, not the round's prefetch */
-            s->nframes = t->first;
-            t->nframes = 0;
-            t->bad = false;
-            /* 3.11+: the guarded read again (one syscall), where the stack was just found. */
-            fr.retries_left = WALK_RETRIES - 1 - retry;
-            fr.sc0 = mem_syscalls(p->mem);
-            rd = copy ? mem_read(p->mem, tstate, ts, need)
-                      : stack_read_thread(p, tstate, ts, need, &fr);
-            if (rd != 0 || u64_at(ts, L->ts_interp) != interp)
-                t->bad = true;
-            else
-                stack_walk(p, s, t, ts, need, &fr);
-        }
-        if (flags & PY_WALK_OS_STATE)
-            fill_os_state(p, s, t, cpu_round);
-        if (t->bad) {
-            s->bad_threads++;
-            /* The thread lives on: its last good stack stays the reference its next walk is
-             * checked against (forgotten, that walk would be believed whatever its depth). */
-            struct py_prev_stack *ps = stack_prev(p, tstate, false);
-            if (ps)
-                ps->seen = true;
-        }
+        /* A thread state that no thread runs is none to sample: 3.12+ put one in the list
+         * before its thread starts, with no ids yet, and keep one a moment with no native id
+         * as its thread ends; up to 3.10 a pthread with no tid ended after its thread state
+         * was read (the list came from the round's prefetch). */
+        if (!t->thread_id || (t->native_id <= 0 && (L->ts_native_thread_id >= 0 ||
+                                                    p->pthread_tid_offset >= 0)))
+            s->nthreads--;
+        else
+            walk_stack(p, s, t, tstate, ts, need, &fr, interp, gil, flags, cpu_round);
         uint64_t next = u64_at(ts, L->ts_next);
         if (next && cycle_step(&cyc, next)) {
             s->complete = false;
             drop_repeats(s, start);
-            return true;
+            drop_unstarted(s, start);
+            return WALK_DONE;
         }
         tstate = next;
     }
     if (tstate)
         s->complete = false;   /* more than PY_MAX_THREADS */
-    return true;
+    drop_unstarted(s, start);
+    return WALK_DONE;
 }
 
 /* The fields of an interpreter that a walk reads: the next one, the first thread, the id and (3.12+)
@@ -409,6 +481,7 @@ enum pt_status py_walk(struct py_proc *p, struct py_snapshot *s, unsigned flags,
     bool due_next = cache_fresh && s->t_ns + gap - ic->ns >= PY_INTERP_LIST_NS;
     enum read_how how = fast ? READ_ONE_OFF : READ_ROUND;
     p->walk_ns = s->t_ns;
+    p->memo_gen++;
     uint64_t interp = 0;
     int rc = 0;
     stack_stage(p, p->first_tstate, ts_need(L));
@@ -464,13 +537,19 @@ enum pt_status py_walk(struct py_proc *p, struct py_snapshot *s, unsigned flags,
         }
         int64_t id = L->is_id >= 0 ? (int64_t)v[2] : -1;
         uint64_t gil = L->is_ceval_gil >= 0 ? gil_holder_of(p, v[3]) : s->gil_holder;
-        if (!walk_threads(p, s, interp, id, v[1], gil, flags, s->cpu_times, cached)) {
-            /* A thread started, or the first one ended, since the fields were read. */
+        enum walk_end end = walk_threads(p, s, interp, id, v[1], gil, flags, s->cpu_times,
+                                         cached, false);
+        if (end != WALK_DONE) {
+            /* A thread started, or the first one ended, since the fields were read, or while the
+             * list was read: the list again, from the target as it is now (a torn list: all of
+             * the plan again, in one syscall, as a torn stack's retry reads it). */
+            if (end == WALK_TORN)
+                mem_round_refetch(p->mem);
             if (read_interp(p, ic, interp, n, READ_FRESH, v, s->t_ns) != 0) {
                 s->complete = false;
                 break;
             }
-            walk_threads(p, s, interp, id, v[1], gil, flags, s->cpu_times, false);
+            walk_threads(p, s, interp, id, v[1], gil, flags, s->cpu_times, false, true);
         }
         interp = v[0];
     }

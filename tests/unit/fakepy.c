@@ -311,6 +311,8 @@ uint64_t fakepy_code_objs(struct fakepy *fp, uint64_t name, uint64_t qualname, u
     fakepy_put32(fp, c + (uint64_t)L->co_argcount, 1);
     if (L->co_nlocals >= 0)
         fakepy_put32(fp, c + (uint64_t)L->co_nlocals, 2);
+    if (L->co_flags >= 0)
+        fakepy_put32(fp, c + (uint64_t)L->co_flags, FAKEPY_CO_FUNCTION);
     fakepy_put32(fp, c + (uint64_t)L->co_firstlineno, (uint32_t)firstlineno);
     fakepy_put64(fp, c + (uint64_t)L->co_name, name);
     fakepy_put64(fp, c + (uint64_t)L->co_filename, filename);
@@ -401,6 +403,16 @@ uint64_t fakepy_interp(struct fakepy *fp, int64_t id)
     return is;
 }
 
+void fakepy_set_top(struct fakepy *fp, uint64_t ts, uint64_t top)
+{
+    const struct py_layout *L = fp->L;
+    uint64_t at = L->ts_current_frame >= 0 ? ts + (uint64_t)L->ts_current_frame
+                  : L->ts_cframe >= 0 ? fakepy_get64(fp, ts + (uint64_t)L->ts_cframe) +
+                                            (uint64_t)L->cf_current_frame
+                                      : ts + (uint64_t)L->ts_frame;
+    fakepy_put64(fp, at, top);
+}
+
 uint64_t fakepy_thread(struct fakepy *fp, uint64_t interp, uint64_t top, uint64_t thread_id,
                        int64_t native_id)
 {
@@ -410,16 +422,12 @@ uint64_t fakepy_thread(struct fakepy *fp, uint64_t interp, uint64_t top, uint64_
     fakepy_put64(fp, ts + (uint64_t)L->ts_thread_id, thread_id);
     if (L->ts_native_thread_id >= 0)
         fakepy_put64(fp, ts + (uint64_t)L->ts_native_thread_id, (uint64_t)native_id);
-    if (L->ts_current_frame >= 0) {
-        fakepy_put64(fp, ts + (uint64_t)L->ts_current_frame, top);
-    } else if (L->ts_cframe >= 0) {
+    if (L->ts_cframe >= 0 && L->ts_current_frame < 0) {
         /* 3.11–3.12: the top frame hangs off a _PyCFrame that lives on the C stack. */
         uint64_t cf = fakepy_alloc(fp, (size_t)L->cf_current_frame + 16);
-        fakepy_put64(fp, cf + (uint64_t)L->cf_current_frame, top);
         fakepy_put64(fp, ts + (uint64_t)L->ts_cframe, cf);
-    } else {
-        fakepy_put64(fp, ts + (uint64_t)L->ts_frame, top);
     }
+    fakepy_set_top(fp, ts, top);
     /* Appended, so that tests list threads in the order they made them; prev links as CPython
      * keeps them (NULL on the head). */
     uint64_t link = interp + (uint64_t)L->is_tstate_head, last = 0;

@@ -69,6 +69,9 @@ size_t fakepy_linetable(const struct py_layout *L, uint8_t out[64]);
 /* Line of byte offset off in the standard program. */
 int fakepy_line(int firstlineno, int off);
 
+/* A function's co_flags (CO_OPTIMIZED | CO_NEWLOCALS), which fake code objects have. */
+#define FAKEPY_CO_FUNCTION 0x3
+
 /* A code object of the standard program. qualname is ignored before 3.11. */
 uint64_t fakepy_code(struct fakepy *fp, const char *name, const char *qualname,
                      const char *filename, int firstlineno);
@@ -95,6 +98,8 @@ uint64_t fakepy_thread(struct fakepy *fp, uint64_t interp, uint64_t top, uint64_
  * then points at it). */
 uint64_t fakepy_thread_first(struct fakepy *fp, uint64_t interp, uint64_t top, uint64_t thread_id,
                              int64_t native_id);
+/* Makes top the innermost frame of thread state ts (a call or a return). */
+void fakepy_set_top(struct fakepy *fp, uint64_t ts, uint64_t top);
 /* Makes tstate the GIL holder, the way the version records it. */
 void fakepy_set_gil(struct fakepy *fp, uint64_t interp, uint64_t tstate, int locked);
 

@@ -3,7 +3,8 @@
  * fakepy.c from each generated layout (fake_world.h), one cmocka group per CPython version: a
  * decoded code object is not read again within an epoch; at a tick it is re-checked (one read of
  * its head; a sampler's tick re-checks all of them in one readv), and one that another code object
- * replaced, or that was freed, is noticed then.
+ * replaced, or that was freed, is noticed then. A frame's memo holds only while the frame is seen
+ * walk after walk, and a body's code is checked again for each new frame.
  */
 #include "fake_world.h"
 #include "per_layout.h"
@@ -159,6 +160,86 @@ static void freed_code_object_is_noticed_after_tick(void **state)
     assert_false(w->s.threads[0].bad);
 }
 
+/* A frame not seen for two walks may have ended, its code object freed, and both addresses
+ * reused by another call at the same offset: the walker's memo of (frame, code, offset) is not
+ * believed then, and the cache re-checks the code object once its epoch is over. (Believed for
+ * ever, it named a 3.6 program's function after site.py's module body for the whole run.) */
+static void frame_back_after_two_walks_is_not_taken_from_the_memo(void **state)
+{
+    struct world *w = *state;
+    struct stack st[2];
+    warm_world(w, st);
+    uint64_t f = st[0].frames[0], c = st[0].codes[0];
+    for (int i = 0; i < 2; i++) {
+        move_frame(w, f, c, frame_lasti[0] + 2);
+        world_walk(w);
+    }
+    code_cache_tick(w->p->codes);
+    fakepy_put64(&w->fp, c + (uint64_t)cur->co_name, fakepy_str(&w->fp, "reused"));
+    move_frame(w, f, c, frame_lasti[0]);
+    world_walk(w);
+    assert_false(w->s.threads[0].bad);
+    assert_string_equal(w->s.frames[0].code->name, "reused");
+    check_frame(&w->s, &w->s.threads[0], 1, 0, 1, &st[0]);
+}
+
+/* A frame seen in the walk before keeps its code entry from the memo (it holds a reference to
+ * its code object), even across a tick: no read of the code object. */
+static void frame_seen_in_the_last_walk_is_taken_from_the_memo(void **state)
+{
+    struct world *w = *state;
+    struct stack st[2];
+    warm_world(w, st);
+    code_cache_tick(w->p->codes);
+    struct spy *spy = spy_install(w->p);
+    world_walk(w);
+    for (int k = 0; k < 2; k++) {
+        check_healthy(&w->s, &w->s.threads[k], k, &st[k]);
+        for (int j = 0; j < 3; j++)
+            assert_int_equal(spy_hits(spy, st[k].codes[j], code_size()), 0);
+    }
+}
+
+/* A module's body runs in one frame, and its code object is freed when the import ends; the next
+ * code object made often gets its address. An entry of a body's code asked for by another frame
+ * is checked again within its epoch; a function's is not (its frames come and go while it
+ * lives). */
+static void body_code_asked_for_by_another_frame_is_checked_again(void **state)
+{
+    struct world *w = *state;
+    struct stack st[2];
+    world_init(w, HEAP_SMALL);
+    uint64_t ts = add_thread(w, 0, &st[0]);
+    add_thread(w, 1, &st[1]);
+    uint64_t body = st[0].codes[0], fn = st[1].codes[0];
+    fakepy_put32(&w->fp, body + (uint64_t)cur->co_flags, 0);
+    world_walk(w);
+    char n[64];
+    name_of(n, sizeof n, 0, 0);
+    assert_string_equal(w->s.frames[0].code->name, n);
+    assert_true(w->s.frames[0].code->body);
+
+    /* The body ended; a function now has its code object's address, called in a new frame. */
+    fakepy_put64(&w->fp, body + (uint64_t)cur->co_name, fakepy_str(&w->fp, "handler"));
+    fakepy_put32(&w->fp, body + (uint64_t)cur->co_flags, FAKEPY_CO_FUNCTION);
+    fakepy_set_top(&w->fp, ts, fakepy_frame(&w->fp, body, st[0].frames[1], frame_lasti[0]));
+    /* A function's entry is trusted within its epoch, whichever frame asks. */
+    fakepy_put64(&w->fp, fn + (uint64_t)cur->co_name, fakepy_str(&w->fp, "renamed"));
+    const struct py_thread *t1 = &w->s.threads[1];
+    uint64_t fn_top = fakepy_frame(&w->fp, fn, st[1].frames[1], frame_lasti[0]);
+    fakepy_set_top(&w->fp, t1->tstate, fn_top);
+    struct spy *spy = spy_install(w->p);
+    world_walk(w);
+    assert_false(w->s.threads[0].bad);
+    const struct py_code *c = w->s.frames[0].code;
+    assert_string_equal(c->name, "handler");
+    assert_false(c->body);
+    check_frame(&w->s, &w->s.threads[0], 1, 0, 1, &st[0]);
+    name_of(n, sizeof n, 1, 0);
+    assert_string_equal(py_thread_frame(&w->s, &w->s.threads[1], 0)->code->name, n);
+    assert_int_equal(spy_hits(spy, fn, code_size()), 0);
+}
+
 /* ---- main ----------------------------------------------------------------------------------- */
 
 int main(void)
@@ -169,6 +250,9 @@ int main(void)
         WT(code_objects_are_rechecked_in_one_read_at_a_tick),
         WT(cache_trusts_entries_until_tick_then_sees_a_replaced_code_object),
         WT(freed_code_object_is_noticed_after_tick),
+        WT(frame_back_after_two_walks_is_not_taken_from_the_memo),
+        WT(frame_seen_in_the_last_walk_is_taken_from_the_memo),
+        WT(body_code_asked_for_by_another_frame_is_checked_again),
     };
     return PER_LAYOUT_RUN("codecache", tests, cur);
 }

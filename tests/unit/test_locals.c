@@ -394,7 +394,7 @@ static void frame_variables_by_name_with_args_cells_and_redaction(void **state)
     struct pt_err err;
     assert_int_equal(rules_new(&rules, false, &err), PT_OK);
     struct py_frame f = {.addr = frame, .code_addr = code};
-    f.code = code_cache_get(x->p->codes, x->p->mem, &x->p->layout, &x->p->types, code);
+    f.code = code_cache_get(x->p->codes, x->p->mem, &x->p->layout, &x->p->types, code, 0);
     assert_non_null(f.code);
     struct py_locals *out = malloc(sizeof *out);
     assert_int_equal(py_locals_read(x->p, NULL, &f, rules, out, &err), PT_OK);
@@ -431,7 +431,7 @@ static void unreadable_names_fail_the_frame(void **state)
     fakepy_put64(&x->fp, code + (uint64_t)off, FAKEPY_UNMAPPED);
     uint64_t frame = fakepy_frame(&x->fp, code, 0, 4);
     struct py_frame f = {.addr = frame, .code_addr = code};
-    f.code = code_cache_get(x->p->codes, x->p->mem, &x->p->layout, &x->p->types, code);
+    f.code = code_cache_get(x->p->codes, x->p->mem, &x->p->layout, &x->p->types, code, 0);
     struct py_locals *out = malloc(sizeof *out);
     struct pt_err err;
     assert_int_equal(py_locals_read(x->p, NULL, &f, NULL, out, &err), PT_EFAIL);
@@ -447,14 +447,14 @@ static void code_entries_outlive_their_process_but_not_their_mapping(void **stat
     struct fx *x = *state;
     uint64_t code = mk_code(x), other = mk_code(x);
     const struct py_code *c = code_cache_get(x->p->codes, x->p->mem, &x->p->layout, &x->p->types,
-                                             code);
+                                             code, 0);
     assert_non_null(c);
     code_cache_tick(x->p->codes);
     assert_null(code_cache_get(x->p->codes, x->p->mem, &x->p->layout, &x->p->types,
-                               0x7fff00000000ull));   /* unmapped: EFAULT */
+                               0x7fff00000000ull, 0));   /* unmapped: EFAULT */
     mem_fake_gone(x->p->mem);
-    assert_ptr_equal(code_cache_get(x->p->codes, x->p->mem, &x->p->layout, &x->p->types, code), c);
-    assert_null(code_cache_get(x->p->codes, x->p->mem, &x->p->layout, &x->p->types, other));
+    assert_ptr_equal(code_cache_get(x->p->codes, x->p->mem, &x->p->layout, &x->p->types, code, 0), c);
+    assert_null(code_cache_get(x->p->codes, x->p->mem, &x->p->layout, &x->p->types, other, 0));
 }
 
 #define T(f) cmocka_unit_test_setup_teardown(f, fx_setup, fx_teardown)

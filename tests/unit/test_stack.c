@@ -327,12 +327,7 @@ struct race {
 static void race_set_top(void *ctx)
 {
     struct race *r = ctx;
-    const struct py_layout *L = cur;
-    uint64_t at = L->ts_current_frame >= 0 ? r->ts + (uint64_t)L->ts_current_frame
-                  : L->ts_cframe >= 0 ? fakepy_get64(&r->w->fp, r->ts + (uint64_t)L->ts_cframe) +
-                                            (uint64_t)L->cf_current_frame
-                                      : r->ts + (uint64_t)L->ts_frame;
-    fakepy_put64(&r->w->fp, at, r->top);
+    fakepy_set_top(&r->w->fp, r->ts, r->top);
 }
 
 /* Frame objects: frames A <- B <- C (C on top). After C is read, the top moves: back to B (0),

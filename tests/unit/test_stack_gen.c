@@ -27,7 +27,7 @@ static void build_gen_world(struct world *w, struct gen_world *g)
     uint64_t mod = fakepy_code(&w->fp, "<module>", "<module>", "/srv/app.py", 1);
     uint64_t mainc = fakepy_code(&w->fp, "main", "main", "/srv/app.py", 10);
     g->gen_code = fakepy_code(&w->fp, "<genexpr>", "rows.<locals>.<genexpr>", "/srv/app.py", 20);
-    fakepy_put32(&w->fp, g->gen_code + (uint64_t)cur->co_flags, CO_GENERATOR);
+    fakepy_put32(&w->fp, g->gen_code + (uint64_t)cur->co_flags, FAKEPY_CO_FUNCTION | CO_GENERATOR);
     g->chunk = 0;
     if (cur->frame_model == PY_FRAMES_INTERP) {
         /* The data stack: a chunk holding <module> and main, as CPython lays them out. */
@@ -109,7 +109,7 @@ static void a_short_stack_ending_in_plain_code_is_not_taken_for_a_generator(void
     skip_without_generator_facts();
     struct gen_world g;
     build_gen_world(w, &g);
-    fakepy_put32(&w->fp, g.gen_code + (uint64_t)cur->co_flags, 0);
+    fakepy_put32(&w->fp, g.gen_code + (uint64_t)cur->co_flags, FAKEPY_CO_FUNCTION);
     world_walk(w);
     assert_false(w->s.threads[0].bad);
     assert_int_equal(w->s.threads[0].nframes, 1);

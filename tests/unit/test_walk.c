@@ -513,7 +513,30 @@ static void linetable_of_bad_size_falls_back_to_firstlineno(void **state)
     }
 }
 
-static void torn_thread_state_marks_the_thread_bad(void **state)
+/* The thread set's signature: the same threads in another order give the same; a thread that
+ * takes its own ids (count unchanged) gives another, so names are read again. */
+static void thread_set_signature_follows_ids_not_count(void **state)
+{
+    (void)state;
+    struct py_thread th[2] = {{.tstate = 0x1000, .thread_id = 0x7f00, .native_id = 40},
+                              {.tstate = 0x2000, .thread_id = 0x7f00, .native_id = 40}};
+    struct py_snapshot s = {.threads = th, .nthreads = 2};
+    uint64_t before = py_thread_set_sig(&s);
+    struct py_thread swapped[2] = {th[1], th[0]};
+    struct py_snapshot s2 = {.threads = swapped, .nthreads = 2};
+    assert_int_equal(py_thread_set_sig(&s2), before);
+    th[0].thread_id = 0x7e00;
+    th[0].native_id = 41;
+    assert_int_not_equal(py_thread_set_sig(&s), before);
+    s.nthreads = 1;
+    assert_int_not_equal(py_thread_set_sig(&s), before);
+}
+
+/* A thread state that names another interpreter was freed or reused while the list was read: its
+ * ids and its next link are garbage. The list is read again; still so, it ends there, counted
+ * bad and incomplete (threads missing from it are not taken for ended), and the garbage is no
+ * thread of the sample. */
+static void torn_thread_state_ends_the_list_there(void **state)
 {
     struct world *w = *state;
     struct stack ok, st;
@@ -523,10 +546,54 @@ static void torn_thread_state_marks_the_thread_bad(void **state)
     uint64_t other = fakepy_interp(&w->fp, 4);   /* (listed after; it has no threads) */
     fakepy_put64(&w->fp, ts + (uint64_t)cur->ts_interp, other);
     world_walk(w);
-    assert_int_equal(w->s.nthreads, 2);
+    assert_int_equal(w->s.nthreads, 1);
     check_healthy(&w->s, &w->s.threads[0], 0, &ok);
-    assert_true(thread_at(&w->s, ts)->bad);
     assert_int_equal(w->s.bad_threads, 1);
+    assert_false(w->s.complete);
+}
+
+/* Up to 3.11 the thread that starts another makes its thread state, with its own ids, and puts
+ * it first in the list; the new thread sets its ids when it runs. Until then that thread state
+ * is no second copy of its creator, with no stack (which would end the creator's calls) or with
+ * the new thread's (read from an older copy of the thread state than of its frames). */
+static void thread_state_not_yet_started_is_no_copy_of_its_creator(void **state)
+{
+    struct world *w = *state;
+    struct stack ok, st;
+    world_init(w, HEAP_SMALL);
+    uint64_t creator = healthy_thread(w, &ok);
+    fakepy_thread_first(&w->fp, w->interp, 0, thread_id_of(0), native_id_of(0));
+    world_walk(w);
+    assert_int_equal(w->s.nthreads, 1);
+    assert_int_equal(w->s.threads[0].tstate, creator);
+    check_healthy(&w->s, &w->s.threads[0], 0, &ok);
+    assert_true(w->s.complete);
+
+    fakepy_thread_first(&w->fp, w->interp, build_stack(&w->fp, 1, &st), thread_id_of(0),
+                        native_id_of(0));
+    world_walk(w);
+    assert_int_equal(w->s.nthreads, 1);
+    check_healthy(&w->s, &w->s.threads[0], 0, &ok);
+    assert_int_equal(w->s.nframes, 3);
+    assert_int_equal(w->s.bad_threads, 0);
+}
+
+/* A thread state no thread runs: 3.12+ list one before its thread starts, with no ids, and one
+ * with no native id as its thread ends. Neither is a thread of the sample. */
+static void thread_state_without_ids_is_no_thread(void **state)
+{
+    struct world *w = *state;
+    struct stack ok, st;
+    world_init(w, HEAP_SMALL);
+    healthy_thread(w, &ok);
+    fakepy_thread(&w->fp, w->interp, 0, 0, 0);
+    if (cur->ts_native_thread_id >= 0)
+        fakepy_thread(&w->fp, w->interp, build_stack(&w->fp, 2, &st), thread_id_of(2), 0);
+    world_walk(w);
+    assert_int_equal(w->s.nthreads, 1);
+    check_healthy(&w->s, &w->s.threads[0], 0, &ok);
+    assert_true(w->s.complete);
+    assert_int_equal(w->s.bad_threads, 0);
 }
 
 static void wild_next_thread_pointer_is_counted_bad(void **state)
@@ -641,7 +708,10 @@ int main(void)
         WT(name_of_length_2_pow_60_marks_the_thread_bad),
         WT(unmapped_co_name_marks_the_thread_bad),
         WT(linetable_of_bad_size_falls_back_to_firstlineno),
-        WT(torn_thread_state_marks_the_thread_bad),
+        WT(torn_thread_state_ends_the_list_there),
+        WT(thread_set_signature_follows_ids_not_count),
+        WT(thread_state_not_yet_started_is_no_copy_of_its_creator),
+        WT(thread_state_without_ids_is_no_thread),
         WT(wild_next_thread_pointer_is_counted_bad),
         WT(wild_interpreter_pointer_is_reported),
         WT(unreadable_interpreter_list_fails_or_reports_exit),
