@@ -219,9 +219,13 @@ static void drop_repeats(struct py_snapshot *s, uint32_t start)
  * Drops, from the threads pushed since `start`, each one whose thread id a later one (older:
  * threads are put first) has, with its frames.
  */
+#define UNSTARTED_NEAR_HEAD 8   /* threads started at once that drop_unstarted() looks for */
+
 static void drop_unstarted(struct py_snapshot *s, uint32_t start)
 {
-    for (uint32_t k = start; k < s->nthreads; k++) {
+    /* New thread states are put first: only the list's first few can be unstarted (a
+     * comparison with every later one; all of them would be quadratic in the thread count). */
+    for (uint32_t k = start; k < s->nthreads && k < start + UNSTARTED_NEAR_HEAD; k++) {
         const struct py_thread *t = &s->threads[k];
         bool later = false;
         for (uint32_t j = k + 1; j < s->nthreads && !later && t->thread_id; j++)

@@ -430,5 +430,4 @@ def test_generator_threads_keep_their_callers(start_target, python, tmp_path):
     print("%d samples, %d with a wrong caller, %d torn" % (total, len(wrong), bad))
     assert total > 1000, total
     assert len(wrong) <= max(3, 0.0025 * total), wrong[:5]
-    assert bad <= 0.15 * total, "%d of %d samples torn" % (bad, total)
     assert bad <= max(3, 0.15 * total), "%d of %d samples torn" % (bad, total)
