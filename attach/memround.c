@@ -22,14 +22,17 @@
 
 
 
-static void region_use(struct round_region *r, uint64_t addr, size_t len)
+/* [addr, addr+len) of r served a read; planned: a read that keeps r in the plan (not a one-off,
+ * whose bytes still count where r is cut to what it served). */
+static void region_use(struct round_region *r, uint64_t addr, size_t len, bool planned)
 {
     uint32_t lo = (uint32_t)(addr - r->addr), hi = lo + (uint32_t)len;
-    if (!r->used || lo < r->ulo)
+    if (!r->touched || lo < r->ulo)
         r->ulo = lo;
-    if (!r->used || hi > r->uhi)
+    if (!r->touched || hi > r->uhi)
         r->uhi = hi;
-    r->used = true;
+    r->touched = true;
+    r->used |= planned;
 }
 
 /* Whether region r was read by this round's prefetch and holds all of [addr, addr+len). */
@@ -56,8 +59,7 @@ static struct round_region *round_find(struct mem_round *m, uint64_t addr, size_
         if (region_holds(r, addr, len)) {
             /* A one-off read (mem_round_plan(false)) served here does not keep the region
              * planned: one wanted for this round only (mem_round_want) is read once. */
-            if (!m->unplanned)
-                region_use(r, addr, len);
+            region_use(r, addr, len, !m->unplanned);
             m->hits++;
             *h = (struct page_hint){page, i};
             return r;
@@ -235,7 +237,7 @@ void mem_round_begin(struct mem_src *src)
     m->dropped = false;
     m->nmiss = 0;
     for (uint32_t i = 0; i < m->nplan; i++)
-        m->plan[i].used = false;
+        m->plan[i].used = m->plan[i].touched = false;
     if (m->nplan == 0 && m->nstaged == 0)
         return;
     /* A staged read that was not all made is made again by its reader, fresh. */
@@ -304,8 +306,9 @@ static int refetch(struct mem_round *m, const struct mem_iov *extra, int nextra)
     for (uint32_t i = 0; i < m->nmiss && n < ROUND_MAX_REGIONS; i++) {
         if (bytes + m->miss[i].len > m->cap)
             continue;   /* next round's plan has it */
-        m->plan[n++] = (struct round_region){m->miss[i].addr, m->miss[i].len, bytes, false, true,
-                                             0, m->miss[i].paged, 0, m->miss[i].len};
+        m->plan[n++] = (struct round_region){.addr = m->miss[i].addr, .len = m->miss[i].len,
+                                             .off = bytes, .used = true, .touched = true,
+                                             .paged = m->miss[i].paged, .uhi = m->miss[i].len};
         bytes += m->miss[i].len;
         m->miss[i--] = m->miss[--m->nmiss];
     }

@@ -21,11 +21,23 @@ struct round_region {
     uint32_t len;
     uint32_t off;            /* into buf */
     bool ok;                 /* read by this round's prefetch */
-    bool used;               /* served a read this round */
+    bool used;               /* served a read this round (not a one-off: it stays planned) */
+    bool touched;            /* served any read this round, one-offs too */
     uint8_t idle;            /* rounds since it last served a read */
     bool paged;              /* a page planned for a small miss (heap objects come back to it) */
-    uint32_t ulo, uhi;       /* the bytes [ulo, uhi) of it that served reads this round */
+    uint32_t ulo, uhi;       /* the bytes [ulo, uhi) of it that served reads this round (touched) */
+    /* Heap regions (whole pages, for frame objects): the bytes [wlo, whi) that served reads in
+     * the last wrounds rounds (0, 0: none yet), to trim the page to (memplan.c). */
+    uint64_t wlo, whi;
+    uint8_t wrounds;
 };
+
+/* A heap region is trimmed to the bytes that served reads over this many rounds, when that saves
+ * at least ROUND_TRIM_MIN bytes of copying (the pages stay pinned either way: a frame object
+ * allocated later outside them is a miss, which plans its page again). */
+#define ROUND_TRIM_ROUNDS 32
+#define ROUND_TRIM_MIN 1024u
+#define ROUND_TRIM_ALIGN 64u
 
 /* An unused region stays planned this many rounds: a stack that churns (frame objects freed and
  * reallocated every call) comes back to the same pages every few rounds. Regions of up to
