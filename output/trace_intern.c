@@ -9,6 +9,7 @@
 
 #include "output/trace_writer.h"
 #include "readers/pystr.h"
+#include "util/mix.h"
 
 int trace_grow(void **p, size_t *cap, size_t need, size_t elem)
 {
@@ -50,18 +51,10 @@ const char *trace_valid_text(struct trace_writer *w, const char *s)
 
 /* ---- hashing ------------------------------------------------------------------------------- */
 
-static uint64_t mix64(uint64_t x)
-{
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
-}
 
 static uint64_t hadd(uint64_t h, uint64_t v)
 {
-    return mix64(h ^ (v + 0x9e3779b97f4a7c15ULL));
+    return pt_mix64(h ^ (v + 0x9e3779b97f4a7c15ULL));
 }
 
 static uint32_t hash_str(const char *s)
@@ -69,7 +62,7 @@ static uint32_t hash_str(const char *s)
     uint64_t h = 0xcbf29ce484222325ULL;   /* FNV-1a */
     for (; *s; s++)
         h = (h ^ (uint8_t)*s) * 0x100000001b3ULL;
-    return (uint32_t)mix64(h);
+    return (uint32_t)pt_mix64(h);
 }
 
 /* ---- the hash table of ids ----------------------------------------------------------------- */

@@ -6,6 +6,7 @@
  */
 #include "readers/pydict.h"
 #include "readers/walk.h"
+#include "util/mix.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -104,21 +105,12 @@ void py_thread_names(struct py_proc *p, struct py_snapshot *s)
     }
 }
 
-static uint64_t mix64(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ULL;
-    return x ^ (x >> 33);
-}
-
 uint64_t py_thread_set_sig(const struct py_snapshot *s)
 {
     uint64_t sig = s->nthreads;
     for (uint32_t i = 0; i < s->nthreads; i++) {   /* a sum: the list's order does not count */
         const struct py_thread *t = &s->threads[i];
-        sig += mix64(mix64(mix64(t->tstate) ^ t->thread_id) ^ (uint64_t)t->native_id);
+        sig += pt_mix64(pt_mix64(pt_mix64(t->tstate) ^ t->thread_id) ^ (uint64_t)t->native_id);
     }
     return sig;
 }
