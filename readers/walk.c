@@ -566,6 +566,8 @@ done:
         if (!p->prev[i].seen)
             p->prev[i].tstate = 0;
     mem_round_end(p->mem);
+    if (n > 1 && !(flags & PY_WALK_NO_STACKS))
+        py_snapshot_merge_nested(s);
     if (flags & PY_WALK_NAMES)
         py_thread_names(p, s);
     return PT_OK;

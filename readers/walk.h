@@ -92,6 +92,12 @@ void py_snapshot_free(struct py_snapshot *s);
 enum pt_status py_walk(struct py_proc *p, struct py_snapshot *s, unsigned flags,
                        struct pt_err *err);
 
+/* Makes one thread of the thread states that one OS thread has in several interpreters (it called
+ * into a subinterpreter, or left an idle state there): the inner interpreter's frames on top of
+ * the outer's, in the outer thread state's record (its identity and name stay the thread's).
+ * py_walk() does this when it walked stacks of more than one interpreter (nested.c). */
+void py_snapshot_merge_nested(struct py_snapshot *s);
+
 /* Innermost-first frame i of thread t. */
 static inline const struct py_frame *py_thread_frame(const struct py_snapshot *s,
                                                      const struct py_thread *t, uint32_t i)

@@ -107,6 +107,46 @@ def test_thread_churn_keeps_the_creators_call(python, tmp_path):
     assert 1 <= spans <= 8, spans
 
 
+@pytest.mark.parametrize("python", interpreter_params())
+def test_thread_in_a_subinterpreter_is_one_stack(start_target, python, tmp_path):
+    """subinterp.py: thread "nested" calls enter() -> run_string() into a subinterpreter, whose
+    in_sub() x4 runs there. That thread has a thread state in each interpreter with the same ids;
+    it is one thread whose stack has in_sub() on top of enter(), and enter() is one call. Before
+    session 15 the two states were recorded as one thread whose stack jumped between them every
+    sample: a sample of each per round, and every call ended and begun again each time (400 spans
+    of enter() in 400 rounds); 3.12 did the same with the empty state left in a subinterpreter."""
+    require(python)
+    if py_version(python) < (3, 8):
+        pytest.skip("no subinterpreters from Python code before 3.8: %s" % python)
+    target = start_target([python, os.path.join(TARGETS, "subinterp.py")])
+    out = str(tmp_path / "s.pytrace")
+    r = run_pytrace("attach", target.pid, "-r", "500", "-d", "1", "-o", out, "-q")
+    assert r.returncode == 0, r.stderr.decode()
+    r = run_pytrace("export", out, "-f", "ndjson", "-o", "-")
+    assert r.returncode == 0, r.stderr.decode()
+    tids, nested, enter_spans, samples, split = {}, None, 0, 0, []
+    for line in r.stdout.decode().splitlines():
+        o = json.loads(line)
+        if o["type"] == "thread":
+            tids.setdefault(o["tid"], []).append(o)
+            if o["name"] == "nested":
+                nested = o["thread"]
+        elif o["type"] == "span" and o["thread"] == nested and o["function"] == "enter":
+            enter_spans += 1
+        elif o["type"] == "sample" and o["thread"] == nested and not o["bad"]:
+            samples += 1
+            names = [f["function"] for f in o["stack"]]   # root first
+            if "enter" not in names or "in_sub" not in names or \
+                    names.index("enter") > names.index("in_sub"):
+                split.append(names)
+    assert nested is not None, tids
+    assert all(len(v) == 1 for v in tids.values()), tids
+    print("%d samples of nested, %d enter() spans" % (samples, enter_spans))
+    assert samples >= 300, samples
+    assert not split, split[:3]
+    assert enter_spans == 1, enter_spans
+
+
 @pytest.mark.parametrize("python", py3_params())
 def test_threads_gil_and_idle(start_target, python, tmp_path):
     """threads.py: cpu threads hold the GIL whenever they run; sleeper and lock-waiter are idle."""

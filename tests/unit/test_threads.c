@@ -292,6 +292,85 @@ static void wild_next_thread_pointer_is_counted_bad(void **state)
     assert_false(w->s.complete);              /* the list was not read to its end */
 }
 
+/* ---- one OS thread in several interpreters (nested.c) ----------------------------------------- */
+
+/* A thread of the main interpreter (id 0, listed last: new interpreters are put first) that
+ * called into a subinterpreter has a thread state in each, with the same ids: one thread, the
+ * subinterpreter's frames on top of its caller's, under the main thread state (its identity and
+ * name). A thread the subinterpreter started itself, listed between them, keeps its own stack. */
+static void thread_in_a_subinterpreter_is_one_stack_on_its_caller(void **state)
+{
+    struct world *w = *state;
+    struct stack outer, inner, own;
+    world_init(w, HEAP_SMALL);                              /* w->interp: the subinterpreter */
+    uint64_t main_interp = fakepy_interp(&w->fp, 0);
+    fakepy_thread(&w->fp, w->interp, build_stack(&w->fp, 1, &inner), thread_id_of(0),
+                  native_id_of(0));
+    uint64_t sub_own = fakepy_thread(&w->fp, w->interp, build_stack(&w->fp, 2, &own),
+                                     thread_id_of(2), native_id_of(2));
+    uint64_t caller = fakepy_thread(&w->fp, main_interp, build_stack(&w->fp, 0, &outer),
+                                    thread_id_of(0), native_id_of(0));
+    world_walk(w);
+    assert_int_equal(w->s.nthreads, 2);
+    assert_int_equal(w->s.nframes, 9);
+    check_healthy(&w->s, thread_at(&w->s, sub_own), 2, &own);
+    const struct py_thread *t = thread_at(&w->s, caller);
+    assert_false(t->bad);
+    assert_int_equal(t->nframes, 6);
+    assert_int_equal(t->interp, main_interp);
+    if (cur->ts_native_thread_id >= 0)
+        assert_int_equal(t->native_id, native_id_of(0));
+    for (int j = 0; j < 3; j++) {
+        check_frame(&w->s, t, (uint32_t)j, 1, j, &inner);
+        check_frame(&w->s, t, (uint32_t)(3 + j), 0, j, &outer);
+    }
+    assert_true(t->first + t->nframes <= w->s.nframes);
+}
+
+/* The same listed the other way round (the enclosing interpreter first, as ids say: from 3.7),
+ * and with the inner state holding the GIL: still one thread, inner frames on top, holding it. */
+static void nested_thread_listed_after_its_caller_is_merged_the_same(void **state)
+{
+    struct world *w = *state;
+    struct stack outer, inner, other;
+    world_init(w, HEAP_SMALL);                              /* w->interp: id INTERP_ID, outer */
+    if (cur->is_id < 0)
+        skip();   /* 2.7, 3.6: no ids, list order decides (the test above) */
+    uint64_t caller = add_thread(w, 0, &outer);
+    uint64_t bystander = add_thread(w, 2, &other);
+    uint64_t sub = fakepy_interp(&w->fp, INTERP_ID + 5);
+    uint64_t in = fakepy_thread(&w->fp, sub, build_stack(&w->fp, 1, &inner), thread_id_of(0),
+                                native_id_of(0));
+    fakepy_set_gil(&w->fp, sub, in, 1);
+    world_walk(w);
+    assert_int_equal(w->s.nthreads, 2);
+    check_healthy(&w->s, thread_at(&w->s, bystander), 2, &other);
+    const struct py_thread *t = thread_at(&w->s, caller);
+    assert_int_equal(t->nframes, 6);
+    for (int j = 0; j < 3; j++) {
+        check_frame(&w->s, t, (uint32_t)j, 1, j, &inner);
+        check_frame(&w->s, t, (uint32_t)(3 + j), 0, j, &outer);
+    }
+    assert_true(t->holds_gil);
+}
+
+/* 3.12 keeps a thread's idle, empty state in a subinterpreter it has left: no second thread with
+ * an empty stack (which the recorder took for the thread ending every call, every sample). */
+static void idle_state_left_in_a_subinterpreter_is_no_thread(void **state)
+{
+    struct world *w = *state;
+    struct stack ok;
+    world_init(w, HEAP_SMALL);                              /* w->interp: the subinterpreter */
+    uint64_t main_interp = fakepy_interp(&w->fp, 0);
+    fakepy_thread(&w->fp, w->interp, 0, thread_id_of(0), native_id_of(0));
+    uint64_t ts = fakepy_thread(&w->fp, main_interp, build_stack(&w->fp, 0, &ok), thread_id_of(0),
+                                native_id_of(0));
+    world_walk(w);
+    assert_int_equal(w->s.nthreads, 1);
+    assert_int_equal(w->s.threads[0].tstate, ts);
+    check_healthy(&w->s, &w->s.threads[0], 0, &ok);
+}
+
 /* ---- main ----------------------------------------------------------------------------------- */
 
 int main(void)
@@ -311,6 +390,9 @@ int main(void)
         WT(thread_state_not_yet_started_is_no_copy_of_its_creator),
         WT(thread_state_without_ids_is_no_thread),
         WT(wild_next_thread_pointer_is_counted_bad),
+        WT(thread_in_a_subinterpreter_is_one_stack_on_its_caller),
+        WT(nested_thread_listed_after_its_caller_is_merged_the_same),
+        WT(idle_state_left_in_a_subinterpreter_is_no_thread),
     };
     return PER_LAYOUT_RUN("threads", tests, cur);
 }
