@@ -123,6 +123,10 @@ int mem_round_staged(struct mem_src *src, uint64_t key);
 /* During a round: reads the whole plan again, with the round's misses, in one syscall, and serves
  * reads from that newer copy (a walk starts over from it). 0, or -1 when not all of it was read. */
 int mem_round_refetch(struct mem_src *src);
+/* mem_round_refetch() with iov (at most MEM_ROUND_STAGE_MAX) read last in the same syscall, after
+ * every region of the plan: what a reader reads there is at least as new as all of the copy.
+ * Returns how many of iov were read (as mem_readv), or -1 when the plan was not all read. */
+int mem_round_refetch_then(struct mem_src *src, const struct mem_iov *iov, int n);
 /* A fresh readv of iov (at most MEM_ROUND_STAGE_MAX). When the round's prefetch was set aside (a
  * retried walk), the plan is read again in the same syscall, around iov as a round's prefetch is
  * (its paged regions after it), so the walk that follows has its other regions (3.11+:

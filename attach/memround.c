@@ -198,8 +198,8 @@ struct mem_src *mem_round_new(struct mem_src *inner)
  * paged_only: the other regions are neither read nor touched (they keep the round's first read).
  * Returns how many of lead were read; *plan_ok, whether all of what was asked was.
  */
-static int read_plan(struct mem_round *m, const struct mem_iov *lead, int nlead, bool paged_only,
-                     bool *plan_ok)
+static int read_plan(struct mem_round *m, const struct mem_iov *lead, int nlead, bool lead_last,
+                     bool paged_only, bool *plan_ok)
 {
     int np = (int)m->nplan, n = 0, lead_at = -1;
     int16_t *which = m->which;   /* iov k reads plan region which[k], or lead for -1 */
@@ -212,7 +212,7 @@ static int read_plan(struct mem_round *m, const struct mem_iov *lead, int nlead,
             which[n] = (int16_t)i;
             m->iov[n++] = (struct mem_iov){r->addr, m->buf + r->off, r->len};
         }
-        if (pass == 0) {
+        if (pass == (lead_last ? 1 : 0)) {
             lead_at = n;
             for (int i = 0; i < nlead; i++) {
                 which[n] = -1;
@@ -242,7 +242,7 @@ void mem_round_begin(struct mem_src *src)
         return;
     /* A staged read that was not all made is made again by its reader, fresh. */
     bool plan_ok;
-    int got = read_plan(m, m->staged, m->nstaged, false, &plan_ok);
+    int got = read_plan(m, m->staged, m->nstaged, false, false, &plan_ok);
     m->prefetches++;
     if (m->nstaged)
         m->staged_got = got;
@@ -299,7 +299,7 @@ int mem_round_staged(struct mem_src *src, uint64_t key)
 
 /* The plan, with this round's misses, read again with extra in one syscall (read_plan).
  * Returns how many of extra were read, or -1 when the plan itself was not all read. */
-static int refetch(struct mem_round *m, const struct mem_iov *extra, int nextra)
+static int refetch(struct mem_round *m, const struct mem_iov *extra, int nextra, bool extra_last)
 {
     uint32_t n = m->nplan;
     uint32_t bytes = m->plan[n - 1].off + m->plan[n - 1].len;
@@ -314,7 +314,7 @@ static int refetch(struct mem_round *m, const struct mem_iov *extra, int nextra)
     }
     m->nplan = n;
     bool plan_ok;
-    int got = read_plan(m, extra, nextra, false, &plan_ok);
+    int got = read_plan(m, extra, nextra, extra_last, false, &plan_ok);
     m->refetches++;
     /* Partly read: the walk reads afresh, as after any miss, rather than from two instants. */
     m->dropped = !plan_ok;
@@ -334,7 +334,17 @@ int mem_round_refetch(struct mem_src *src)
     struct mem_round *m = as_round(src);
     if (!m || !m->active || !m->nplan)
         return -1;
-    return refetch(m, NULL, 0) == 0 ? 0 : -1;
+    return refetch(m, NULL, 0, false) == 0 ? 0 : -1;
+}
+
+int mem_round_refetch_then(struct mem_src *src, const struct mem_iov *iov, int n)
+{
+    struct mem_round *m = as_round(src);
+    if (!m || !m->active || !m->nplan || n > MEM_ROUND_STAGE_MAX)
+        return -1;
+    src->reads++;
+    int got = refetch(m, iov, n, true);
+    return got < 0 ? -1 : got;
 }
 
 static bool has_paged(const struct mem_round *m)
@@ -355,9 +365,9 @@ int mem_round_refetch_with(struct mem_src *src, const struct mem_iov *iov, int n
     if (!m->dropped) {
         /* The prefetch is in use, but its heap pages are older than iov: read again after it. */
         bool paged_ok;
-        return read_plan(m, iov, n, true, &paged_ok);
+        return read_plan(m, iov, n, false, true, &paged_ok);
     }
-    int got = refetch(m, iov, n);
+    int got = refetch(m, iov, n, false);
     return got >= 0 ? got : mem_readv_fresh(src, iov, n);
 }
 

@@ -126,7 +126,24 @@ struct fast_read {
     bool reseeked;           /* stack_reseek() ran for this sample (once is enough) */
     int refetches_left;      /* frame objects: whole-plan re-reads this sample may still make */
     bool refetched;          /* one was made: walk the thread again from the newer copy */
+    /* Frame objects: the thread state's frame pointer and recursion depth, read after the whole
+     * copy by the last re-read (stack_refetch), when fo_guarded. */
+    bool fo_guarded;
+    uint64_t fo_guard_frame;
+    int32_t fo_guard_depth;
 };
+
+/* Frame objects: reads the round's plan again (mem_round_refetch) and, last in the same syscall,
+ * thread tstate's frame pointer and recursion depth (fr->fo_guarded). 0, or -1 as
+ * mem_round_refetch. */
+int stack_refetch(struct py_proc *p, uint64_t tstate, struct fast_read *fr);
+
+/* Frame objects: a walk of the copy stack_refetch() made turned out torn. If the thread's top
+ * frame read after the copy differs, the thread state in ts takes it (and its depth) and the
+ * thread is walked again from the same copy: a thread that only returned while it was copied has
+ * its new top's callers intact in it (they did not change). Returns whether it walked again. */
+bool stack_walk_from_guard(struct py_proc *p, struct py_snapshot *s, struct py_thread *t,
+                           uint8_t *ts, size_t need, struct fast_read *fr);
 
 /* Before a round: stages the guarded read of thread tstate (3.11+, where the previous walk
  * found its stack) into the round's prefetch syscall; stack_read_thread() then uses it. */

@@ -272,7 +272,7 @@ static void walk_stack(struct py_proc *p, struct py_snapshot *s, struct py_threa
         bool copy = fr->refetched;
         if (!copy && L->frame_model == PY_FRAMES_OBJECTS && fr->refetches_left > 0) {
             fr->refetches_left--;
-            copy = mem_round_refetch(p->mem) == 0;
+            copy = stack_refetch(p, tstate, fr) == 0;
         }
         fr->refetched = false;
         if (!copy)
@@ -285,10 +285,14 @@ static void walk_stack(struct py_proc *p, struct py_snapshot *s, struct py_threa
         fr->sc0 = mem_syscalls(p->mem);
         rd = copy ? mem_read(p->mem, tstate, ts, need)
                   : stack_read_thread(p, tstate, ts, need, fr);
-        if (rd != 0 || u64_at(ts, L->ts_interp) != interp)
+        if (rd != 0 || u64_at(ts, L->ts_interp) != interp) {
             t->bad = true;
-        else
+        } else {
             stack_walk(p, s, t, ts, need, fr);
+            /* Frame objects: torn in the copy, but maybe whole from the top read after it. */
+            if (copy && t->bad && L->frame_model == PY_FRAMES_OBJECTS)
+                stack_walk_from_guard(p, s, t, ts, need, fr);
+        }
     }
     if (flags & PY_WALK_OS_STATE)
         fill_os_state(p, s, t, cpu_round);

@@ -116,7 +116,8 @@ struct py_prev_stack {
     int32_t surplus;             /* ≤3.10: the thread state's recursion_depth minus n at that walk
                                   * (INT32_MIN: unknown) */
     int32_t pending;             /* a different surplus seen once (INT32_MIN: none): the walk is
-                                  * taken as torn unless the next one shows it again */
+                                  * taken as torn unless a later sample's shows it again */
+    uint32_t pending_gen;        /* the walk (p->memo_gen) that saw it */
     bool seen;                   /* walked this time (stacks of threads that are gone are freed) */
     /* 3.11+: where this thread's frames were last time, to read them with its state at once. */
     uint64_t chunk, cframe;

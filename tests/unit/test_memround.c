@@ -535,6 +535,45 @@ static void heap_pages_are_read_after_the_staged_read(void **state)
     mem_close(round);
 }
 
+/* Frame objects' guard (stack_refetch): the plan read again with one more iovec, read last in the
+ * same syscall, after the heap pages too: the thread's top frame pointer as it is after the copy. */
+static void refetch_then_reads_its_iovec_after_the_whole_plan(void **state)
+{
+    struct fixture *f = *state;
+    static uint8_t heap[4096];
+    memset(heap, 0x55, sizeof heap);
+    assert_int_equal(mem_fake_add(f->inner, 0x70000, heap, sizeof heap), 0);
+    struct orderlog o = {.base.ops = &ol_ops, .inner = f->inner};
+    struct mem_src *round = mem_round_new(&o.base);
+    assert_non_null(round);
+    uint64_t v;
+    for (int i = 0; i < 2; i++) {   /* planned: 0x9000, then a frame object's page */
+        mem_round_begin(round);
+        assert_int_equal(mem_read_ptr(round, 0x9000, &v), 0);
+        assert_int_equal(mem_read_ptr(round, 0x70100, &v), 0);
+        mem_round_want_page(round, 0x70100);
+        mem_round_end(round);
+    }
+    mem_round_begin(round);
+    uint8_t g[16];
+    const struct mem_iov iov[1] = {{0x1000, g, sizeof g}};
+    o.n = 0;
+    uint64_t before = mem_syscalls(round);
+    assert_int_equal(mem_round_refetch_then(round, iov, 1), 1);
+    assert_int_equal(mem_syscalls(round) - before, 1);
+    assert_int_equal(o.n, 3);
+    assert_int_equal(o.addr[0], 0x9000);
+    assert_int_equal(o.addr[1], 0x70000);   /* the page */
+    assert_int_equal(o.addr[2], 0x1000);    /* the guard, last */
+    assert_false(mem_round_dropped(round));
+    assert_int_equal(mem_read_ptr(round, 0x70200, &v), 0);   /* served from the new copy */
+    assert_int_equal(mem_syscalls(round) - before, 1);
+    mem_round_end(round);
+    /* Outside a round there is no plan to read again. */
+    assert_int_equal(mem_round_refetch_then(round, iov, 1), -1);
+    mem_close(round);
+}
+
 /*
  * A thread read after the round's prefetch (not the staged one) whose walks read heap frames: its
  * fresh read takes the plan's heap pages with it, after it, in one syscall; the plan's other
@@ -638,6 +677,7 @@ int main(void)
         T(small_regions_on_one_page_are_one_iovec),
         T(regions_join_only_when_no_page_is_added),
         T(heap_pages_are_read_after_the_staged_read),
+        T(refetch_then_reads_its_iovec_after_the_whole_plan),
         T(a_retried_fresh_read_takes_the_plan_with_it),
         T(a_later_threads_read_takes_the_heap_pages_after_it),
         cmocka_unit_test(non_round_sources_ignore_round_calls),

@@ -203,32 +203,6 @@ static void recycled_frames_of_a_recursion_are_not_reused_from_the_wrong_level(v
                  (int[]){2, 6, 6, 6, 6, 6, 4}, 7);
 }
 
-/* A chain of `n` frames of code under root (root first in out[]); the top is out[n]. */
-static uint64_t chain(struct world *w, uint64_t root, uint64_t code, int n, uint64_t *out)
-{
-    out[0] = root;
-    for (int i = 1; i <= n; i++)
-        out[i] = fakepy_frame(&w->fp, code, out[i - 1], 6);
-    return out[n];
-}
-
-/*
- * One thread running rec n levels deep under <module> (frames out[0] = root .. out[n] = top) whose
- * thread state counts `levels`; skips layouts without frame objects or a recursion count.
- */
-static uint64_t recursion_world(struct world *w, int n, uint64_t *out, int32_t levels)
-{
-    if (cur->frame_model != PY_FRAMES_OBJECTS || cur->ts_recursion_depth < 0)
-        skip();
-    world_init(w, HEAP_SMALL);
-    uint64_t mod = fakepy_code(&w->fp, "<module>", "<module>", "/srv/app.py", 1);
-    uint64_t rec = fakepy_code(&w->fp, "rec", "rec", "/srv/app.py", 3);
-    uint64_t top = chain(w, fakepy_frame(&w->fp, mod, 0, 4), rec, n, out);
-    uint64_t ts = fakepy_thread(&w->fp, w->interp, top, thread_id_of(0), 1);
-    fakepy_put32(&w->fp, ts + (uint64_t)cur->ts_recursion_depth, (uint32_t)levels);
-    return ts;
-}
-
 /*
  * A walk to the root with more frames than the thread state's recursion_depth has levels ran
  * through recycled frames (a recursion unwinding and calling again under it). That holds for a
