@@ -489,6 +489,19 @@ static void ol_close(struct mem_src *src)
 
 static const struct mem_ops ol_ops = {ol_read, ol_readv, ol_close};
 
+/* A round over f's memory with a 4 KiB heap page of `fill` at heap_addr, logging the order of its
+ * reads in o. */
+static struct mem_src *heap_round(struct fixture *f, struct orderlog *o, uint64_t heap_addr,
+                                  uint8_t *heap, int fill)
+{
+    memset(heap, fill, 4096);
+    assert_int_equal(mem_fake_add(f->inner, heap_addr, heap, 4096), 0);
+    *o = (struct orderlog){.base.ops = &ol_ops, .inner = f->inner};
+    struct mem_src *round = mem_round_new(&o->base);
+    assert_non_null(round);
+    return round;
+}
+
 /*
  * 3.11+: a generator's frame that missed the prefetch plans its page (mem_round_want_page), as
  * frame objects' pages are planned up to 3.10; the next object on that page comes from the
@@ -500,11 +513,8 @@ static void heap_pages_are_read_after_the_staged_read(void **state)
 {
     struct fixture *f = *state;
     static uint8_t heap[4096];
-    memset(heap, 0x44, sizeof heap);
-    assert_int_equal(mem_fake_add(f->inner, 0x60000, heap, sizeof heap), 0);
-    struct orderlog o = {.base.ops = &ol_ops, .inner = f->inner};
-    struct mem_src *round = mem_round_new(&o.base);
-    assert_non_null(round);
+    struct orderlog o;
+    struct mem_src *round = heap_round(f, &o, 0x60000, heap, 0x44);
     uint64_t v;
     mem_round_begin(round);
     assert_int_equal(mem_read_ptr(round, 0x9000, &v), 0);
@@ -541,11 +551,8 @@ static void refetch_then_reads_its_iovec_after_the_whole_plan(void **state)
 {
     struct fixture *f = *state;
     static uint8_t heap[4096];
-    memset(heap, 0x55, sizeof heap);
-    assert_int_equal(mem_fake_add(f->inner, 0x70000, heap, sizeof heap), 0);
-    struct orderlog o = {.base.ops = &ol_ops, .inner = f->inner};
-    struct mem_src *round = mem_round_new(&o.base);
-    assert_non_null(round);
+    struct orderlog o;
+    struct mem_src *round = heap_round(f, &o, 0x70000, heap, 0x55);
     uint64_t v;
     for (int i = 0; i < 2; i++) {   /* planned: 0x9000, then a frame object's page */
         mem_round_begin(round);
@@ -583,12 +590,9 @@ static void a_later_threads_read_takes_the_heap_pages_after_it(void **state)
 {
     struct fixture *f = *state;
     static uint8_t heap[4096];
-    memset(heap, 0x44, sizeof heap);
-    assert_int_equal(mem_fake_add(f->inner, 0x60000, heap, sizeof heap), 0);
+    struct orderlog o;
+    struct mem_src *round = heap_round(f, &o, 0x60000, heap, 0x44);
     uint8_t *live = mem_fake_region(f->inner, 0x60000);
-    struct orderlog o = {.base.ops = &ol_ops, .inner = f->inner};
-    struct mem_src *round = mem_round_new(&o.base);
-    assert_non_null(round);
     uint64_t v, g = 0;
     for (int i = 0; i < 2; i++) {
         mem_round_begin(round);
