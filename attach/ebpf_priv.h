@@ -23,7 +23,7 @@
 #define EBPF_NAME_TRIES 20                /* ... and at the next refreshes, EBPF_MISS_REFRESH_NS
                                            * apart, for a new thread not in threading's table yet
                                            * (it has no name, or only its OS name) */
-#define EBPF_FUTILE_MAX 2                 /* ... unless that many such refreshes mapped nothing */
+#define EBPF_FUTILE_MAX 4                 /* ... unless that many such refreshes mapped nothing */
 #define EBPF_MAX_IDLE_SAMPLES 1000000     /* per off-CPU period */
 #define EBPF_DRAIN_MAX_NS 50000000ULL    /* one drain stops after this long (ebpf_poll) */
 #define EBPF_DRAIN_CHECK 64               /* records between looks at the clock in a drain */

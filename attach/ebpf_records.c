@@ -435,6 +435,11 @@ int ebpf_poll(struct ebpf_sampler *e, const struct session_sink *sink, int timeo
             int mapped = ebpf_refresh(e, t, now);
             if (missed)
                 e->futile = mapped ? 0 : e->futile + 1;
+            /* A new thread's state may not name it yet (up to 3.11 it has its creator's ids until
+             * it runs; from 3.12 none until bound): come back in EBPF_MISS_REFRESH_NS rather than
+             * at the kernel's next miss wake-up, PYS_MISS_WAKE_NS (100 ms) later. */
+            if (missed && !mapped && e->futile < EBPF_FUTILE_MAX)
+                e->refresh_pending = true;
         } else if (missed) {
             e->refresh_pending = true;
         }
